@@ -1,0 +1,196 @@
+package hac
+
+import (
+	"bufio"
+	"compress/gzip"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+)
+
+// Case is one clustering problem in the JSON format of the SciPy oracle
+// (../shared/testdata/hac/scipy_cases.json.gz): the points, the optional
+// timestamps and blend weight, the original's parameters and, in the oracle,
+// SciPy's answer.
+type Case struct {
+	Name       string      `json:"name,omitempty"`
+	Method     string      `json:"method"`
+	Metric     string      `json:"metric"`
+	Sim        float64     `json:"sim"`
+	MinCSize   int         `json:"min_csize"`
+	Points     [][]float64 `json:"points"`
+	Timestamps []float64   `json:"timestamps,omitempty"`
+	Alpha      float64     `json:"alpha,omitempty"`
+	Expected   *Expected   `json:"expected,omitempty"`
+	TruePerson []int       `json:"true_person,omitempty"`
+}
+
+// Expected is SciPy's answer to a case.
+type Expected struct {
+	Threshold float64       `json:"threshold"`
+	Linkage   LinkageMatrix `json:"linkage"`
+	Clusters  [][]int       `json:"clusters"`
+}
+
+// Output is the JSON answer to a case: {"threshold": t, "clusters": [...]}.
+type Output struct {
+	Threshold float64 `json:"threshold"`
+	Clusters  [][]int `json:"clusters"`
+}
+
+// Oracle is the oracle file: the generator's description and its cases.
+type Oracle struct {
+	Generator string `json:"generator"`
+	Cases     []Case `json:"cases"`
+}
+
+// Params are the case's parameters.
+func (c *Case) Params() Params {
+	return Params{Method: c.Method, Metric: c.Metric, Sim: c.Sim, MinCSize: c.MinCSize, Alpha: c.Alpha}
+}
+
+// Run clusters the case.
+func (c *Case) Run() (*Result, error) {
+	return Cluster(c.Points, c.Timestamps, c.Params())
+}
+
+// Output is the case answer of r.
+func (r *Result) Output() Output {
+	cl := r.Clusters
+	if cl == nil {
+		cl = [][]int{}
+	}
+	return Output{Threshold: r.Threshold, Clusters: cl}
+}
+
+// WriteOutput writes r's answer as one JSON object and a newline.
+func WriteOutput(w io.Writer, r *Result) error {
+	if err := json.NewEncoder(w).Encode(r.Output()); err != nil {
+		return fmt.Errorf("hac: write output: %w", err)
+	}
+	return nil
+}
+
+// caseJSON tells absent fields from zero values, for the defaults.
+type caseJSON struct {
+	Name       string      `json:"name"`
+	Method     *string     `json:"method"`
+	Metric     *string     `json:"metric"`
+	Sim        *float64    `json:"sim"`
+	MinCSize   *int        `json:"min_csize"`
+	Points     [][]float64 `json:"points"`
+	Timestamps []float64   `json:"timestamps"`
+	Alpha      float64     `json:"alpha"`
+	Expected   *Expected   `json:"expected"`
+	TruePerson []int       `json:"true_person"`
+}
+
+func (cj *caseJSON) toCase() Case {
+	c := Case{Name: cj.Name, Method: DefaultMethod, Metric: DefaultMetric, Sim: DefaultSim, MinCSize: DefaultMinCSize,
+		Points: cj.Points, Timestamps: cj.Timestamps, Alpha: cj.Alpha, Expected: cj.Expected, TruePerson: cj.TruePerson}
+	if cj.Method != nil {
+		c.Method = *cj.Method
+	}
+	if cj.Metric != nil {
+		c.Metric = *cj.Metric
+	}
+	if cj.Sim != nil {
+		c.Sim = *cj.Sim
+	}
+	if cj.MinCSize != nil {
+		c.MinCSize = *cj.MinCSize
+	}
+	return c
+}
+
+// DecodeCase reads one case object, plain or gzip-compressed (told by its
+// magic bytes). Absent fields take the original's defaults: method
+// "average", metric "euclidean", sim 0.55, min_csize 3. The parameters are
+// checked here; the points when the case is run.
+func DecodeCase(r io.Reader) (*Case, error) {
+	var cj caseJSON
+	if err := decodeJSON(r, &cj); err != nil {
+		return nil, err
+	}
+	c := cj.toCase()
+	if err := c.Params().Validate(); err != nil {
+		return nil, fmt.Errorf("%w (case %q)", err, c.Name)
+	}
+	if len(c.Points) == 0 {
+		return nil, fmt.Errorf("%w: case %q has no points", ErrTooFewPoints, c.Name)
+	}
+	return &c, nil
+}
+
+// ReadCaseFile is DecodeCase on a file.
+func ReadCaseFile(path string) (*Case, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("hac: %w", err)
+	}
+	defer f.Close()
+	c, err := DecodeCase(f)
+	if err != nil {
+		return nil, fmt.Errorf("%w (file %s)", err, path)
+	}
+	return c, nil
+}
+
+// DecodeOracle reads an oracle file ({"generator": …, "cases": […]}),
+// plain or gzip, with the same defaults as DecodeCase.
+func DecodeOracle(r io.Reader) (*Oracle, error) {
+	var raw struct {
+		Generator string     `json:"generator"`
+		Cases     []caseJSON `json:"cases"`
+	}
+	if err := decodeJSON(r, &raw); err != nil {
+		return nil, err
+	}
+	o := &Oracle{Generator: raw.Generator, Cases: make([]Case, len(raw.Cases))}
+	for i := range raw.Cases {
+		o.Cases[i] = raw.Cases[i].toCase()
+	}
+	return o, nil
+}
+
+// ReadOracleFile is DecodeOracle on a file.
+func ReadOracleFile(path string) (*Oracle, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("hac: %w", err)
+	}
+	defer f.Close()
+	o, err := DecodeOracle(f)
+	if err != nil {
+		return nil, fmt.Errorf("%w (file %s)", err, path)
+	}
+	return o, nil
+}
+
+// decodeJSON decodes exactly one JSON value from r, gunzipping first if r
+// starts with the gzip magic bytes.
+func decodeJSON(r io.Reader, v any) error {
+	br := bufio.NewReader(r)
+	var src io.Reader = br
+	if magic, err := br.Peek(2); err == nil && magic[0] == 0x1f && magic[1] == 0x8b {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return fmt.Errorf("%w: gzip: %w", ErrBadInput, err)
+		}
+		defer zr.Close()
+		src = zr
+	}
+	dec := json.NewDecoder(src)
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: decode JSON: %w", ErrBadInput, err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		if err == nil {
+			return fmt.Errorf("%w: decode JSON: trailing data after the object", ErrBadInput)
+		}
+		return fmt.Errorf("%w: decode JSON: %w", ErrBadInput, err)
+	}
+	return nil
+}

@@ -73,11 +73,13 @@ func checkCondensed(d []float64, n int) error {
 // relative to their norms: its absolute error is ≈ √dim·ε·(‖a‖²+‖b‖²), so the
 // relative error of the distance grows as the distance shrinks. Where the
 // Gram value is below gramExactRatio·(‖a‖²+‖b‖²) the distance is recomputed
-// directly from the differences, as SciPy does for all pairs; elsewhere the
-// relative error is below ~1e-12, far inside the 1e-9 the SciPy oracle
+// directly from the differences, summed as SciPy sums them, so it is bit for
+// bit SciPy's (duplicates and other exact ties stay exact ties); elsewhere
+// the relative error is below ~1e-12, far inside the 1e-9 the SciPy oracle
 // allows, and too small to flip any comparison that is not a near-exact tie.
 // Cosine is computed like SciPy's (dot over the product of norms, clamped to
-// [−1,1]); its cancellation near 0 is SciPy's own.
+// [−1,1]); cosine distances below gramExactRatio, where the Gram rounding
+// matters, are recomputed with SciPy's own summation.
 func Pdist(points [][]float64, metric string) ([]float64, error) {
 	if err := checkMetricName(metric); err != nil {
 		return nil, err
@@ -153,8 +155,9 @@ func pdistFlat(x []float64, n, dim int, cosine bool, out []float64) {
 	var norm []float64
 	if cosine {
 		norm = make([]float64, n)
-		for i, s := range sq {
-			norm[i] = math.Sqrt(s)
+		for i := range norm {
+			xi := x[i*dim : (i+1)*dim]
+			norm[i] = math.Sqrt(dot2(xi, xi))
 		}
 	}
 	// Work items are row blocks; later blocks have shorter rows, so a shared
@@ -191,7 +194,7 @@ func pdistFlat(x []float64, n, dim int, cosine bool, out []float64) {
 						g := tile[(i-r0)*w+(j0-c0) : (i-r0)*w+w]
 						dst := out[CondensedIndex(n, i, j0):][:len(g)]
 						if cosine {
-							cosineRow(dst, g, norm[i], norm[j0:c1])
+							cosineRow(dst, g, norm[i], norm[j0:c1], x, i, j0, dim)
 						} else {
 							euclidRow(dst, g, sq[i], sq[j0:c1], x, i, j0, dim)
 						}
@@ -218,12 +221,17 @@ func euclidRow(dst, g []float64, sqi float64, sqj []float64, x []float64, i, j0,
 	}
 }
 
-// cosineRow turns Gram values into SciPy's cosine distances.
-func cosineRow(dst, g []float64, ni float64, nj []float64) {
+// cosineRow turns Gram values into SciPy's cosine distances, recomputing
+// the small ones (nearly parallel vectors) with SciPy's own summation.
+func cosineRow(dst, g []float64, ni float64, nj []float64, x []float64, i, j0, dim int) {
 	nj = nj[:len(g)]
 	dst = dst[:len(g)]
 	for k, gv := range g {
-		c := gv / float64(ni*nj[k])
+		nn := float64(ni * nj[k])
+		c := gv / nn
+		if 1-c < gramExactRatio {
+			c = dot2(x[i*dim:(i+1)*dim], x[(j0+k)*dim:(j0+k+1)*dim]) / nn
+		}
 		if math.Abs(c) > 1 {
 			c = math.Copysign(1, c)
 		}
@@ -231,24 +239,32 @@ func cosineRow(dst, g []float64, ni float64, nj []float64) {
 	}
 }
 
-// sqDist is Σ(a_k − b_k)², the exact path for close points.
+// sqDist is Σ(a_k − b_k)² summed in order: bit for bit SciPy 1.10's
+// euclidean pdist, for the pairs the Gram path would get wrong.
 func sqDist(a, b []float64) float64 {
 	b = b[:len(a)]
-	var s0, s1, s2, s3 float64
+	s := 0.0
+	for k, av := range a {
+		d := av - b[k]
+		s += float64(d * d)
+	}
+	return s
+}
+
+// dot2 is a·b the way SciPy 1.10's cosine pdist sums it (measured: even
+// and odd terms in two sums, added, then the odd last term), so that
+// recomputed cosine distances match SciPy bit for bit.
+func dot2(a, b []float64) float64 {
+	b = b[:len(a)]
+	var s0, s1 float64
 	k := 0
-	for ; k+4 <= len(a); k += 4 {
-		d0 := a[k] - b[k]
-		d1 := a[k+1] - b[k+1]
-		d2 := a[k+2] - b[k+2]
-		d3 := a[k+3] - b[k+3]
-		s0 += float64(d0 * d0)
-		s1 += float64(d1 * d1)
-		s2 += float64(d2 * d2)
-		s3 += float64(d3 * d3)
+	for ; k+2 <= len(a); k += 2 {
+		s0 += float64(a[k] * b[k])
+		s1 += float64(a[k+1] * b[k+1])
 	}
+	s := s0 + s1
 	for ; k < len(a); k++ {
-		d := a[k] - b[k]
-		s0 += float64(d * d)
+		s += float64(a[k] * b[k])
 	}
-	return (s0 + s1) + (s2 + s3)
+	return s
 }

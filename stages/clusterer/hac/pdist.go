@@ -134,6 +134,14 @@ func checkPoints(points [][]float64, metric string) (n, dim int, err error) {
 // distance error below ~√dim·ε·1e3 ≈ 3e-12 for dim = 640.
 const gramExactRatio = 1e-3
 
+// Outside [gramMinNorm, gramMaxNorm] (squared norms, or norm products for
+// cosine) the Gram terms overflow or lose bits to subnormals; such pairs
+// take the exact path, which behaves like SciPy there too.
+const (
+	gramMinNorm = 1e-250
+	gramMaxNorm = 1e250
+)
+
 // Tile shape: gonum's Dgemm stays serial (fewer than 4 blocks of 64×64) and
 // a tile's rows of B stay in L2 while it is used.
 const (
@@ -213,7 +221,9 @@ func euclidRow(dst, g []float64, sqi float64, sqj []float64, x []float64, i, j0,
 	for k, gv := range g {
 		s := sqi + sqj[k]
 		d2 := s - 2*gv
-		if d2 < gramExactRatio*s {
+		// !(≥) also sends NaN (overflowed norms) to the exact path; so do
+		// norms beyond the range where the Gram arithmetic is trustworthy.
+		if !(d2 >= gramExactRatio*s) || s > gramMaxNorm || s < gramMinNorm {
 			dst[k] = math.Sqrt(sqDist(x[i*dim:(i+1)*dim], x[(j0+k)*dim:(j0+k+1)*dim]))
 			continue
 		}
@@ -229,7 +239,7 @@ func cosineRow(dst, g []float64, ni float64, nj []float64, x []float64, i, j0, d
 	for k, gv := range g {
 		nn := float64(ni * nj[k])
 		c := gv / nn
-		if 1-c < gramExactRatio {
+		if !(1-c >= gramExactRatio) || nn > gramMaxNorm || nn < gramMinNorm {
 			c = dot2(x[i*dim:(i+1)*dim], x[(j0+k)*dim:(j0+k+1)*dim]) / nn
 		}
 		if math.Abs(c) > 1 {

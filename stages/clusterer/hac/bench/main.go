@@ -1,0 +1,235 @@
+// Command bench compares hac with SciPy (and fastcluster) on synthetic
+// person fingerprints: the original cluster() step -- euclidean pdist,
+// linkage, fcluster at max(d)·(1−sim) -- timed in-process on the Go side and
+// by bench/scipy_cluster.py on the same points, checking that both give the
+// same flat clusters.
+//
+//	go run ./stages/clusterer/hac/bench -n 1000,4000,10000 -python /usr/bin/python3
+package main
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/personcluster/personcluster/stages/clusterer/hac"
+	"github.com/personcluster/personcluster/stages/clusterer/hac/internal/synth"
+)
+
+type scipyResult struct {
+	PdistS                   float64  `json:"pdist_s"`
+	LinkageS                 float64  `json:"linkage_s"`
+	FclusterS                float64  `json:"fcluster_s"`
+	TotalS                   float64  `json:"total_s"`
+	Threshold                float64  `json:"threshold"`
+	Labels                   []int    `json:"labels"`
+	MaxRSSScipy              int64    `json:"maxrss_scipy_bytes"`
+	FastclusterLinkageS      *float64 `json:"fastcluster_linkage_s"`
+	FastclusterSamePartition *bool    `json:"fastcluster_same_partition"`
+}
+
+type goResult struct {
+	pdist, linkage, cut, total time.Duration
+	peakExtra                  uint64 // heap above the pre-run baseline
+	threshold                  float64
+	labels                     []int
+	clusters                   int
+}
+
+func main() {
+	ns := flag.String("n", "1000,4000", "comma-separated numbers of points")
+	seed := flag.Uint64("seed", 1, "data seed")
+	method := flag.String("method", "average", "linkage method")
+	sim := flag.Float64("sim", hac.DefaultSim, "similarity of the cut")
+	python := flag.String("python", envOr("HAC_PYTHON", "python3"), "python with scipy (and fastcluster)")
+	noScipy := flag.Bool("no-scipy", false, "time the Go side only")
+	flag.Parse()
+	script, err := scriptPath()
+	if err != nil {
+		fail(err)
+	}
+	var rows [][]string
+	for _, f := range strings.Split(*ns, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 2 {
+			fail(fmt.Errorf("bad -n %q", f))
+		}
+		pts := synth.Fingerprints(n, *seed)
+		g, err := runGo(pts, *method, *sim)
+		if err != nil {
+			fail(err)
+		}
+		condensed := float64(hac.CondensedLen(n) * 8)
+		row := []string{strconv.Itoa(n), "-", secs(g.total.Seconds()), "-", "-", secs(g.linkage.Seconds()), "-",
+			fmt.Sprintf("%.3f", float64(g.peakExtra)/condensed), secs(g.pdist.Seconds()), "-", "-"}
+		if !*noScipy {
+			s, err := runScipy(*python, script, pts, *method, *sim)
+			if err != nil {
+				fail(err)
+			}
+			row[1] = secs(s.TotalS)
+			row[3] = fmt.Sprintf("%.1fx", s.TotalS/g.total.Seconds())
+			if s.FastclusterLinkageS != nil {
+				row[4] = secs(*s.FastclusterLinkageS)
+				row[6] = fmt.Sprintf("%.2f", g.linkage.Seconds() / *s.FastclusterLinkageS)
+			}
+			row[9] = secs(s.PdistS)
+			same := slices.Equal(s.Labels, g.labels)
+			row[10] = strconv.FormatBool(same)
+			if !same {
+				fmt.Fprintf(os.Stderr, "n=%d: partitions differ (go %d clusters)\n", n, g.clusters)
+			}
+			if r := math.Abs(s.Threshold-g.threshold) / s.Threshold; r > 1e-9 {
+				fmt.Fprintf(os.Stderr, "n=%d: thresholds differ: scipy %v go %v\n", n, s.Threshold, g.threshold)
+			}
+			fmt.Fprintf(os.Stderr, "n=%d: scipy pdist %.2fs linkage %.2fs fcluster %.3fs, peak RSS %.0f MB; go pdist %.2fs linkage %.2fs cut %.3fs, peak heap above input %.0f MB (condensed %.0f MB)\n",
+				n, s.PdistS, s.LinkageS, s.FclusterS, float64(s.MaxRSSScipy)/1e6,
+				g.pdist.Seconds(), g.linkage.Seconds(), g.cut.Seconds(), float64(g.peakExtra)/1e6, condensed/1e6)
+		}
+		rows = append(rows, row)
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "n\tscipy s\tgo s\tspeedup\tfastcluster linkage s\tgo linkage s\tratio\tgo peak mem / condensed\tgo pdist s\tscipy pdist s\tsame partition\t")
+	for _, r := range rows {
+		fmt.Fprintln(tw, strings.Join(r, "\t")+"\t")
+	}
+	tw.Flush()
+}
+
+// runGo times the steps of hac.Cluster (the same calls, one by one) and
+// samples the heap while they run.
+func runGo(pts [][]float64, method string, sim float64) (*goResult, error) {
+	n := len(pts)
+	runtime.GC()
+	debug.FreeOSMemory()
+	base := heapBytes()
+	stop := make(chan struct{})
+	var peak uint64
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(time.Millisecond)
+		defer t.Stop()
+		for {
+			if h := heapBytes(); h > peak {
+				peak = h
+			}
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	r := &goResult{}
+	t0 := time.Now()
+	d, err := hac.Pdist(pts, hac.MetricEuclidean)
+	if err != nil {
+		return nil, err
+	}
+	t1 := time.Now()
+	r.threshold = hac.Threshold(d, sim)
+	z, err := hac.LinkageInPlace(d, n, method)
+	if err != nil {
+		return nil, err
+	}
+	t2 := time.Now()
+	r.labels, err = hac.Fcluster(z, r.threshold)
+	if err != nil {
+		return nil, err
+	}
+	r.clusters = len(hac.GroupLabels(r.labels, hac.DefaultMinCSize))
+	t3 := time.Now()
+	close(stop)
+	wg.Wait()
+	if h := heapBytes(); h > peak {
+		peak = h
+	}
+	r.pdist, r.linkage, r.cut, r.total = t1.Sub(t0), t2.Sub(t1), t3.Sub(t2), t3.Sub(t0)
+	if peak > base {
+		r.peakExtra = peak - base
+	}
+	runtime.KeepAlive(d)
+	return r, nil
+}
+
+// heapBytes is the heap memory occupied by objects (live or not yet swept).
+func heapBytes() uint64 {
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}
+
+func runScipy(python, script string, pts [][]float64, method string, sim float64) (*scipyResult, error) {
+	f, err := os.CreateTemp("", "hac-points-*.f64")
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(f.Name())
+	w := bufio.NewWriter(f)
+	if err := binary.Write(w, binary.LittleEndian, slices.Concat(pts...)); err != nil {
+		return nil, err
+	}
+	if err := w.Flush(); err != nil {
+		return nil, err
+	}
+	if err := f.Close(); err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(python, script, f.Name(), strconv.Itoa(len(pts)), strconv.Itoa(len(pts[0])),
+		method, strconv.FormatFloat(sim, 'g', -1, 64))
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", python, script, err)
+	}
+	var s scipyResult
+	if err := json.Unmarshal(out, &s); err != nil {
+		return nil, fmt.Errorf("scipy output: %w", err)
+	}
+	if s.FastclusterSamePartition != nil && !*s.FastclusterSamePartition {
+		fmt.Fprintln(os.Stderr, "note: fastcluster's partition differs from scipy's")
+	}
+	return &s, nil
+}
+
+// scriptPath finds scipy_cluster.py next to this source file's package,
+// from the repository root or from the bench folder.
+func scriptPath() (string, error) {
+	for _, p := range []string{"stages/clusterer/hac/bench/scipy_cluster.py", "bench/scipy_cluster.py", "scipy_cluster.py"} {
+		if _, err := os.Stat(p); err == nil {
+			return filepath.Abs(p)
+		}
+	}
+	return "", fmt.Errorf("scipy_cluster.py not found; run from the repository root")
+}
+
+func secs(s float64) string { return fmt.Sprintf("%.3f", s) }
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "bench:", err)
+	os.Exit(1)
+}

@@ -1,0 +1,336 @@
+// Package stage is the loop every personcluster stage runs, written once: pull a batch from a
+// durable JetStream consumer, decode, let the stage's Processor turn inputs into outputs,
+// publish the outputs with deterministic Nats-Msg-Ids and wait for their acks, then ack the
+// inputs. Transient errors are retried with NakWithDelay a bounded number of times; bad input
+// is terminated and copied with its reason to dead.<stage>.<source>. A cancelled context stops
+// pulling, lets in-flight work finish within DrainTimeout, and returns.
+package stage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/personcluster/personcluster/messages"
+)
+
+// Input is one decoded message handed to a Processor.
+type Input struct {
+	Subject    string
+	Source     string // last subject token
+	Message    messages.Message
+	Deliveries uint64 // 1 on first delivery
+	Received   time.Time
+	msg        jetstream.Msg
+	pub        *Publisher
+}
+
+// InProgress tells JetStream the input is still being worked on (resets its ack timer).
+func (in *Input) InProgress() error {
+	if in.msg == nil {
+		return nil
+	}
+	return in.msg.InProgress()
+}
+
+// Publish stores one output now and waits for JetStream's ack. Long-running processors (the
+// reader) stream outputs this way; the others return them in their Result.
+func (in *Input) Publish(ctx context.Context, out Output) error {
+	return in.pub.Publish(ctx, []Output{out})
+}
+
+// Output is a message a processor wants published.
+type Output struct {
+	Subject string
+	MsgID   string // deterministic: messages.MsgID(source, seq, stage)
+	Message messages.Message
+}
+
+// Result is a processor's answer for one input: its outputs, or an error. Wrap bad-input
+// errors with Permanent; any other error is retried.
+type Result struct {
+	Outputs []Output
+	Err     error
+}
+
+// Processor turns inputs into outputs. Process gets 1..BatchSize inputs and returns exactly one
+// Result per input, in order. Close releases native resources; it is safe to call twice.
+type Processor interface {
+	Process(ctx context.Context, batch []*Input) []Result
+	Close(ctx context.Context) error
+}
+
+// ErrPermanent marks errors that retrying cannot fix; match with errors.Is.
+var ErrPermanent = errors.New("permanent")
+
+type permanentError struct{ err error }
+
+func (e permanentError) Error() string        { return e.err.Error() }
+func (e permanentError) Unwrap() []error      { return []error{e.err, ErrPermanent} }
+func (e permanentError) Is(target error) bool { return target == ErrPermanent }
+
+// Permanent marks err as bad input: the message is terminated and dead-lettered, not retried.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return permanentError{err}
+}
+
+// Config configures one stage's loop.
+type Config struct {
+	Name         string // stage name: metrics label, dead-letter subject, logs
+	Stream       string
+	Consumer     string // durable consumer (created by Topology.Ensure)
+	Concurrency  int    // parallel workers, each pulling its own batches
+	BatchSize    int
+	BatchWait    time.Duration // longest wait to fill a batch
+	MaxDeliver   int           // attempts before a failing input is dead-lettered
+	RetryDelay   time.Duration // first NakWithDelay; doubles per attempt
+	DrainTimeout time.Duration
+	Logger       *slog.Logger
+	Metrics      *Registry
+}
+
+func (c *Config) setDefaults() {
+	if c.Concurrency <= 0 {
+		c.Concurrency = 1
+	}
+	if c.BatchSize <= 0 {
+		c.BatchSize = 1
+	}
+	if c.BatchWait <= 0 {
+		c.BatchWait = 500 * time.Millisecond
+	}
+	if c.MaxDeliver <= 0 {
+		c.MaxDeliver = 5
+	}
+	if c.RetryDelay <= 0 {
+		c.RetryDelay = 500 * time.Millisecond
+	}
+	if c.DrainTimeout <= 0 {
+		c.DrainTimeout = 30 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Metrics == nil {
+		c.Metrics = NewRegistry()
+	}
+}
+
+// Validate reports configuration errors.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Name == "" || strings.ContainsAny(c.Name, ".*> ") {
+		errs = append(errs, fmt.Errorf("stage name %q must be a plain NATS token", c.Name))
+	}
+	if c.Stream == "" || c.Consumer == "" {
+		errs = append(errs, errors.New("stream and consumer are required"))
+	}
+	if c.Concurrency < 0 || c.BatchSize < 0 || c.MaxDeliver < 0 {
+		errs = append(errs, errors.New("concurrency, batch size and max deliver must not be negative"))
+	}
+	if c.BatchSize > 4096 {
+		errs = append(errs, fmt.Errorf("batch size %d above 4096", c.BatchSize))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("stage: config: %w", err)
+	}
+	return nil
+}
+
+// Run runs proc until ctx is cancelled, then drains and closes proc. It returns nil after a
+// clean drain.
+func Run(ctx context.Context, js jetstream.JetStream, cfg Config, proc Processor) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	cfg.setDefaults()
+	log := cfg.Logger.With("stage", cfg.Name)
+	cons, err := js.Consumer(ctx, cfg.Stream, cfg.Consumer)
+	if err != nil {
+		return fmt.Errorf("stage %s: opening consumer %s/%s (run Topology.Ensure first): %w", cfg.Name, cfg.Stream, cfg.Consumer, err)
+	}
+	m := cfg.Metrics.Stage(cfg.Name)
+	pub := &Publisher{js: js, metrics: m}
+	// In-flight work runs on a context that outlives ctx by DrainTimeout, so a SIGTERM lets
+	// the current batch finish and be acked instead of being redelivered.
+	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	stopDrain := context.AfterFunc(ctx, func() {
+		time.AfterFunc(cfg.DrainTimeout, cancelWork)
+	})
+	defer stopDrain()
+
+	l := &loop{cfg: cfg, log: log, cons: cons, proc: proc, pub: pub, m: m}
+	var wg sync.WaitGroup
+	for w := 0; w < cfg.Concurrency; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l.worker(ctx, work)
+		}()
+	}
+	log.Info("stage running", "consumer", cfg.Consumer, "concurrency", cfg.Concurrency, "batch", cfg.BatchSize)
+	wg.Wait()
+	closeCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := proc.Close(closeCtx); err != nil {
+		return fmt.Errorf("stage %s: closing: %w", cfg.Name, err)
+	}
+	log.Info("stage stopped")
+	return nil
+}
+
+type loop struct {
+	cfg  Config
+	log  *slog.Logger
+	cons jetstream.Consumer
+	proc Processor
+	pub  *Publisher
+	m    *StageMetrics
+}
+
+func (l *loop) worker(ctx, work context.Context) {
+	for ctx.Err() == nil {
+		batch, err := l.cons.Fetch(l.cfg.BatchSize, jetstream.FetchMaxWait(l.cfg.BatchWait))
+		if err != nil {
+			if ctx.Err() == nil {
+				l.log.Warn("fetch failed", "err", err)
+				sleep(ctx, time.Second)
+			}
+			continue
+		}
+		var inputs []*Input
+		for msg := range batch.Messages() {
+			if in := l.decode(work, msg); in != nil {
+				inputs = append(inputs, in)
+			}
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.Canceled) &&
+			!errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, jetstream.ErrNoMessages) {
+			l.log.Warn("fetch ended with an error", "err", err)
+		}
+		if len(inputs) > 0 {
+			l.handle(work, inputs)
+		}
+	}
+}
+
+// decode turns a raw message into an Input, or dead-letters it and returns nil.
+func (l *loop) decode(ctx context.Context, msg jetstream.Msg) *Input {
+	l.m.In.Add(1)
+	in := &Input{Subject: msg.Subject(), Source: lastToken(msg.Subject()), Received: time.Now(), msg: msg, pub: l.pub}
+	if md, err := msg.Metadata(); err == nil {
+		in.Deliveries = md.NumDelivered
+	}
+	m, err := messages.Decode(msg.Data())
+	if err != nil {
+		l.deadLetter(ctx, in, fmt.Errorf("decoding %s: %w", msg.Subject(), err))
+		return nil
+	}
+	in.Message = m
+	return in
+}
+
+func (l *loop) handle(ctx context.Context, inputs []*Input) {
+	l.m.InFlight.Add(int64(len(inputs)))
+	defer l.m.InFlight.Add(-int64(len(inputs)))
+	results := l.proc.Process(ctx, inputs)
+	if len(results) != len(inputs) {
+		err := fmt.Errorf("stage %s: processor returned %d results for %d inputs", l.cfg.Name, len(results), len(inputs))
+		results = make([]Result, len(inputs))
+		for i := range results {
+			results[i].Err = err
+		}
+	}
+	for i, in := range inputs {
+		res := results[i]
+		if res.Err == nil {
+			res.Err = l.pub.Publish(ctx, res.Outputs)
+		}
+		l.settle(ctx, in, res.Err)
+	}
+}
+
+// settle acks, retries or dead-letters one input according to err.
+func (l *loop) settle(ctx context.Context, in *Input, err error) {
+	defer func() { l.m.Observe(time.Since(in.Received)) }()
+	switch {
+	case err == nil:
+		if ackErr := in.msg.Ack(); ackErr != nil {
+			l.log.Warn("ack failed; the input will be redelivered and its outputs deduplicated", "subject", in.Subject, "err", ackErr)
+			return
+		}
+		l.m.Acked.Add(1)
+	case errors.Is(err, ErrPermanent):
+		l.deadLetter(ctx, in, err)
+	case in.Deliveries >= uint64(l.cfg.MaxDeliver):
+		l.deadLetter(ctx, in, fmt.Errorf("giving up after %d attempts: %w", in.Deliveries, err))
+	default:
+		delay := l.cfg.RetryDelay << min(in.Deliveries, 6)
+		l.m.Retried.Add(1)
+		l.log.Warn("retrying input", "subject", in.Subject, "attempt", in.Deliveries, "delay", delay, "err", err)
+		if nakErr := in.msg.NakWithDelay(delay); nakErr != nil {
+			l.log.Warn("nak failed; the input will be redelivered after AckWait", "err", nakErr)
+		}
+	}
+}
+
+// deadLetter copies the input with its reason to dead.<stage>.<source>, then terminates it. If
+// the dead letter cannot be stored, the input is left for redelivery: nothing is dropped silently.
+func (l *loop) deadLetter(ctx context.Context, in *Input, reason error) {
+	dl := &messages.DeadLetter{
+		Stage: l.cfg.Name, Source: in.Source, Subject: in.Subject, Reason: reason.Error(),
+		Deliveries: in.Deliveries, Headers: in.msg.Headers(), Data: in.msg.Data(), AtMillis: time.Now().UnixMilli(),
+	}
+	if dl.Headers == nil {
+		dl.Headers = map[string][]string{}
+	}
+	id := ""
+	if md, err := in.msg.Metadata(); err == nil {
+		id = fmt.Sprintf("dead.%s.%s.%d", l.cfg.Name, md.Stream, md.Sequence.Stream)
+	}
+	out := Output{Subject: messages.DeadSubject(l.cfg.Name, in.Source), MsgID: id, Message: dl}
+	if err := l.pub.Publish(ctx, []Output{out}); err != nil {
+		l.log.Error("storing a dead letter failed; leaving the input for redelivery", "subject", in.Subject, "err", err)
+		_ = in.msg.NakWithDelay(l.cfg.RetryDelay)
+		return
+	}
+	l.m.Dead.Add(1)
+	l.log.Warn("dead-lettered input", "subject", in.Subject, "reason", dl.Reason)
+	if err := in.msg.TermWithReason(truncateReason(dl.Reason)); err != nil {
+		l.log.Warn("term failed", "err", err)
+	}
+}
+
+func truncateReason(s string) string {
+	if len(s) > 200 {
+		return s[:200]
+	}
+	return s
+}
+
+func lastToken(subject string) string {
+	if i := strings.LastIndexByte(subject, '.'); i >= 0 {
+		return subject[i+1:]
+	}
+	return subject
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

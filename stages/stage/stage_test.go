@@ -1,0 +1,299 @@
+package stage_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/personcluster/personcluster/messages"
+	"github.com/personcluster/personcluster/stages/stage"
+	"github.com/personcluster/personcluster/stages/stage/stagetest"
+)
+
+// scripted is a processor whose behaviour per frame index is set by the test.
+type scripted struct {
+	mu       sync.Mutex
+	calls    map[int64]int
+	behave   func(index int64, call int) error
+	closed   atomic.Int32
+	batches  atomic.Int32
+	maxBatch atomic.Int32
+}
+
+func (p *scripted) Process(ctx context.Context, batch []*stage.Input) []stage.Result {
+	p.batches.Add(1)
+	if n := int32(len(batch)); n > p.maxBatch.Load() {
+		p.maxBatch.Store(n)
+	}
+	out := make([]stage.Result, len(batch))
+	for i, in := range batch {
+		f, ok := in.Message.(*messages.Frame)
+		if !ok {
+			out[i].Err = stage.Permanent(fmt.Errorf("unexpected %T", in.Message))
+			continue
+		}
+		p.mu.Lock()
+		p.calls[f.Index]++
+		call := p.calls[f.Index]
+		p.mu.Unlock()
+		if err := p.behave(f.Index, call); err != nil {
+			out[i].Err = err
+			continue
+		}
+		out[i].Outputs = []stage.Output{{
+			Subject: messages.Subject(messages.SubjectFaces, f.Source),
+			MsgID:   messages.MsgID(f.Source, f.Seq, "test"),
+			Message: &messages.FrameFaces{Source: f.Source, Seq: f.Seq, Index: f.Index, Width: f.Width, Height: f.Height, Params: f.Params},
+		}}
+	}
+	return out
+}
+
+func (p *scripted) Close(context.Context) error { p.closed.Add(1); return nil }
+
+func frame(index int64) *messages.Frame {
+	return &messages.Frame{Source: "src1", Seq: index, Index: index, Width: 2, Height: 2, Scale: 1, JPEG: []byte{1}, Params: messages.DefaultParams()}
+}
+
+func publish(t *testing.T, js jetstream.JetStream, subject string, data []byte, id string) {
+	t.Helper()
+	opts := []jetstream.PublishOpt{}
+	if id != "" {
+		opts = append(opts, jetstream.WithMsgID(id))
+	}
+	if _, err := js.Publish(context.Background(), subject, data, opts...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func encode(t *testing.T, m messages.Message) []byte {
+	t.Helper()
+	data, err := messages.Encode(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// collect reads every message of a stream on subjects matching filter.
+func collect(t *testing.T, js jetstream.JetStream, stream, filter string, want int) []jetstream.Msg {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var got []jetstream.Msg
+	for ctx.Err() == nil {
+		got = got[:0]
+		cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			msg, err := cons.Next(jetstream.FetchMaxWait(200 * time.Millisecond))
+			if err != nil {
+				break
+			}
+			got = append(got, msg)
+		}
+		if len(got) >= want {
+			return got
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s %s: got %d messages, want %d", stream, filter, len(got), want)
+	return nil
+}
+
+func testConfig(env *stagetest.Env) stage.Config {
+	return stage.Config{Name: "detector", Stream: stage.StreamFrames, Consumer: stage.ConsumerDetector,
+		MaxDeliver: 3, RetryDelay: 20 * time.Millisecond, BatchWait: 100 * time.Millisecond, Concurrency: 2, BatchSize: 4}
+}
+
+func TestRunRetriesDeadLettersAndDeduplicates(t *testing.T) {
+	env := stagetest.Start(t, stage.Topology{})
+	proc := &scripted{calls: map[int64]int{}, behave: func(index int64, call int) error {
+		switch {
+		case index == 1:
+			return stage.Permanent(errors.New("corrupt JPEG"))
+		case index == 2 && call <= 2:
+			return errors.New("model busy")
+		case index == 3:
+			return errors.New("always failing")
+		}
+		return nil
+	}}
+	for i := int64(0); i < 5; i++ {
+		publish(t, env.JS, "frames.src1", encode(t, frame(i)), fmt.Sprintf("f%d", i))
+	}
+	// The same frame again under another id: processed twice, stored once downstream.
+	publish(t, env.JS, "frames.src1", encode(t, frame(0)), "f0-again")
+	publish(t, env.JS, "frames.src1", []byte("\x93garbage"), "bad")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	reg := stage.NewRegistry()
+	cfg := testConfig(env)
+	cfg.Metrics = reg
+	go func() { done <- stage.Run(ctx, env.JS, cfg, proc) }()
+
+	faces := collect(t, env.JS, stage.StreamFaces, "faces.src1", 3)
+	dead := collect(t, env.JS, stage.StreamDead, "dead.detector.>", 3)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if proc.closed.Load() != 1 {
+		t.Errorf("Close called %d times", proc.closed.Load())
+	}
+	seen := map[int64]bool{}
+	for _, m := range faces {
+		ff, err := messages.DecodeAs[*messages.FrameFaces](m.Data())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen[ff.Index] {
+			t.Errorf("frame %d stored twice downstream", ff.Index)
+		}
+		seen[ff.Index] = true
+	}
+	for _, want := range []int64{0, 2, 4} {
+		if !seen[want] {
+			t.Errorf("frame %d has no output", want)
+		}
+	}
+	if len(faces) != 3 {
+		t.Errorf("%d outputs, want 3", len(faces))
+	}
+	reasons := map[string]bool{}
+	for _, m := range dead {
+		dl, err := messages.DecodeAs[*messages.DeadLetter](m.Data())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Subject() != "dead.detector.src1" {
+			t.Errorf("dead letter on %s", m.Subject())
+		}
+		switch {
+		case strings.Contains(dl.Reason, "corrupt JPEG"):
+			reasons["permanent"] = true
+			if dl.Deliveries != 1 {
+				t.Errorf("permanent error was retried: %d deliveries", dl.Deliveries)
+			}
+		case strings.Contains(dl.Reason, "giving up after 3 attempts"):
+			reasons["exhausted"] = true
+		case strings.Contains(dl.Reason, "messages: malformed"):
+			reasons["decode"] = true
+			if string(dl.Data) != "\x93garbage" {
+				t.Errorf("dead letter lost the original bytes: %q", dl.Data)
+			}
+		default:
+			t.Errorf("unexpected dead letter reason %q", dl.Reason)
+		}
+	}
+	if len(reasons) != 3 || len(dead) != 3 {
+		t.Errorf("dead letters %v (%d), want permanent, exhausted and decode", reasons, len(dead))
+	}
+	proc.mu.Lock()
+	if proc.calls[2] != 3 {
+		t.Errorf("frame 2 processed %d times, want 3 (two transient failures)", proc.calls[2])
+	}
+	if proc.calls[3] != 3 {
+		t.Errorf("frame 3 processed %d times, want MaxDeliver=3", proc.calls[3])
+	}
+	proc.mu.Unlock()
+	var metrics strings.Builder
+	if err := reg.WriteText(&metrics); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`personcluster_dead_letters_total{stage="detector"} 3`, `personcluster_messages_out_total{stage="detector"}`, `personcluster_process_seconds_count{stage="detector"}`} {
+		if !strings.Contains(metrics.String(), want) {
+			t.Errorf("metrics lack %q:\n%s", want, metrics.String())
+		}
+	}
+}
+
+// A cancelled context lets the batch in hand finish and be acked: nothing is redelivered.
+func TestRunDrainsInFlightWork(t *testing.T) {
+	env := stagetest.Start(t, stage.Topology{})
+	started := make(chan struct{})
+	release := make(chan struct{})
+	var once sync.Once
+	proc := &scripted{calls: map[int64]int{}, behave: func(int64, int) error {
+		once.Do(func() { close(started) })
+		<-release
+		return nil
+	}}
+	publish(t, env.JS, "frames.src1", encode(t, frame(0)), "")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	cfg := testConfig(env)
+	cfg.Concurrency = 1
+	go func() { done <- stage.Run(ctx, env.JS, cfg, proc) }()
+	<-started
+	cancel()
+	time.Sleep(50 * time.Millisecond)
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	collect(t, env.JS, stage.StreamFaces, "faces.src1", 1)
+	info, err := env.JS.Consumer(context.Background(), stage.StreamFrames, stage.ConsumerDetector)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ci, err := info.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ci.NumAckPending != 0 || ci.NumPending != 0 {
+		t.Errorf("after drain: %d pending, %d awaiting ack", ci.NumPending, ci.NumAckPending)
+	}
+}
+
+// Dynamic batching: with a batch size of 8, queued inputs arrive together.
+func TestRunBatches(t *testing.T) {
+	env := stagetest.Start(t, stage.Topology{})
+	proc := &scripted{calls: map[int64]int{}, behave: func(int64, int) error { return nil }}
+	for i := int64(0); i < 16; i++ {
+		publish(t, env.JS, "frames.src1", encode(t, frame(i)), "")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cfg := testConfig(env)
+	cfg.Concurrency, cfg.BatchSize = 1, 8
+	done := make(chan error, 1)
+	go func() { done <- stage.Run(ctx, env.JS, cfg, proc) }()
+	collect(t, env.JS, stage.StreamFaces, "faces.src1", 16)
+	cancel()
+	<-done
+	if proc.maxBatch.Load() != 8 {
+		t.Errorf("largest batch %d, want 8", proc.maxBatch.Load())
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	for _, cfg := range []stage.Config{
+		{Name: "", Stream: "S", Consumer: "c"},
+		{Name: "a.b", Stream: "S", Consumer: "c"},
+		{Name: "x", Stream: "", Consumer: "c"},
+		{Name: "x", Stream: "S", Consumer: "c", BatchSize: 5000},
+		{Name: "x", Stream: "S", Consumer: "c", Concurrency: -1},
+	} {
+		if err := cfg.Validate(); err == nil || !strings.HasPrefix(err.Error(), "stage: ") {
+			t.Errorf("Validate(%+v) = %v", cfg, err)
+		}
+	}
+}
+
+// Topology.Ensure is idempotent: every process runs it at start.
+func TestEnsureIdempotent(t *testing.T) {
+	env := stagetest.Start(t, stage.Topology{})
+	if err := (stage.Topology{}).Ensure(context.Background(), env.JS); err != nil {
+		t.Fatalf("second Ensure: %v", err)
+	}
+}

@@ -1,0 +1,47 @@
+// Package stagetest starts real in-process JetStream servers for tests.
+package stagetest
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/personcluster/personcluster/stages/broker"
+	"github.com/personcluster/personcluster/stages/stage"
+)
+
+// Env is a running server with a client connection and the personcluster topology in place.
+type Env struct {
+	Server *broker.Server
+	NC     *nats.Conn
+	JS     jetstream.JetStream
+}
+
+// Start runs an embedded JetStream server (file store in t.TempDir(), random port), connects
+// to it, creates the topology, and stops everything when the test ends.
+func Start(t testing.TB, topo stage.Topology) *Env {
+	t.Helper()
+	srv, err := broker.StartServer(broker.ServerConfig{StoreDir: t.TempDir(), Port: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	nc, err := srv.Connect("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := broker.JetStream(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := topo.Ensure(ctx, js); err != nil {
+		t.Fatal(err)
+	}
+	return &Env{Server: srv, NC: nc, JS: js}
+}

@@ -443,6 +443,46 @@ func TestPdist(t *testing.T) {
 	}
 }
 
+// TestPdistOffset: data far from the origin (where the raw Gram trick
+// would cancel for every pair) stays exact through the centring, and
+// integer data keeps exact distances (ties).
+func TestPdistOffset(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	n, dim := 200, 9
+	pts := randPoints(rng, n, dim)
+	grid := make([][]float64, n)
+	for i, p := range pts {
+		grid[i] = make([]float64, dim)
+		for k := range p {
+			grid[i][k] = float64(rng.IntN(5)) + 1000
+			p[k] = 1e6 + p[k]*1e-2
+		}
+	}
+	for _, set := range [][][]float64{pts, grid} {
+		d, err := Pdist(set, "euclidean")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range n {
+			for j := i + 1; j < n; j++ {
+				want := math.Sqrt(sqDist(set[i], set[j]))
+				if got := d[CondensedIndex(n, i, j)]; math.Abs(got-want) > 1e-11*want {
+					t.Fatalf("(%d,%d): %v, want %v", i, j, got, want)
+				}
+			}
+		}
+	}
+	d, _ := Pdist(grid, "euclidean")
+	for k, v := range d {
+		if v*v != math.Round(v*v) && math.Abs(v*v-math.Round(v*v)) > 1e-9 {
+			t.Fatalf("grid distance² %v at %d is not an integer", v*v, k)
+		}
+		if w := math.Sqrt(math.Round(v * v)); v != w {
+			t.Fatalf("grid distance %v, want exactly %v", v, w)
+		}
+	}
+}
+
 func TestClusterCondensedMatchesCluster(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 10))
 	pts := randPoints(rng, 70, 4)

@@ -71,15 +71,19 @@ func checkCondensed(d []float64, n int) error {
 //
 // Precision: ‖a‖²+‖b‖²−2a·b cancels catastrophically when a and b are close
 // relative to their norms: its absolute error is ≈ √dim·ε·(‖a‖²+‖b‖²), so the
-// relative error of the distance grows as the distance shrinks. Where the
-// Gram value is below gramExactRatio·(‖a‖²+‖b‖²) the distance is recomputed
-// directly from the differences, summed as SciPy sums them, so it is bit for
-// bit SciPy's (duplicates and other exact ties stay exact ties); elsewhere
-// the relative error is below ~1e-12, far inside the 1e-9 the SciPy oracle
-// allows, and too small to flip any comparison that is not a near-exact tie.
-// Cosine is computed like SciPy's (dot over the product of norms, clamped to
-// [−1,1]); cosine distances below gramExactRatio, where the Gram rounding
-// matters, are recomputed with SciPy's own summation.
+// relative error of the distance grows as the distance shrinks. For
+// euclidean the points are first centred on their mean (distances do not
+// change, norms shrink: data far from the origin keeps the fast path; see
+// centreOf), and where the Gram value is below gramExactRatio·(‖a‖²+‖b‖²)
+// of the centred points the distance is recomputed from the original
+// coordinates, summed as SciPy
+// sums them, so it is bit for bit SciPy's (duplicates and other exact ties
+// stay exact ties). Elsewhere the relative error is below ~1e-12, far inside
+// the 1e-9 the SciPy oracle allows, and too small to flip any comparison
+// that is not a near-exact tie. Cosine is computed like SciPy's (dot over
+// the product of norms, clamped to [−1,1]); cosine distances below
+// gramExactRatio, where the Gram rounding matters, are recomputed with
+// SciPy's own summation.
 func Pdist(points [][]float64, metric string) ([]float64, error) {
 	if err := checkMetricName(metric); err != nil {
 		return nil, err
@@ -88,12 +92,23 @@ func Pdist(points [][]float64, metric string) ([]float64, error) {
 	if err != nil {
 		return nil, err
 	}
-	x := make([]float64, n*dim)
-	for i, p := range points {
-		copy(x[i*dim:], p)
+	g := &gram{points: points, n: n, dim: dim, cosine: metric == MetricCosine}
+	g.x = make([]float64, n*dim)
+	if g.cosine {
+		for i, p := range points {
+			copy(g.x[i*dim:], p)
+		}
+	} else {
+		centre := centreOf(points, dim)
+		for i, p := range points {
+			row := g.x[i*dim : (i+1)*dim]
+			for k, v := range p {
+				row[k] = v - centre[k]
+			}
+		}
 	}
 	out := make([]float64, CondensedLen(n))
-	pdistFlat(x, n, dim, metric == MetricCosine, out)
+	g.run(out)
 	return out, nil
 }
 
@@ -149,23 +164,67 @@ const (
 	tileCols = 192
 )
 
-// pdistFlat fills out with the distances of the n×dim row-major points x.
-func pdistFlat(x []float64, n, dim int, cosine bool, out []float64) {
-	// sq[i] = ‖x_i‖², summed in order like a plain loop.
-	sq := make([]float64, n)
+// gram computes distances through the Gram matrix of x: the points,
+// centred for euclidean.
+type gram struct {
+	points [][]float64 // the original points, for the exact path
+	x      []float64   // n×dim row-major copy the Gram matrix is taken of
+	n, dim int
+	cosine bool
+	sq     []float64 // ‖x_i‖²
+	norm   []float64 // cosine: ‖p_i‖ as SciPy computes it
+}
+
+// centreOf is the per-coordinate mean rounded to a power of two no larger
+// than the coordinate's spread. Any centre leaves distances unchanged; this
+// one shrinks the norms like the mean does while keeping the subtraction
+// exact for data on a coarse grid (integer coordinates stay integers, so
+// their Gram values and ties stay exact) and for data far from the origin
+// (Sterbenz). Otherwise each centred coordinate is off by ≤ ε/2 of itself,
+// the same order as the Gram path's own error.
+func centreOf(points [][]float64, dim int) []float64 {
+	n := float64(len(points))
+	mean := make([]float64, dim)
+	for _, p := range points {
+		for k, v := range p {
+			mean[k] += v / n // divided first: no overflow for huge coordinates
+		}
+	}
+	spread := make([]float64, dim)
+	for _, p := range points {
+		for k, v := range p {
+			spread[k] = math.Max(spread[k], math.Abs(v-mean[k]))
+		}
+	}
+	for k := range mean {
+		switch {
+		case spread[k] == 0:
+			mean[k] = points[0][k] // all equal: centre exactly on them
+		case math.IsInf(spread[k], 0) || math.IsNaN(mean[k]):
+			mean[k] = 0 // overflowing data takes the exact path anyway
+		default:
+			_, e := math.Frexp(spread[k])
+			q := math.Ldexp(1, e-1) // power of two ≤ spread
+			mean[k] = math.Round(mean[k]/q) * q
+		}
+	}
+	return mean
+}
+
+func (g *gram) run(out []float64) {
+	n, dim, x := g.n, g.dim, g.x
+	g.sq = make([]float64, n)
 	for i := range n {
 		s := 0.0
 		for _, v := range x[i*dim : (i+1)*dim] {
 			s += float64(v * v)
 		}
-		sq[i] = s
+		g.sq[i] = s
 	}
-	var norm []float64
-	if cosine {
-		norm = make([]float64, n)
-		for i := range norm {
-			xi := x[i*dim : (i+1)*dim]
-			norm[i] = math.Sqrt(dot2(xi, xi))
+	if g.cosine {
+		g.norm = make([]float64, n)
+		for i, p := range g.points {
+			g.norm[i] = math.Sqrt(dot2(p, p))
 		}
 	}
 	// Work items are row blocks; later blocks have shorter rows, so a shared
@@ -199,12 +258,12 @@ func pdistFlat(x []float64, n, dim int, cosine bool, out []float64) {
 						if j0 >= c1 {
 							continue
 						}
-						g := tile[(i-r0)*w+(j0-c0) : (i-r0)*w+w]
-						dst := out[CondensedIndex(n, i, j0):][:len(g)]
-						if cosine {
-							cosineRow(dst, g, norm[i], norm[j0:c1], x, i, j0, dim)
+						gv := tile[(i-r0)*w+(j0-c0) : (i-r0)*w+w]
+						dst := out[CondensedIndex(n, i, j0):][:len(gv)]
+						if g.cosine {
+							g.cosineRow(dst, gv, i, j0)
 						} else {
-							euclidRow(dst, g, sq[i], sq[j0:c1], x, i, j0, dim)
+							g.euclidRow(dst, gv, i, j0)
 						}
 					}
 				}
@@ -214,17 +273,21 @@ func pdistFlat(x []float64, n, dim int, cosine bool, out []float64) {
 	wg.Wait()
 }
 
-// euclidRow turns Gram values g[k] = x_i·x_{j0+k} into distances.
-func euclidRow(dst, g []float64, sqi float64, sqj []float64, x []float64, i, j0, dim int) {
-	sqj = sqj[:len(g)]
-	dst = dst[:len(g)]
-	for k, gv := range g {
+// euclidRow turns Gram values gv[k] = x_i·x_{j0+k} into distances.
+func (g *gram) euclidRow(dst, gv []float64, i, j0 int) {
+	sqi, sqj := g.sq[i], g.sq[j0:j0+len(gv)]
+	dst = dst[:len(gv)]
+	for k, v := range gv {
 		s := sqi + sqj[k]
-		d2 := s - 2*gv
+		d2 := s - 2*v
+		if s == 0 { // both centred points are exactly 0: the points are equal
+			dst[k] = 0
+			continue
+		}
 		// !(≥) also sends NaN (overflowed norms) to the exact path; so do
 		// norms beyond the range where the Gram arithmetic is trustworthy.
 		if !(d2 >= gramExactRatio*s) || s > gramMaxNorm || s < gramMinNorm {
-			dst[k] = math.Sqrt(sqDist(x[i*dim:(i+1)*dim], x[(j0+k)*dim:(j0+k+1)*dim]))
+			dst[k] = math.Sqrt(sqDist(g.points[i], g.points[j0+k]))
 			continue
 		}
 		dst[k] = math.Sqrt(d2)
@@ -233,14 +296,14 @@ func euclidRow(dst, g []float64, sqi float64, sqj []float64, x []float64, i, j0,
 
 // cosineRow turns Gram values into SciPy's cosine distances, recomputing
 // the small ones (nearly parallel vectors) with SciPy's own summation.
-func cosineRow(dst, g []float64, ni float64, nj []float64, x []float64, i, j0, dim int) {
-	nj = nj[:len(g)]
-	dst = dst[:len(g)]
-	for k, gv := range g {
+func (g *gram) cosineRow(dst, gv []float64, i, j0 int) {
+	ni, nj := g.norm[i], g.norm[j0:j0+len(gv)]
+	dst = dst[:len(gv)]
+	for k, v := range gv {
 		nn := float64(ni * nj[k])
-		c := gv / nn
+		c := v / nn
 		if !(1-c >= gramExactRatio) || nn > gramMaxNorm || nn < gramMinNorm {
-			c = dot2(x[i*dim:(i+1)*dim], x[(j0+k)*dim:(j0+k+1)*dim]) / nn
+			c = dot2(g.points[i], g.points[j0+k]) / nn
 		}
 		if math.Abs(c) > 1 {
 			c = math.Copysign(1, c)

@@ -1,0 +1,190 @@
+// Package detector is the face detector stage: frames.<source> → faces.<source>. It finds the
+// faces of each frame, keeps frames showing MinFaces..MaxFaces faces (the original's 2 to 4),
+// and cuts, per face, the crops the later stages need (DESIGN step 4).
+package detector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+
+	"gocv.io/x/gocv"
+
+	"github.com/personcluster/personcluster/messages"
+	"github.com/personcluster/personcluster/stages/stage"
+	"github.com/personcluster/personcluster/stages/vision"
+)
+
+// StageName names the stage in message ids, dead-letter subjects and metrics.
+const StageName = "detector"
+
+// Config configures the stage.
+type Config struct {
+	JPEGQuality int     // of the crops
+	FaceMargin  float64 // margin around the face crop for the encoder, relative to the box size
+	Logger      *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.JPEGQuality == 0 {
+		c.JPEGQuality = 92
+	}
+	if c.FaceMargin == 0 {
+		c.FaceMargin = 0.25
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Validate reports configuration errors.
+func (c Config) Validate() error {
+	if c.JPEGQuality < 0 || c.JPEGQuality > 100 {
+		return fmt.Errorf("detector: JPEG quality %d outside 1..100", c.JPEGQuality)
+	}
+	if c.FaceMargin < 0 || c.FaceMargin > 2 {
+		return fmt.Errorf("detector: face margin %v outside [0,2]", c.FaceMargin)
+	}
+	return nil
+}
+
+// Counters of frames by verdict.
+type Counters struct {
+	Frames, Accepted, TooFew, TooMany, Faces atomic.Int64
+}
+
+// Stage is the detector's stage.Processor.
+type Stage struct {
+	cfg    Config
+	det    FaceDetector
+	Counts Counters
+}
+
+// New wraps a detector; the stage owns it and closes it.
+func New(cfg Config, det FaceDetector) (*Stage, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.setDefaults()
+	return &Stage{cfg: cfg, det: det}, nil
+}
+
+// Process handles frames and forwards end-of-stream markers.
+func (s *Stage) Process(ctx context.Context, batch []*stage.Input) []stage.Result {
+	out := make([]stage.Result, len(batch))
+	for i, in := range batch {
+		switch m := in.Message.(type) {
+		case *messages.Frame:
+			ff, err := s.Frame(m)
+			if err != nil {
+				out[i].Err = err
+				continue
+			}
+			out[i].Outputs = []stage.Output{{Subject: messages.Subject(messages.SubjectFaces, m.Source),
+				MsgID: messages.MsgID(m.Source, m.Seq, StageName), Message: ff}}
+		case *messages.EndOfStream:
+			out[i].Outputs = []stage.Output{{Subject: messages.Subject(messages.SubjectFaces, m.Source),
+				MsgID: m.Source + ".eos." + StageName, Message: m}}
+		default:
+			out[i].Err = stage.Permanent(fmt.Errorf("detector: unexpected %s on %s", in.Message.MessageType(), in.Subject))
+		}
+	}
+	return out
+}
+
+// Frame detects the faces of one frame and builds its FrameFaces.
+func (s *Stage) Frame(f *messages.Frame) (*messages.FrameFaces, error) {
+	img, err := vision.DecodeJPEG(f.JPEG, messages.MaxFrameSide)
+	if err != nil {
+		return nil, stage.Permanent(fmt.Errorf("detector: frame %d of %s: %w", f.Index, f.Source, err))
+	}
+	defer img.Close()
+	if img.Cols() != f.Width || img.Rows() != f.Height {
+		return nil, stage.Permanent(fmt.Errorf("detector: frame %d of %s: JPEG is %dx%d, message says %dx%d",
+			f.Index, f.Source, img.Cols(), img.Rows(), f.Width, f.Height))
+	}
+	dets, err := s.det.Detect(img)
+	if err != nil {
+		return nil, fmt.Errorf("detector: frame %d of %s: %w", f.Index, f.Source, err)
+	}
+	s.Counts.Frames.Add(1)
+	ff := &messages.FrameFaces{Source: f.Source, Seq: f.Seq, Index: f.Index, PTSMillis: f.PTSMillis,
+		Width: fullSize(f.Width, f.Scale), Height: fullSize(f.Height, f.Scale), Detected: len(dets), Params: f.Params}
+	switch {
+	case len(dets) < f.Params.MinFaces:
+		ff.SkipReason = "too_few_faces"
+		s.Counts.TooFew.Add(1)
+		return ff, nil
+	case len(dets) > f.Params.MaxFaces:
+		ff.SkipReason = "too_many_faces"
+		s.Counts.TooMany.Add(1)
+		return ff, nil
+	}
+	ff.Accepted = true
+	s.Counts.Accepted.Add(1)
+	s.Counts.Faces.Add(int64(len(dets)))
+	for _, d := range dets {
+		face, err := s.crops(img, d)
+		if err != nil {
+			return nil, fmt.Errorf("detector: frame %d of %s: %w", f.Index, f.Source, err)
+		}
+		face.Box = scaleBox(d.Box, f.Scale, ff.Width, ff.Height)
+		ff.Faces = append(ff.Faces, face)
+	}
+	return ff, nil
+}
+
+// crops cuts the encoder's face crop, the embedder's clothing crop and the upper-body crop.
+func (s *Stage) crops(img gocv.Mat, d Detection) (messages.Face, error) {
+	face := messages.Face{Score: d.Score}
+	faceRegion := vision.FaceWithMargin(d.Box, s.cfg.FaceMargin)
+	face.FaceBox = messages.Box{d.Box.Top() - faceRegion.Y1, d.Box.Right() - faceRegion.X1, d.Box.Bottom() - faceRegion.Y1, d.Box.Left() - faceRegion.X1}
+	var err error
+	if face.FaceJPEG, err = s.cropJPEG(img, faceRegion); err != nil {
+		return face, err
+	}
+	if face.ClothJPEG, err = s.cropJPEG(img, vision.Clothing(d.Box)); err != nil {
+		return face, err
+	}
+	if face.BodyJPEG, err = s.cropJPEG(img, vision.UpperBody(d.Box)); err != nil {
+		return face, err
+	}
+	return face, nil
+}
+
+func (s *Stage) cropJPEG(img gocv.Mat, r vision.Region) ([]byte, error) {
+	m, err := vision.Crop(img, r)
+	if err != nil {
+		return nil, err
+	}
+	defer m.Close()
+	return vision.EncodeJPEG(m, s.cfg.JPEGQuality)
+}
+
+func fullSize(side int, scale float64) int {
+	if scale <= 0 || scale == 1 {
+		return side
+	}
+	return int(float64(side)/scale + 0.5)
+}
+
+// scaleBox maps a box found in a resized frame back to the full frame.
+func scaleBox(b messages.Box, scale float64, width, height int) messages.Box {
+	if scale <= 0 || scale == 1 {
+		return b
+	}
+	f := func(v int) int { return int(float64(v)/scale + 0.5) }
+	return messages.Box{max(0, f(b[0])), min(width, f(b[1])), min(height, f(b[2])), max(0, f(b[3]))}
+}
+
+// Close closes the detector; safe to call twice.
+func (s *Stage) Close(context.Context) error {
+	if s.det == nil {
+		return nil
+	}
+	err := s.det.Close()
+	s.det = nil
+	return errors.Join(err)
+}

@@ -1,0 +1,156 @@
+// Package vision wraps OpenCV (gocv v0.31) for personcluster: bounded JPEG decoding and
+// encoding, the original's padded crops, model input blobs, and video sources. Every function
+// that returns a gocv.Mat hands ownership to the caller, who must Close it.
+package vision
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+
+	"gocv.io/x/gocv"
+)
+
+// Sentinel errors, matched with errors.Is.
+var (
+	ErrNotJPEG  = errors.New("vision: not a JPEG image")
+	ErrTooLarge = errors.New("vision: image too large")
+	ErrDecode   = errors.New("vision: cannot decode image")
+	ErrEmpty    = errors.New("vision: empty image")
+)
+
+// JPEGSize reads a JPEG's width and height from its frame header without decoding it, so a
+// decompression bomb (a tiny file declaring 60000×60000) is refused before any allocation.
+func JPEGSize(data []byte) (width, height int, err error) {
+	if len(data) < 4 || data[0] != 0xFF || data[1] != 0xD8 {
+		return 0, 0, ErrNotJPEG
+	}
+	i := 2
+	for i+4 <= len(data) {
+		if data[i] != 0xFF {
+			return 0, 0, fmt.Errorf("%w: bad marker at byte %d", ErrNotJPEG, i)
+		}
+		marker := data[i+1]
+		if marker == 0xFF { // fill byte
+			i++
+			continue
+		}
+		if marker == 0xD8 || marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7) {
+			i += 2
+			continue
+		}
+		length := int(binary.BigEndian.Uint16(data[i+2:]))
+		if length < 2 {
+			return 0, 0, fmt.Errorf("%w: bad segment length", ErrNotJPEG)
+		}
+		// SOF0..SOF15 except DHT (C4), JPG (C8) and DAC (CC) carry the frame size.
+		if marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC {
+			if i+9 > len(data) {
+				break
+			}
+			height = int(binary.BigEndian.Uint16(data[i+5:]))
+			width = int(binary.BigEndian.Uint16(data[i+7:]))
+			if width == 0 || height == 0 {
+				return 0, 0, fmt.Errorf("%w: frame header declares %dx%d", ErrNotJPEG, width, height)
+			}
+			return width, height, nil
+		}
+		if marker == 0xDA || marker == 0xD9 {
+			break
+		}
+		i += 2 + length
+	}
+	return 0, 0, fmt.Errorf("%w: no frame header", ErrNotJPEG)
+}
+
+// DecodeJPEG decodes a colour JPEG after checking its declared size against maxSide.
+func DecodeJPEG(data []byte, maxSide int) (gocv.Mat, error) {
+	w, h, err := JPEGSize(data)
+	if err != nil {
+		return gocv.Mat{}, err
+	}
+	if w > maxSide || h > maxSide {
+		return gocv.Mat{}, fmt.Errorf("%w: %dx%d, at most %d per side", ErrTooLarge, w, h, maxSide)
+	}
+	m, err := gocv.IMDecode(data, gocv.IMReadColor)
+	if err != nil {
+		return gocv.Mat{}, fmt.Errorf("%w: %v", ErrDecode, err)
+	}
+	if m.Empty() {
+		m.Close()
+		return gocv.Mat{}, fmt.Errorf("%w: %d bytes (corrupt or truncated JPEG)", ErrDecode, len(data))
+	}
+	return m, nil
+}
+
+// EncodeJPEG encodes img at quality (1..100).
+func EncodeJPEG(img gocv.Mat, quality int) ([]byte, error) {
+	if img.Empty() {
+		return nil, ErrEmpty
+	}
+	buf, err := gocv.IMEncodeWithParams(gocv.JPEGFileExt, img, []int{gocv.IMWriteJpegQuality, quality})
+	if err != nil {
+		return nil, fmt.Errorf("vision: encoding JPEG: %w", err)
+	}
+	defer buf.Close()
+	return append([]byte(nil), buf.GetBytes()...), nil
+}
+
+// Crop cuts r out of img as the original did (see Place), padding with black where r runs past
+// the frame. The result is always r.Height()×r.Width().
+func Crop(img gocv.Mat, r Region) (gocv.Mat, error) {
+	if r.Width() <= 0 || r.Height() <= 0 {
+		return gocv.Mat{}, fmt.Errorf("vision: empty crop region %+v", r)
+	}
+	if img.Empty() {
+		return gocv.Mat{}, ErrEmpty
+	}
+	p := Place(r, img.Cols(), img.Rows())
+	if p.Empty() {
+		return gocv.NewMatWithSizeFromScalar(gocv.NewScalar(0, 0, 0, 0), r.Height(), r.Width(), img.Type()), nil
+	}
+	visible := img.Region(image.Rect(p.Visible.X1, p.Visible.Y1, p.Visible.X2, p.Visible.Y2))
+	defer visible.Close()
+	out := gocv.NewMat()
+	gocv.CopyMakeBorder(visible, &out, p.Top, p.Bottom, p.Left, p.Right, gocv.BorderConstant, color.RGBA{})
+	return out, nil
+}
+
+// BlobOptions describe a model's input normalisation: value = (pixel − Mean)·Scale.
+type BlobOptions struct {
+	Width, Height int
+	Scale         float64
+	Mean          float64
+	RGB           bool // swap OpenCV's BGR to RGB
+	Grey          bool // single channel
+	Interp        gocv.InterpolationFlags
+}
+
+// AppendBlob resizes img and appends its NCHW float32 values to dst.
+func AppendBlob(dst []float32, img gocv.Mat, o BlobOptions) ([]float32, error) {
+	if img.Empty() {
+		return dst, ErrEmpty
+	}
+	resized := gocv.NewMat()
+	defer resized.Close()
+	gocv.Resize(img, &resized, image.Pt(o.Width, o.Height), 0, 0, o.Interp)
+	src := resized
+	if o.Grey {
+		grey := gocv.NewMat()
+		defer grey.Close()
+		gocv.CvtColor(resized, &grey, gocv.ColorBGRToGray)
+		src = grey
+	}
+	// The resize above already happened with the requested interpolation; BlobFromImage only
+	// converts layout, subtracts the mean and scales.
+	mean := gocv.NewScalar(o.Mean, o.Mean, o.Mean, 0)
+	blob := gocv.BlobFromImage(src, o.Scale, image.Pt(o.Width, o.Height), mean, o.RGB && !o.Grey, false)
+	defer blob.Close()
+	values, err := blob.DataPtrFloat32()
+	if err != nil {
+		return dst, fmt.Errorf("vision: reading blob: %w", err)
+	}
+	return append(dst, values...), nil
+}

@@ -76,9 +76,8 @@ func checkCondensed(d []float64, n int) error {
 // change, norms shrink: data far from the origin keeps the fast path; see
 // centreOf), and where the Gram value is below gramExactRatio·(‖a‖²+‖b‖²)
 // of the centred points the distance is recomputed from the original
-// coordinates, summed as SciPy
-// sums them, so it is bit for bit SciPy's (duplicates and other exact ties
-// stay exact ties). Elsewhere the relative error is below ~1e-12, far inside
+// coordinates, summed as SciPy sums them, so it is bit for bit SciPy's
+// (duplicates and other exact ties stay exact ties). Elsewhere the relative error is below ~1e-12, far inside
 // the 1e-9 the SciPy oracle allows, and too small to flip any comparison
 // that is not a near-exact tie. Cosine is computed like SciPy's (dot over
 // the product of norms, clamped to [−1,1]); cosine distances below

@@ -1,0 +1,378 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/personcluster/personcluster/messages"
+	"github.com/personcluster/personcluster/stages/broker"
+	"github.com/personcluster/personcluster/stages/clusterer/hac"
+	"github.com/personcluster/personcluster/stages/output"
+	"github.com/personcluster/personcluster/stages/pipeline"
+	"github.com/personcluster/personcluster/stages/reader"
+	"github.com/personcluster/personcluster/stages/stage"
+)
+
+func logger(level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}
+
+func cmdRun(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	models := modelFlags(fs)
+	req := addRequestFlags(fs)
+	out := fs.String("out", "out", "output folder: OUT/<source>/{clusters/,montage.png,results.json,index.html} (empty: none)")
+	store := fs.String("store", "", "JetStream store folder (default: a temporary folder)")
+	listen := fs.String("listen", "", "also serve NATS on host:port so `watch` can follow from another shell")
+	jsonOut := fs.Bool("json", false, "print the result as JSON instead of a table")
+	logLevel := fs.String("log-level", "warn", "debug, info, warn or error")
+	metricsAddr := fs.String("http", "", "serve /metrics and /healthz on this address")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: personcluster run [flags] VIDEO|URL|CAMERA-INDEX")
+		fs.PrintDefaults()
+	}
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return errUsage
+	}
+	request, err := req.request(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	log := logger(*logLevel)
+	reg := stage.NewRegistry()
+	if _, err := reg.ServeHTTP(ctx, *metricsAddr, log); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "personcluster: source %s: %s\n", request.Source, request.URI)
+	res, err := pipeline.RunLocal(ctx, pipeline.LocalOptions{
+		Options: pipeline.Options{Models: *models, Logger: log, Metrics: reg},
+		StoreDir: *store, Listen: *listen, Out: *out, Request: request, Progress: os.Stderr,
+	})
+	if res != nil && res.Result != nil {
+		if *jsonOut {
+			enc := json.NewEncoder(os.Stdout)
+			enc.SetIndent("", "  ")
+			_ = enc.Encode(output.Results{ClusterResult: res.Result, Faces: output.FaceRecords(res.Result)})
+		} else {
+			printSummary(res.Result, res.Elapsed)
+		}
+		if res.OutDir != "" {
+			fmt.Fprintf(os.Stderr, "wrote %s (open %s/index.html)\n", res.OutDir, res.OutDir)
+		}
+	}
+	return err
+}
+
+func printSummary(r *messages.ClusterResult, elapsed time.Duration) {
+	fmt.Printf("source %s: %d frames read, %d accepted, %d faces → %d people (threshold %.4f, %d faces in clusters < %d)",
+		r.Source, r.FramesSeen, r.FramesAccepted, r.Faces, len(r.Clusters), r.Threshold, len(r.Dropped), r.Params.MinCSize)
+	if elapsed > 0 {
+		fmt.Printf(" in %.1fs", elapsed.Seconds())
+	}
+	fmt.Println()
+	if r.Partial {
+		fmt.Printf("partial: the quota of %d accepted frames was not reached\n", r.Params.Quota)
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "PERSON\tFACES\tFIRST FRAME\tLAST FRAME\tFRAMES")
+	for _, c := range r.Clusters {
+		var frames []string
+		first, last := int64(-1), int64(-1)
+		for i, m := range c.Members {
+			if i < 8 {
+				frames = append(frames, fmt.Sprint(m.Frame))
+			}
+			if first < 0 || m.Frame < first {
+				first = m.Frame
+			}
+			last = max(last, m.Frame)
+		}
+		if len(c.Members) > 8 {
+			frames = append(frames, "…")
+		}
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%s\n", c.ID, len(c.Members), first, last, strings.Join(frames, " "))
+	}
+	tw.Flush()
+}
+
+func cmdServer(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("server", flag.ContinueOnError)
+	store := fs.String("store", "data/jetstream", "JetStream store folder")
+	host := fs.String("host", "127.0.0.1", "listen host (0.0.0.0 for other machines)")
+	port := fs.Int("port", 4222, "listen port")
+	config := fs.String("config", "", "nats-server config file (auth, TLS, cluster); overrides host and port")
+	topo := topologyFlags(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	srv, err := broker.StartServer(broker.ServerConfig{StoreDir: *store, Host: *host, Port: *port, ConfigFile: *config, Logging: true})
+	if err != nil {
+		return err
+	}
+	defer srv.Stop()
+	nc, err := srv.Connect("personcluster-server")
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := broker.JetStream(nc)
+	if err != nil {
+		return err
+	}
+	if err := topo.Ensure(ctx, js); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "personcluster: NATS JetStream serving at %s (store %s)\n", srv.ClientURL(), *store)
+	<-ctx.Done()
+	return nil
+}
+
+func connect(ctx context.Context, c *broker.ClientConfig, topo *stage.Topology) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := c.Connect()
+	if err != nil {
+		return nil, nil, err
+	}
+	js, err := broker.JetStream(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	if topo != nil {
+		if err := topo.Ensure(ctx, js); err != nil {
+			nc.Close()
+			return nil, nil, err
+		}
+	}
+	return nc, js, nil
+}
+
+func cmdStage(ctx context.Context, name string, args []string) error {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	client := clientFlags(fs, "personcluster-"+name)
+	models := modelFlags(fs)
+	topo := topologyFlags(fs)
+	tuning := tuningFlags(fs, name)
+	metricsAddr := fs.String("http", "", "serve /metrics and /healthz on this address (e.g. :9090)")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	log := logger(*logLevel)
+	nc, js, err := connect(ctx, client, topo)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	reg := stage.NewRegistry()
+	reg.AddHealthCheck("nats", func() error {
+		if !nc.IsConnected() {
+			return fmt.Errorf("not connected to NATS (%s)", nc.Status())
+		}
+		return nil
+	})
+	addr, err := reg.ServeHTTP(ctx, *metricsAddr, log)
+	if err != nil {
+		return err
+	}
+	if addr != "" {
+		log.Info("metrics and health", "addr", addr)
+	}
+	spec, err := pipeline.Build(ctx, name, js, pipeline.Options{Models: *models, Logger: log, Metrics: reg,
+		Tuning: map[string]pipeline.Tuning{name: *tuning}})
+	if err != nil {
+		return err
+	}
+	spec.Config.MaxDeliver = topo.MaxDeliver
+	return stage.Run(ctx, js, spec.Config, spec.Processor)
+}
+
+func cmdIngest(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("ingest", flag.ContinueOnError)
+	client := clientFlags(fs, "personcluster-ingest")
+	req := addRequestFlags(fs)
+	cancel := fs.String("cancel", "", "stop reading this source id")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	nc, js, err := connect(ctx, client, &stage.Topology{})
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	if *cancel != "" {
+		return cancelSource(ctx, js, *cancel)
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintln(os.Stderr, "usage: personcluster ingest [flags] SOURCE (file path, URL or camera index)")
+		return errUsage
+	}
+	request, err := req.request(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	if err := pipeline.Ingest(ctx, js, &request); err != nil {
+		return err
+	}
+	fmt.Println(request.Source)
+	return nil
+}
+
+func cancelSource(ctx context.Context, js jetstream.JetStream, source string) error {
+	if err := messages.ValidateSourceID(source); err != nil {
+		return err
+	}
+	kv, err := js.KeyValue(ctx, stage.SourcesBucket)
+	if err != nil {
+		return err
+	}
+	for attempt := 0; attempt < 10; attempt++ {
+		p, rev, err := reader.LoadProgress(ctx, kv, source)
+		if err != nil {
+			return err
+		}
+		if p == nil {
+			p = &reader.Progress{State: "reading"}
+		}
+		if p.State != "reading" {
+			return fmt.Errorf("source %s is already %s", source, p.State)
+		}
+		p.Cancel = true
+		data, _ := json.Marshal(p)
+		if rev == 0 {
+			_, err = kv.Create(ctx, source, data)
+		} else {
+			_, err = kv.Update(ctx, source, data, rev)
+		}
+		if err == nil {
+			fmt.Fprintf(os.Stderr, "cancelling %s\n", source)
+			return nil
+		}
+	}
+	return fmt.Errorf("source %s: its progress kept changing; try again", source)
+}
+
+func cmdWatch(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("watch", flag.ContinueOnError)
+	client := clientFlags(fs, "personcluster-watch")
+	out := fs.String("out", "", "save each final result's folder here")
+	untilFinal := fs.Bool("until-final", false, "exit after the first final result")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	source := ">"
+	if fs.NArg() == 1 {
+		if err := messages.ValidateSourceID(fs.Arg(0)); err != nil {
+			return err
+		}
+		source = fs.Arg(0)
+	}
+	nc, js, err := connect(ctx, client, nil)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	msgs := make(chan *nats.Msg, 256)
+	for _, prefix := range []string{messages.SubjectStatus, messages.SubjectResults, messages.SubjectDead + ".*"} {
+		sub, err := nc.ChanSubscribe(prefix+"."+source, msgs)
+		if err != nil {
+			return err
+		}
+		defer sub.Unsubscribe()
+	}
+	fmt.Fprintf(os.Stderr, "watching %s on %s\n", source, nc.ConnectedUrl())
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case m := <-msgs:
+			msg, err := messages.Decode(m.Data)
+			if err != nil {
+				fmt.Printf("%s: undecodable message: %v\n", m.Subject, err)
+				continue
+			}
+			switch v := msg.(type) {
+			case *messages.Status:
+				fmt.Printf("%s %-8s %-9s read %d published %d %s\n", v.Source, v.Stage, v.State, v.FramesRead, v.FramesPublished, v.Reason)
+			case *messages.DeadLetter:
+				fmt.Printf("%s DEAD at %s: %s\n", v.Source, v.Stage, v.Reason)
+			case *messages.ClusterResult:
+				printSummary(v, 0)
+				if v.Final && *out != "" {
+					obj, err := js.ObjectStore(ctx, stage.ImagesBucket)
+					if err != nil {
+						return err
+					}
+					dir, err := output.Write(*out, v, pipeline.ObjectImages(ctx, obj))
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(os.Stderr, "wrote %s\n", dir)
+				}
+				if v.Final && *untilFinal {
+					return nil
+				}
+			}
+		}
+	}
+}
+
+func cmdCluster(args []string) error {
+	fs := flag.NewFlagSet("cluster", flag.ContinueOnError)
+	method := fs.String("method", "", "override the file's linkage method")
+	metric := fs.String("metric", "", "override the file's metric (euclidean, cosine)")
+	sim := fs.Float64("sim", -1, "override the file's sim")
+	minCSize := fs.Int("min-csize", 0, "override the file's min_csize")
+	alpha := fs.Float64("alpha", -1, "override the file's timestamp weight")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintln(os.Stderr, "usage: personcluster cluster [flags] FILE(.json|.json.gz)")
+		return errUsage
+	}
+	c, err := hac.ReadCaseFile(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if set["method"] {
+		c.Method = *method
+	}
+	if set["metric"] {
+		c.Metric = *metric
+	}
+	if set["sim"] {
+		c.Sim = *sim
+	}
+	if set["min-csize"] {
+		c.MinCSize = *minCSize
+	}
+	if set["alpha"] {
+		c.Alpha = *alpha
+	}
+	r, err := c.Run()
+	if err != nil {
+		return err
+	}
+	return hac.WriteOutput(os.Stdout, r)
+}
+

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/personcluster/personcluster/messages"
+	"github.com/personcluster/personcluster/stages/broker"
+	"github.com/personcluster/personcluster/stages/pipeline"
+	"github.com/personcluster/personcluster/stages/stage"
+)
+
+var errUsage = errors.New("usage")
+
+// parse parses args, then fills every flag not given on the command line from
+// PERSONCLUSTER_<FLAG> (upper case, '-' as '_').
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		return errUsage
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] {
+			return
+		}
+		env := "PERSONCLUSTER_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(env); ok {
+			if err := fs.Set(f.Name, v); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: %w", env, v, err))
+			}
+		}
+	})
+	return errors.Join(errs...)
+}
+
+func clientFlags(fs *flag.FlagSet, name string) *broker.ClientConfig {
+	c := &broker.ClientConfig{Name: name}
+	fs.StringVar(&c.URL, "nats", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated")
+	fs.StringVar(&c.Creds, "nats-creds", "", "NATS credentials file (JWT + nkey)")
+	fs.StringVar(&c.NKeySeed, "nats-nkey", "", "NATS nkey seed file")
+	fs.StringVar(&c.User, "nats-user", "", "NATS user")
+	fs.StringVar(&c.Password, "nats-password", "", "NATS password")
+	fs.StringVar(&c.TLSCA, "tls-ca", "", "CA certificate to verify the NATS server")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "client certificate for NATS TLS")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "client key for NATS TLS")
+	return c
+}
+
+func modelFlags(fs *flag.FlagSet) *pipeline.Models {
+	m := &pipeline.Models{}
+	fs.StringVar(&m.Dir, "models", pipeline.DefaultModelsDir(), "models folder (make deps fills models/data)")
+	fs.StringVar(&m.ORTLib, "ort-lib", "", "libonnxruntime.so (default: MODELS/lib/libonnxruntime.so)")
+	fs.IntVar(&m.Threads, "threads", 1, "onnxruntime intra-op threads per model")
+	fs.StringVar(&m.Detector, "detector", "ultraface-320", "face detector: ultraface-320 or ultraface-640 (small faces)")
+	fs.Float64Var(&m.DetectorScore, "detector-score", 0.7, "face score threshold")
+	fs.StringVar(&m.Device, "device", "cpu", "clothing embedder device: cpu or cuda (falls back to cpu with a warning)")
+	fs.StringVar(&m.ClothManifest, "cloth-model", "", "JSON manifest of another clothing model (default: MobileNet v1)")
+	return m
+}
+
+func topologyFlags(fs *flag.FlagSet) *stage.Topology {
+	t := &stage.Topology{}
+	fs.IntVar(&t.Replicas, "replicas", 1, "stream replicas (3 in a NATS cluster)")
+	fs.Int64Var(&t.MaxBytes, "stream-max-bytes", 1<<30, "size bound of each work stream; a full stream slows its producer")
+	fs.IntVar(&t.MaxDeliver, "max-deliver", 5, "attempts before a failing input is dead-lettered")
+	return t
+}
+
+// requestFlags are the per-source parameters of `run` and `ingest`.
+type requestFlags struct {
+	source, uri string
+	live        bool
+	s           messages.Sampling
+	p           messages.Params
+}
+
+func addRequestFlags(fs *flag.FlagSet) *requestFlags {
+	r := &requestFlags{p: messages.DefaultParams()}
+	fs.StringVar(&r.source, "source", "", "source id (letters, digits, '_' and '-'; generated when empty)")
+	fs.BoolVar(&r.live, "live", false, "the source is live (stream or camera)")
+	fs.IntVar(&r.s.EveryN, "every", 1, "read every N-th frame")
+	fs.Float64Var(&r.s.TargetFPS, "fps", 0, "sample about this many frames per second (0: use --every)")
+	fs.Float64Var(&r.s.SkipSeconds, "skip", 0, "skip the first S seconds")
+	fs.Float64Var(&r.s.StopSeconds, "stop", 0, "stop at T seconds into the video (0: the end)")
+	fs.IntVar(&r.s.MaxWidth, "max-width", 0, "shrink wider frames to this width (0: keep)")
+	fs.IntVar(&r.s.JPEGQuality, "jpeg-quality", 90, "JPEG quality of frames between stages")
+	fs.IntVar(&r.s.MaxFrames, "max-frames", 0, "stop after publishing this many frames (0: no limit)")
+	fs.IntVar(&r.p.MinFaces, "min-faces", r.p.MinFaces, "keep frames showing at least this many faces")
+	fs.IntVar(&r.p.MaxFaces, "max-faces", r.p.MaxFaces, "keep frames showing at most this many faces")
+	fs.IntVar(&r.p.Quota, "quota", r.p.Quota, "accepted frames before the first clustering")
+	fs.Float64Var(&r.p.Sim, "sim", r.p.Sim, "similarity: cut at max(d)·(1−sim)")
+	fs.IntVar(&r.p.MinCSize, "min-csize", r.p.MinCSize, "drop clusters smaller than this")
+	fs.StringVar(&r.p.Method, "method", r.p.Method, "linkage: single, complete, average, weighted, ward, centroid, median")
+	fs.Float64Var(&r.p.FaceWeight, "face-weight", r.p.FaceWeight, "weight of the face part of a fingerprint (0: clothing only)")
+	fs.Float64Var(&r.p.ClothWeight, "cloth-weight", r.p.ClothWeight, "weight of the clothing part of a fingerprint (0: face only)")
+	return r
+}
+
+func (r *requestFlags) request(uri string) (messages.IngestRequest, error) {
+	source := r.source
+	if source == "" {
+		source = messages.NewSourceID(time.Now())
+	}
+	req := messages.IngestRequest{Source: source, URI: uri, Live: r.live, Sampling: r.s, Params: r.p, AtMillis: time.Now().UnixMilli()}
+	if err := req.Validate(); err != nil {
+		return req, err
+	}
+	return req, nil
+}
+
+func tuningFlags(fs *flag.FlagSet, name string) *pipeline.Tuning {
+	t := &pipeline.Tuning{}
+	fs.IntVar(&t.Concurrency, "concurrency", 0, "parallel workers of "+name+" (0: the stage's default)")
+	fs.IntVar(&t.BatchSize, "batch", 0, "inputs pulled per batch (0: the stage's default)")
+	fs.DurationVar(&t.BatchWait, "batch-wait", 0, "longest wait to fill a batch (0: the stage's default)")
+	return t
+}

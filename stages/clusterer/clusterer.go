@@ -1,0 +1,468 @@
+// Package clusterer is the clusterer stage: facevec.<source> + clothvec.<source> →
+// results.<source>. It joins the face and clothing vectors of each frame, builds the original's
+// fingerprints [face/‖face‖, cloth/‖cloth‖], and clusters them with the scipy-exact HAC of
+// package hac: once when the quota of accepted frames is reached (the first Quota accepted
+// frames in source order, as the original) and again, over every accepted frame, at the end of
+// the stream.
+//
+// Its state is recoverable: vectors stay in the PC_VECTORS stream (limits retention) until a
+// source's final result is stored, so a restarted clusterer rebuilds an unfinished source from
+// the stream, and inputs are acked only after they are part of that state.
+package clusterer
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"image/jpeg"
+	"log/slog"
+	"math"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/personcluster/personcluster/messages"
+	"github.com/personcluster/personcluster/stages/clusterer/hac"
+	"github.com/personcluster/personcluster/stages/output"
+	"github.com/personcluster/personcluster/stages/stage"
+)
+
+// StageName names the stage in message ids, dead-letter subjects and metrics.
+const StageName = "clusterer"
+
+// Config configures the stage.
+type Config struct {
+	Metric    string // euclidean (the original) or cosine
+	MaxFaces  int    // largest number of faces clustered at once (memory bound: n²/2 distances)
+	Logger    *slog.Logger
+	NoImages  bool // do not store crops and montages in the object store
+	KeepInput bool // do not purge a finished source's vectors (debugging)
+}
+
+func (c *Config) setDefaults() {
+	if c.Metric == "" {
+		c.Metric = "euclidean"
+	}
+	if c.MaxFaces == 0 {
+		c.MaxFaces = 20000
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+type frameParts struct {
+	face  *messages.FaceVectors
+	cloth *messages.ClothVectors
+}
+
+func (f *frameParts) complete() bool { return f.face != nil && f.cloth != nil }
+
+type sourceState struct {
+	frames     map[int64]*frameParts
+	prefix     int64 // frames 0..prefix-1 are complete
+	eosFace    *messages.EndOfStream
+	eosCloth   *messages.EndOfStream
+	quotaDone  bool
+	finished   bool
+	params     messages.Params
+	paramsSeen bool
+}
+
+// Stage is the clusterer's stage.Processor. It must run with concurrency 1 (one worker): its
+// state is per process, and sources are not split between replicas.
+type Stage struct {
+	cfg     Config
+	js      jetstream.JetStream
+	images  jetstream.ObjectStore
+	sources map[string]*sourceState
+}
+
+// New returns a clusterer; images may be nil (no object store).
+func New(cfg Config, js jetstream.JetStream, images jetstream.ObjectStore) (*Stage, error) {
+	cfg.setDefaults()
+	if cfg.Metric != "euclidean" && cfg.Metric != "cosine" {
+		return nil, fmt.Errorf("clusterer: metric %q (euclidean or cosine)", cfg.Metric)
+	}
+	return &Stage{cfg: cfg, js: js, images: images, sources: map[string]*sourceState{}}, nil
+}
+
+// Process adds each vector message to its source's state and publishes results when due.
+func (s *Stage) Process(ctx context.Context, batch []*stage.Input) []stage.Result {
+	out := make([]stage.Result, len(batch))
+	for i, in := range batch {
+		out[i].Err = s.handle(ctx, in)
+	}
+	return out
+}
+
+func (s *Stage) handle(ctx context.Context, in *stage.Input) error {
+	src := in.Source
+	st, err := s.state(ctx, src)
+	if err != nil {
+		return err
+	}
+	if st.finished {
+		return nil // a redelivery after the final result: nothing to do
+	}
+	if eos, ok := in.Message.(*messages.EndOfStream); ok {
+		st.addEOS(in.Subject, eos)
+	} else if err := st.add(in.Message); err != nil {
+		return stage.Permanent(fmt.Errorf("clusterer: %s: %w", in.Subject, err))
+	}
+	return s.emitDue(ctx, in, src, st)
+}
+
+// add merges one message into the state; duplicates are ignored.
+func (st *sourceState) add(m messages.Message) error {
+	part := func(seq int64) *frameParts {
+		f := st.frames[seq]
+		if f == nil {
+			f = &frameParts{}
+			st.frames[seq] = f
+		}
+		return f
+	}
+	switch m := m.(type) {
+	case *messages.FaceVectors:
+		part(m.Seq).face = m
+		st.setParams(m.Params)
+	case *messages.ClothVectors:
+		part(m.Seq).cloth = m
+		st.setParams(m.Params)
+	case *messages.EndOfStream:
+		return errors.New("end of stream on an unexpected subject")
+	default:
+		return fmt.Errorf("unexpected %s", m.MessageType())
+	}
+	for {
+		f := st.frames[st.prefix]
+		if f == nil || !f.complete() {
+			break
+		}
+		st.prefix++
+	}
+	return nil
+}
+
+func (st *sourceState) setParams(p messages.Params) {
+	if !st.paramsSeen {
+		st.params, st.paramsSeen = p, true
+	}
+}
+
+func (st *sourceState) addEOS(subject string, eos *messages.EndOfStream) {
+	if strings.HasPrefix(subject, messages.SubjectFaceVec+".") {
+		st.eosFace = eos
+	} else {
+		st.eosCloth = eos
+	}
+	st.setParams(eos.Params)
+}
+
+// ended reports whether every frame of the stream has both parts.
+func (st *sourceState) ended() bool {
+	return st.eosFace != nil && st.eosCloth != nil && st.prefix >= st.eosFace.Frames
+}
+
+// acceptedPrefix returns the seqs of accepted frames among complete frames 0..prefix-1, in order.
+func (st *sourceState) acceptedPrefix() []int64 {
+	var seqs []int64
+	for seq := int64(0); seq < st.prefix; seq++ {
+		if f := st.frames[seq]; f.face.Accepted && len(f.face.Vectors) > 0 {
+			seqs = append(seqs, seq)
+		}
+	}
+	return seqs
+}
+
+func (s *Stage) emitDue(ctx context.Context, in *stage.Input, src string, st *sourceState) error {
+	accepted := st.acceptedPrefix()
+	if !st.quotaDone && st.params.Quota > 0 && len(accepted) >= st.params.Quota {
+		res, err := s.result(ctx, src, st, accepted[:st.params.Quota], false)
+		if err != nil {
+			return err
+		}
+		if err := in.Publish(ctx, stage.Output{Subject: messages.Subject(messages.SubjectResults, src), MsgID: src + ".result.quota", Message: res}); err != nil {
+			return err
+		}
+		st.quotaDone = true
+	}
+	if !st.ended() {
+		return nil
+	}
+	res, err := s.result(ctx, src, st, accepted, true)
+	if err != nil {
+		return err
+	}
+	if err := in.Publish(ctx, stage.Output{Subject: messages.Subject(messages.SubjectResults, src), MsgID: src + ".result.final", Message: res}); err != nil {
+		return err
+	}
+	st.finished = true
+	st.frames = nil
+	if !s.cfg.KeepInput {
+		s.purge(ctx, src)
+	}
+	return nil
+}
+
+// result clusters the faces of the given frames.
+func (s *Stage) result(ctx context.Context, src string, st *sourceState, seqs []int64, final bool) (*messages.ClusterResult, error) {
+	res := &messages.ClusterResult{Source: src, Final: final, Params: st.params, FramesAccepted: int64(len(seqs)), AtMillis: time.Now().UnixMilli()}
+	if final {
+		res.FramesSeen = st.prefix
+		res.Partial = st.params.Quota > 0 && len(seqs) < st.params.Quota
+		if st.eosFace != nil && strings.HasPrefix(st.eosFace.Reason, "error:") {
+			res.Partial = true
+		}
+	} else {
+		res.FramesSeen = seqs[len(seqs)-1] + 1
+	}
+	var points [][]float64
+	var members []messages.Member
+	for _, seq := range seqs {
+		f := st.frames[seq]
+		res.FaceModel, res.ClothModel = f.face.Model, f.cloth.Model
+		if len(f.face.Vectors) != len(f.cloth.Vectors) {
+			s.cfg.Logger.Warn("frame has different face and clothing counts; skipped", "source", src, "seq", seq)
+			continue
+		}
+		for j := range f.face.Vectors {
+			points = append(points, Fingerprint(f.face.Vectors[j], f.cloth.Vectors[j], st.params.FaceWeight, st.params.ClothWeight))
+			members = append(members, messages.Member{Seq: seq, Frame: f.face.Index, PTSMillis: f.face.PTSMillis, Face: j, Box: f.face.Boxes[j]})
+		}
+	}
+	if len(points) > s.cfg.MaxFaces {
+		return nil, stage.Permanent(fmt.Errorf("clusterer: %s has %d faces, more than --max-faces %d", src, len(points), s.cfg.MaxFaces))
+	}
+	res.Faces = len(points)
+	labels, threshold, err := s.cluster(points, st.params)
+	if err != nil {
+		return nil, stage.Permanent(fmt.Errorf("clusterer: %s: %w", src, err))
+	}
+	res.Threshold = threshold
+	for _, group := range labels.kept {
+		c := messages.Cluster{ID: len(res.Clusters)}
+		for _, idx := range group {
+			c.Members = append(c.Members, members[idx])
+		}
+		res.Clusters = append(res.Clusters, c)
+	}
+	for _, idx := range labels.dropped {
+		res.Dropped = append(res.Dropped, members[idx])
+	}
+	if !s.cfg.NoImages && s.images != nil {
+		if err := s.storeImages(ctx, src, st, res, final); err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+type grouping struct {
+	kept    [][]int
+	dropped []int
+}
+
+// cluster runs the original's cluster() on the fingerprints.
+func (s *Stage) cluster(points [][]float64, p messages.Params) (grouping, float64, error) {
+	var g grouping
+	switch n := len(points); {
+	case n == 0:
+		return g, 0, nil
+	case n == 1:
+		if p.MinCSize <= 1 {
+			g.kept = [][]int{{0}}
+		} else {
+			g.dropped = []int{0}
+		}
+		return g, 0, nil
+	}
+	r, err := hac.Cluster(points, nil, hac.Params{Method: p.Method, Metric: s.cfg.Metric, Sim: p.Sim, MinCSize: p.MinCSize})
+	if err != nil {
+		return g, 0, err
+	}
+	g.kept = r.Clusters
+	in := make([]bool, len(points))
+	for _, c := range r.Clusters {
+		for _, i := range c {
+			in[i] = true
+		}
+	}
+	for i, ok := range in {
+		if !ok {
+			g.dropped = append(g.dropped, i)
+		}
+	}
+	return g, r.Threshold, nil
+}
+
+// Fingerprint is the original's [face/‖face‖, cloth/‖cloth‖], each part scaled by its weight
+// (1 and 1 reproduce the original). A zero weight leaves that part out.
+func Fingerprint(face, cloth []float32, faceWeight, clothWeight float64) []float64 {
+	out := make([]float64, 0, len(face)+len(cloth))
+	appendPart := func(v []float32, w float64) {
+		if w == 0 {
+			return
+		}
+		var n float64
+		for _, x := range v {
+			n += float64(x) * float64(x)
+		}
+		n = math.Sqrt(n)
+		if n == 0 {
+			n = 1
+		}
+		for _, x := range v {
+			out = append(out, w*float64(x)/n)
+		}
+	}
+	appendPart(face, faceWeight)
+	appendPart(cloth, clothWeight)
+	return out
+}
+
+// storeImages puts each member's upper-body crop and the montage in the object store.
+func (s *Stage) storeImages(ctx context.Context, src string, st *sourceState, res *messages.ClusterResult, final bool) error {
+	res.Bucket = stage.ImagesBucket
+	kind := "quota"
+	if final {
+		kind = "final"
+	}
+	columns := make([][]image.Image, len(res.Clusters))
+	for ci := range res.Clusters {
+		for mi := range res.Clusters[ci].Members {
+			m := &res.Clusters[ci].Members[mi]
+			f := st.frames[m.Seq]
+			if m.Face >= len(f.face.Bodies) || len(f.face.Bodies[m.Face]) == 0 {
+				continue
+			}
+			body := f.face.Bodies[m.Face]
+			m.Image = fmt.Sprintf("%s/faces/%06d-%d.jpg", src, m.Seq, m.Face)
+			if _, err := s.images.PutBytes(ctx, m.Image, body); err != nil {
+				return fmt.Errorf("clusterer: storing %s: %w", m.Image, err)
+			}
+			if len(columns[ci]) < output.MaxMontageRows {
+				if img, err := jpeg.Decode(bytes.NewReader(body)); err == nil {
+					columns[ci] = append(columns[ci], img)
+				}
+			}
+		}
+	}
+	png, err := output.Montage(columns, 96)
+	if err != nil {
+		return err
+	}
+	res.Montage = fmt.Sprintf("%s/montage-%s.png", src, kind)
+	if _, err := s.images.PutBytes(ctx, res.Montage, png); err != nil {
+		return fmt.Errorf("clusterer: storing %s: %w", res.Montage, err)
+	}
+	return nil
+}
+
+// state returns a source's state, rebuilding it from the vectors stream after a restart.
+func (s *Stage) state(ctx context.Context, src string) (*sourceState, error) {
+	if st := s.sources[src]; st != nil {
+		return st, nil
+	}
+	st := &sourceState{frames: map[int64]*frameParts{}}
+	if err := s.rebuild(ctx, src, st); err != nil {
+		return nil, err
+	}
+	s.sources[src] = st
+	return st, nil
+}
+
+// rebuild replays what the vectors stream holds for src. A source whose final result is
+// already stored is marked finished.
+func (s *Stage) rebuild(ctx context.Context, src string, st *sourceState) error {
+	results, err := s.js.Stream(ctx, stage.StreamResults)
+	if err != nil {
+		return fmt.Errorf("clusterer: %w", err)
+	}
+	if raw, err := results.GetLastMsgForSubject(ctx, messages.Subject(messages.SubjectResults, src)); err == nil {
+		if r, err := messages.DecodeAs[*messages.ClusterResult](raw.Data); err == nil && r.Final {
+			st.finished = true
+			return nil
+		}
+	} else if !errors.Is(err, jetstream.ErrMsgNotFound) {
+		return fmt.Errorf("clusterer: checking results of %s: %w", src, err)
+	}
+	vectors, err := s.js.Stream(ctx, stage.StreamVectors)
+	if err != nil {
+		return fmt.Errorf("clusterer: %w", err)
+	}
+	subjects := []string{messages.Subject(messages.SubjectFaceVec, src), messages.Subject(messages.SubjectClothVec, src)}
+	var last uint64
+	for _, subj := range subjects {
+		raw, err := vectors.GetLastMsgForSubject(ctx, subj)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("clusterer: rebuilding %s: %w", src, err)
+		}
+		last = max(last, raw.Sequence)
+	}
+	if last == 0 {
+		return nil
+	}
+	cons, err := s.js.OrderedConsumer(ctx, stage.StreamVectors, jetstream.OrderedConsumerConfig{FilterSubjects: subjects})
+	if err != nil {
+		return fmt.Errorf("clusterer: rebuilding %s: %w", src, err)
+	}
+	n := 0
+	for {
+		msg, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+		if err != nil {
+			return fmt.Errorf("clusterer: rebuilding %s after %d messages: %w", src, n, err)
+		}
+		n++
+		if m, err := messages.Decode(msg.Data()); err == nil {
+			if eos, ok := m.(*messages.EndOfStream); ok {
+				st.addEOS(msg.Subject(), eos)
+			} else {
+				_ = st.add(m) // bad messages were dead-lettered when first delivered
+			}
+		}
+		md, err := msg.Metadata()
+		if err != nil || md.Sequence.Stream >= last {
+			break
+		}
+	}
+	if n > 0 {
+		s.cfg.Logger.Info("rebuilt source state from the vectors stream", "source", src, "messages", n, "complete_frames", st.prefix)
+	}
+	return nil
+}
+
+func (s *Stage) purge(ctx context.Context, src string) {
+	vectors, err := s.js.Stream(ctx, stage.StreamVectors)
+	if err == nil {
+		for _, subj := range []string{messages.Subject(messages.SubjectFaceVec, src), messages.Subject(messages.SubjectClothVec, src)} {
+			if perr := vectors.Purge(ctx, jetstream.WithPurgeSubject(subj)); perr != nil {
+				err = perr
+			}
+		}
+	}
+	if err != nil {
+		s.cfg.Logger.Warn("purging a finished source's vectors failed", "source", src, "err", err)
+	}
+}
+
+// SortedSources lists the sources in memory (for status).
+func (s *Stage) SortedSources() []string {
+	var out []string
+	for k := range s.sources {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Close has no native resources; it exists for stage.Processor.
+func (s *Stage) Close(context.Context) error { return nil }

@@ -1,0 +1,250 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/personcluster/personcluster/messages"
+	"github.com/personcluster/personcluster/stages/broker"
+	"github.com/personcluster/personcluster/stages/detector"
+	"github.com/personcluster/personcluster/stages/output"
+	"github.com/personcluster/personcluster/stages/stage"
+)
+
+// LocalOptions configure a one-process run.
+type LocalOptions struct {
+	Options
+	StoreDir string // JetStream store; a temporary folder when empty
+	Listen   string // also listen on host:port for watchers on other processes ("" = in-process only)
+	Out      string // output folder ("" = none)
+	Request  messages.IngestRequest
+	Progress io.Writer // progress lines (nil = none)
+}
+
+// LocalResult is what a one-process run produced.
+type LocalResult struct {
+	Result    *messages.ClusterResult
+	OutDir    string
+	Failure   string // the reader's failure reason, if the source could not be read
+	Frames    int64  // frames read
+	Published int64
+	Elapsed   time.Duration
+}
+
+// RunLocal starts an embedded JetStream server and every stage in this process, ingests one
+// source, waits for its final result, writes the output folder, and shuts everything down.
+func RunLocal(ctx context.Context, lo LocalOptions) (*LocalResult, error) {
+	started := time.Now()
+	if err := lo.Request.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSetup, err)
+	}
+	store := lo.StoreDir
+	if store == "" {
+		tmp, err := os.MkdirTemp("", "personcluster-js-")
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrSetup, err)
+		}
+		defer os.RemoveAll(tmp)
+		store = tmp
+	}
+	scfg := broker.ServerConfig{StoreDir: store, InProcessOnly: lo.Listen == ""}
+	if lo.Listen != "" {
+		host, port, err := splitHostPort(lo.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("%w: --listen: %w", ErrSetup, err)
+		}
+		scfg.Host, scfg.Port = host, port
+	}
+	srv, err := broker.StartServer(scfg)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSetup, err)
+	}
+	defer srv.Stop()
+	nc, err := srv.Connect("personcluster-run")
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSetup, err)
+	}
+	defer nc.Close()
+	js, err := broker.JetStream(nc)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSetup, err)
+	}
+	if err := (stage.Topology{}).Ensure(ctx, js); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSetup, err)
+	}
+	if lo.Metrics == nil {
+		lo.Metrics = stage.NewRegistry()
+	}
+	var specs []*Spec
+	for _, name := range All {
+		sp, err := Build(ctx, name, js, lo.Options)
+		if err != nil {
+			CloseAll(specs)
+			return nil, err
+		}
+		specs = append(specs, sp)
+	}
+	var det *detector.Stage
+	for _, sp := range specs {
+		if d, ok := sp.Processor.(*detector.Stage); ok {
+			det = d
+		}
+	}
+
+	src := lo.Request.Source
+	results := make(chan *messages.ClusterResult, 4)
+	statuses := make(chan *messages.Status, 64)
+	resSub, err := nc.Subscribe(messages.Subject(messages.SubjectResults, src), func(m *nats.Msg) {
+		if r, err := messages.DecodeAs[*messages.ClusterResult](m.Data); err == nil {
+			results <- r
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSetup, err)
+	}
+	defer resSub.Unsubscribe()
+	stSub, err := nc.Subscribe(messages.Subject(messages.SubjectStatus, src), func(m *nats.Msg) {
+		if s, err := messages.DecodeAs[*messages.Status](m.Data); err == nil {
+			select {
+			case statuses <- s:
+			default: // progress only; never block the connection
+			}
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSetup, err)
+	}
+	defer stSub.Unsubscribe()
+
+	stageCtx, stopStages := context.WithCancel(context.WithoutCancel(ctx))
+	stagesDone := make(chan error, 1)
+	go func() { stagesDone <- Run(stageCtx, js, specs) }()
+	defer func() {
+		stopStages()
+		<-stagesDone
+	}()
+
+	if err := Ingest(ctx, js, &lo.Request); err != nil {
+		return nil, err
+	}
+	out := &LocalResult{}
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	var last messages.Status
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case err := <-stagesDone:
+			stagesDone <- err
+			return nil, fmt.Errorf("pipeline: a stage stopped early: %w", err)
+		case s := <-statuses:
+			last = *s
+			if s.State == messages.StateFailed {
+				out.Failure = s.Reason
+			}
+		case r := <-results:
+			if lo.Progress != nil && !r.Final {
+				fmt.Fprintf(lo.Progress, "\rquota reached: %d accepted frames, %d faces, %d clusters%s\n", r.FramesAccepted, r.Faces, len(r.Clusters), pad)
+			}
+			if !r.Final {
+				continue
+			}
+			out.Result, out.Frames, out.Published, out.Elapsed = r, last.FramesRead, last.FramesPublished, time.Since(started)
+			if lo.Progress != nil {
+				fmt.Fprintf(lo.Progress, "\r%s\n", progressLine(&last, det, len(r.Clusters)))
+			}
+			if lo.Out != "" {
+				obj, err := js.ObjectStore(ctx, stage.ImagesBucket)
+				if err != nil {
+					return out, fmt.Errorf("pipeline: %w", err)
+				}
+				dir, err := output.Write(lo.Out, r, ObjectImages(ctx, obj))
+				if err != nil {
+					return out, err
+				}
+				out.OutDir = dir
+			}
+			if out.Failure != "" {
+				return out, fmt.Errorf("pipeline: source %s could not be read: %s", src, out.Failure)
+			}
+			return out, nil
+		case <-tick.C:
+			if lo.Progress != nil {
+				fmt.Fprintf(lo.Progress, "\r%s", progressLine(&last, det, -1))
+			}
+		}
+	}
+}
+
+const pad = "          "
+
+func progressLine(s *messages.Status, det *detector.Stage, clusters int) string {
+	line := fmt.Sprintf("frames read %d", s.FramesRead)
+	if s.FramesTotal > 0 {
+		line += fmt.Sprintf("/%d", s.FramesTotal)
+	}
+	line += fmt.Sprintf(" | published %d", s.FramesPublished)
+	if det != nil {
+		line += fmt.Sprintf(" | detected %d | accepted %d | faces %d", det.Counts.Frames.Load(), det.Counts.Accepted.Load(), det.Counts.Faces.Load())
+	}
+	if clusters >= 0 {
+		line += fmt.Sprintf(" | clusters %d", clusters)
+	} else if s.ETASeconds > 0 {
+		line += fmt.Sprintf(" | ETA %.0fs", s.ETASeconds)
+	}
+	return line + pad
+}
+
+// ObjectImages fetches members' upper-body crops from the object store.
+func ObjectImages(ctx context.Context, obj jetstream.ObjectStore) output.ImageFunc {
+	return func(m messages.Member) ([]byte, error) {
+		if m.Image == "" {
+			return nil, nil
+		}
+		data, err := obj.GetBytes(ctx, m.Image)
+		if errors.Is(err, jetstream.ErrObjectNotFound) {
+			return nil, nil
+		}
+		return data, err
+	}
+}
+
+// Ingest publishes an ingest request (deduplicated by source id).
+func Ingest(ctx context.Context, js jetstream.JetStream, req *messages.IngestRequest) error {
+	if req.AtMillis == 0 {
+		req.AtMillis = time.Now().UnixMilli()
+	}
+	if err := req.Validate(); err != nil {
+		return fmt.Errorf("pipeline: ingest request: %w", err)
+	}
+	msg, err := stage.EncodeMsg(stage.Output{Subject: messages.Subject(messages.SubjectIngest, req.Source), MsgID: req.Source + ".ingest", Message: req})
+	if err != nil {
+		return err
+	}
+	if _, err := js.PublishMsg(ctx, msg); err != nil {
+		return fmt.Errorf("pipeline: publishing the ingest request of %s: %w", req.Source, err)
+	}
+	return nil
+}
+
+func splitHostPort(addr string) (string, int, error) {
+	host, portText, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(portText)
+	if err != nil {
+		return "", 0, fmt.Errorf("bad port in %q", addr)
+	}
+	return host, port, nil
+}

@@ -1,0 +1,242 @@
+// Package pipeline wires the stages together: it opens models, builds each stage's processor
+// and runs it on its durable consumer. The one binary uses it both for a single stage per
+// process and for the whole pipeline in one process.
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/personcluster/personcluster/stages/clusterer"
+	"github.com/personcluster/personcluster/stages/detector"
+	"github.com/personcluster/personcluster/stages/embedder"
+	"github.com/personcluster/personcluster/stages/encoder"
+	"github.com/personcluster/personcluster/stages/onnx"
+	"github.com/personcluster/personcluster/stages/reader"
+	"github.com/personcluster/personcluster/stages/stage"
+)
+
+// Stage names.
+const (
+	Reader    = "reader"
+	Detector  = "detector"
+	Encoder   = "encoder"
+	Embedder  = "embedder"
+	Clusterer = "clusterer"
+)
+
+// All lists the stages in pipeline order.
+var All = []string{Reader, Detector, Encoder, Embedder, Clusterer}
+
+// ErrSetup wraps every failure to prepare a stage (missing model or library, bad flags).
+var ErrSetup = errors.New("pipeline: setup failed")
+
+// Models says where models and the onnxruntime library are and how to run them.
+type Models struct {
+	Dir           string // models folder (make deps fills models/data)
+	ORTLib        string // libonnxruntime.so; default Dir/lib/libonnxruntime.so
+	Threads       int    // intra-op threads per ONNX session
+	Detector      string // ultraface-320 (default) or ultraface-640
+	DetectorScore float64
+	Device        string // clothing embedder: cpu or cuda
+	ClothManifest string // JSON manifest of another clothing model
+}
+
+// DefaultModelsDir finds models/data: $PERSONCLUSTER_MODELS, ./models/data, or beside the binary.
+func DefaultModelsDir() string {
+	if d := os.Getenv("PERSONCLUSTER_MODELS"); d != "" {
+		return d
+	}
+	candidates := []string{"models/data"}
+	if exe, err := os.Executable(); err == nil {
+		candidates = append(candidates, filepath.Join(filepath.Dir(exe), "..", "models", "data"))
+	}
+	for _, c := range candidates {
+		if st, err := os.Stat(c); err == nil && st.IsDir() {
+			return c
+		}
+	}
+	return "models/data"
+}
+
+func (m Models) lib() string {
+	if m.ORTLib != "" {
+		return m.ORTLib
+	}
+	return filepath.Join(m.Dir, "lib", "libonnxruntime.so")
+}
+
+func (m Models) init() error {
+	if err := onnx.Init(m.lib()); err != nil {
+		return fmt.Errorf("%w: %w", ErrSetup, err)
+	}
+	return nil
+}
+
+// Tuning is per-stage loop settings.
+type Tuning struct {
+	Concurrency int
+	BatchSize   int
+	BatchWait   time.Duration
+	MaxDeliver  int
+}
+
+// Spec is a runnable stage: its loop config and processor.
+type Spec struct {
+	Config    stage.Config
+	Processor stage.Processor
+}
+
+// Options for building stages.
+type Options struct {
+	Models    Models
+	Tuning    map[string]Tuning
+	Logger    *slog.Logger
+	Metrics   *stage.Registry
+	Detector  detector.Config
+	Clusterer clusterer.Config
+}
+
+func (o Options) loop(name, stream, consumer string, def Tuning) stage.Config {
+	t := def
+	if o.Tuning != nil {
+		if u, ok := o.Tuning[name]; ok {
+			if u.Concurrency > 0 {
+				t.Concurrency = u.Concurrency
+			}
+			if u.BatchSize > 0 {
+				t.BatchSize = u.BatchSize
+			}
+			if u.BatchWait > 0 {
+				t.BatchWait = u.BatchWait
+			}
+			if u.MaxDeliver > 0 {
+				t.MaxDeliver = u.MaxDeliver
+			}
+		}
+	}
+	return stage.Config{Name: name, Stream: stream, Consumer: consumer, Concurrency: t.Concurrency, BatchSize: t.BatchSize,
+		BatchWait: t.BatchWait, MaxDeliver: t.MaxDeliver, Logger: o.Logger, Metrics: o.Metrics}
+}
+
+// Build opens what stage name needs and returns it ready to run. On error nothing stays open.
+func Build(ctx context.Context, name string, js jetstream.JetStream, o Options) (*Spec, error) {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Models.Dir == "" {
+		o.Models.Dir = DefaultModelsDir()
+	}
+	switch name {
+	case Reader:
+		kv, err := js.KeyValue(ctx, stage.SourcesBucket)
+		if err != nil {
+			return nil, fmt.Errorf("%w: opening %s: %w", ErrSetup, stage.SourcesBucket, err)
+		}
+		return &Spec{o.loop(name, stage.StreamIngest, stage.ConsumerReader, Tuning{Concurrency: 4, BatchWait: time.Second}),
+			reader.New(reader.Config{Logger: o.Logger}, kv)}, nil
+	case Detector:
+		if err := o.Models.init(); err != nil {
+			return nil, err
+		}
+		det, err := o.Models.OpenDetector()
+		if err != nil {
+			return nil, err
+		}
+		o.Detector.Logger = o.Logger
+		proc, err := detector.New(o.Detector, det)
+		if err != nil {
+			det.Close()
+			return nil, fmt.Errorf("%w: %w", ErrSetup, err)
+		}
+		return &Spec{o.loop(name, stage.StreamFrames, stage.ConsumerDetector, Tuning{Concurrency: 1}), proc}, nil
+	case Encoder:
+		if err := o.Models.init(); err != nil {
+			return nil, err
+		}
+		enc, err := encoder.NewONNX(encoder.ONNXConfig{LandmarkPath: filepath.Join(o.Models.Dir, "face", "fr_landmark.onnx"),
+			FeaturePath: filepath.Join(o.Models.Dir, "face", "fr_feature.onnx"), Threads: o.Models.Threads})
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrSetup, err)
+		}
+		return &Spec{o.loop(name, stage.StreamFaces, stage.ConsumerEncoder, Tuning{Concurrency: 1, BatchSize: 4, BatchWait: 20 * time.Millisecond}), encoder.New(enc)}, nil
+	case Embedder:
+		if err := o.Models.init(); err != nil {
+			return nil, err
+		}
+		man := embedder.MobileNetV1
+		if o.Models.ClothManifest != "" {
+			var err error
+			if man, err = embedder.LoadManifest(o.Models.ClothManifest); err != nil {
+				return nil, fmt.Errorf("%w: %w", ErrSetup, err)
+			}
+		}
+		model, err := embedder.OpenModel(man, o.Models.Dir, onnx.Options{Threads: o.Models.Threads, Device: onnx.Device(o.Models.Device), Logger: o.Logger})
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrSetup, err)
+		}
+		return &Spec{o.loop(name, stage.StreamFaces, stage.ConsumerEmbedder, Tuning{Concurrency: 1, BatchSize: 16, BatchWait: 20 * time.Millisecond}), embedder.New(model)}, nil
+	case Clusterer:
+		images, err := js.ObjectStore(ctx, stage.ImagesBucket)
+		if err != nil {
+			return nil, fmt.Errorf("%w: opening %s: %w", ErrSetup, stage.ImagesBucket, err)
+		}
+		o.Clusterer.Logger = o.Logger
+		proc, err := clusterer.New(o.Clusterer, js, images)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrSetup, err)
+		}
+		// One worker: the clusterer's per-source state is not shared between goroutines.
+		cfg := o.loop(name, stage.StreamVectors, stage.ConsumerClusterer, Tuning{Concurrency: 1, BatchSize: 64, BatchWait: 50 * time.Millisecond})
+		cfg.Concurrency = 1
+		return &Spec{cfg, proc}, nil
+	}
+	return nil, fmt.Errorf("%w: unknown stage %q (one of %v)", ErrSetup, name, All)
+}
+
+// OpenDetector opens the configured face detector.
+func (m Models) OpenDetector() (detector.FaceDetector, error) {
+	cfg := detector.UltraFaceConfig{Threads: m.Threads, Threshold: float32(m.DetectorScore)}
+	switch m.Detector {
+	case "", "ultraface-320":
+		cfg.Path, cfg.Width, cfg.Height = filepath.Join(m.Dir, "face", "fr_detect.onnx"), 320, 240
+	case "ultraface-640":
+		cfg.Path, cfg.Width, cfg.Height, cfg.RGB = filepath.Join(m.Dir, "face", "version-RFB-640.onnx"), 640, 480, true
+	default:
+		return nil, fmt.Errorf("%w: unknown detector %q (ultraface-320 or ultraface-640)", ErrSetup, m.Detector)
+	}
+	det, err := detector.NewUltraFace(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSetup, err)
+	}
+	return det, nil
+}
+
+// Run runs the built stages until ctx ends; it returns the first stage error.
+func Run(ctx context.Context, js jetstream.JetStream, specs []*Spec) error {
+	errs := make(chan error, len(specs))
+	for _, sp := range specs {
+		go func() { errs <- stage.Run(ctx, js, sp.Config, sp.Processor) }()
+	}
+	var first error
+	for range specs {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// CloseAll closes processors that were built but will not run.
+func CloseAll(specs []*Spec) {
+	for _, sp := range specs {
+		_ = sp.Processor.Close(context.Background())
+	}
+}

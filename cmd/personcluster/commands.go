@@ -63,7 +63,7 @@ func cmdRun(ctx context.Context, args []string) error {
 	}
 	fmt.Fprintf(os.Stderr, "personcluster: source %s: %s\n", request.Source, request.URI)
 	res, err := pipeline.RunLocal(ctx, pipeline.LocalOptions{
-		Options: pipeline.Options{Models: *models, Logger: log, Metrics: reg},
+		Options:  pipeline.Options{Models: *models, Logger: log, Metrics: reg},
 		StoreDir: *store, Listen: *listen, Out: *out, Request: request, Progress: os.Stderr,
 	})
 	if res != nil && res.Result != nil {
@@ -375,4 +375,3 @@ func cmdCluster(args []string) error {
 	}
 	return hac.WriteOutput(os.Stdout, r)
 }
-

@@ -1,0 +1,54 @@
+# personcluster — see README.md. `make demo` runs the main job, `make test` the tests.
+SHELL := /bin/bash
+GO ?= go
+MODELS_MIRROR ?= $(abspath ../shared/models)
+SAMPLE ?= ../shared/testdata/video/short_hamilton_clip.mp4
+export MODELS_MIRROR
+
+.PHONY: all deps system-deps models build demo test test-short fuzz vet bench bench-cluster clean
+
+all: build
+
+## deps: Debian packages (OpenCV, dlib, BLAS/LAPACK, jpeg/png), onnxruntime and models. Idempotent.
+deps: system-deps models
+
+system-deps:
+	@bash deploy/install-deps.sh
+
+models:
+	@bash models/fetch.sh
+
+build:
+	$(GO) build -o bin/personcluster ./cmd/personcluster
+
+## demo: the whole pipeline in one process on the bundled sample clip.
+demo: deps build
+	./bin/personcluster run --out out $(SAMPLE)
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
+
+## test: everything CI runs.
+test: deps vet
+	$(GO) test -count=1 -timeout 30m ./...
+	$(MAKE) fuzz FUZZTIME=5s
+
+test-short:
+	$(GO) test -short ./...
+
+FUZZTIME ?= 30s
+fuzz:
+	@for t in $$($(GO) test -list '^Fuzz' ./messages | grep ^Fuzz); do \
+		$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./messages || exit 1; done
+	@for t in $$($(GO) test -list '^Fuzz' ./stages/clusterer/hac | grep ^Fuzz); do \
+		$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./stages/clusterer/hac || exit 1; done
+
+## bench-cluster: the clusterer against scipy and fastcluster, side by side.
+bench-cluster: build
+	$(GO) run ./stages/clusterer/hac/bench -n 1000,4000,10000 -python /usr/bin/python3
+
+bench: bench-cluster
+
+clean:
+	rm -rf bin out

@@ -46,6 +46,9 @@ type Params struct {
 	Alpha       float64 `msgpack:"alpha"`
 	FaceWeight  float64 `msgpack:"face_w"`
 	ClothWeight float64 `msgpack:"cloth_w"`
+	// Live sources are clustered in windows of Quota accepted frames, each window forgotten
+	// once its result is out, so memory stays bounded however long the stream runs.
+	Live bool `msgpack:"live,omitempty"`
 }
 
 // DefaultParams are the original's settings.
@@ -336,7 +339,10 @@ type ClusterResult struct {
 	ClothModel     string    `msgpack:"cloth_model" json:"cloth_model"`
 	Bucket         string    `msgpack:"bucket,omitempty" json:"bucket,omitempty"`   // object store holding the images
 	Montage        string    `msgpack:"montage,omitempty" json:"montage,omitempty"` // its key of montage.png
-	AtMillis       int64     `msgpack:"at" json:"at_ms"`
+	// Fingerprints is the object-store key of the clustered vectors (gzip JSON in the format
+	// `personcluster cluster` reads), so a result can be re-clustered without recomputing them.
+	Fingerprints string `msgpack:"fingerprints,omitempty" json:"fingerprints,omitempty"`
+	AtMillis     int64  `msgpack:"at" json:"at_ms"`
 }
 
 func (*ClusterResult) MessageType() Type { return TypeClusterResult }

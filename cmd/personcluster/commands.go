@@ -320,7 +320,7 @@ func cmdWatch(ctx context.Context, args []string) error {
 					if err != nil {
 						return err
 					}
-					dir, err := output.Write(*out, v, pipeline.ObjectImages(ctx, obj))
+					dir, err := output.Write(*out, v, pipeline.ObjectFetcher(ctx, obj))
 					if err != nil {
 						return err
 					}

@@ -12,6 +12,7 @@ import (
 	"github.com/personcluster/personcluster/stages/broker"
 	"github.com/personcluster/personcluster/stages/pipeline"
 	"github.com/personcluster/personcluster/stages/stage"
+	"github.com/personcluster/personcluster/stages/vision"
 )
 
 var errUsage = errors.New("usage")
@@ -110,7 +111,9 @@ func (r *requestFlags) request(uri string) (messages.IngestRequest, error) {
 	if source == "" {
 		source = messages.NewSourceID(time.Now())
 	}
-	req := messages.IngestRequest{Source: source, URI: uri, Live: r.live, Sampling: r.s, Params: r.p, AtMillis: time.Now().UnixMilli()}
+	live := r.live || vision.IsLiveURI(uri)
+	req := messages.IngestRequest{Source: source, URI: uri, Live: live, Sampling: r.s, Params: r.p, AtMillis: time.Now().UnixMilli()}
+	req.Params.Live = live
 	if err := req.Validate(); err != nil {
 		return req, err
 	}

@@ -12,7 +12,9 @@ package clusterer
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"image"
@@ -56,8 +58,9 @@ func (c *Config) setDefaults() {
 }
 
 type frameParts struct {
-	face  *messages.FaceVectors
-	cloth *messages.ClothVectors
+	face      *messages.FaceVectors
+	cloth     *messages.ClothVectors
+	streamSeq uint64 // lowest stream sequence of its messages: what a purge must keep
 }
 
 func (f *frameParts) complete() bool { return f.face != nil && f.cloth != nil }
@@ -65,6 +68,8 @@ func (f *frameParts) complete() bool { return f.face != nil && f.cloth != nil }
 type sourceState struct {
 	frames     map[int64]*frameParts
 	prefix     int64 // frames 0..prefix-1 are complete
+	base       int64 // live sources: frames before base were clustered in a window and forgotten
+	windows    int   // live sources: window results published
 	eosFace    *messages.EndOfStream
 	eosCloth   *messages.EndOfStream
 	quotaDone  bool
@@ -111,34 +116,43 @@ func (s *Stage) handle(ctx context.Context, in *stage.Input) error {
 	}
 	if eos, ok := in.Message.(*messages.EndOfStream); ok {
 		st.addEOS(in.Subject, eos)
-	} else if err := st.add(in.Message); err != nil {
+	} else if err := st.add(in.Message, in.StreamSeq); err != nil {
 		return stage.Permanent(fmt.Errorf("clusterer: %s: %w", in.Subject, err))
 	}
 	return s.emitDue(ctx, in, src, st)
 }
 
-// add merges one message into the state; duplicates are ignored.
-func (st *sourceState) add(m messages.Message) error {
+// add merges one message (at streamSeq in the vectors stream) into the state; duplicates and
+// frames already clustered in a live window are ignored.
+func (st *sourceState) add(m messages.Message, streamSeq uint64) error {
 	part := func(seq int64) *frameParts {
 		f := st.frames[seq]
 		if f == nil {
-			f = &frameParts{}
+			f = &frameParts{streamSeq: streamSeq}
 			st.frames[seq] = f
 		}
+		f.streamSeq = min(f.streamSeq, streamSeq)
 		return f
 	}
 	switch m := m.(type) {
 	case *messages.FaceVectors:
+		st.setParams(m.Params)
+		if m.Seq < st.base {
+			return nil
+		}
 		part(m.Seq).face = m
-		st.setParams(m.Params)
 	case *messages.ClothVectors:
-		part(m.Seq).cloth = m
 		st.setParams(m.Params)
+		if m.Seq < st.base {
+			return nil
+		}
+		part(m.Seq).cloth = m
 	case *messages.EndOfStream:
 		return errors.New("end of stream on an unexpected subject")
 	default:
 		return fmt.Errorf("unexpected %s", m.MessageType())
 	}
+	st.prefix = max(st.prefix, st.base)
 	for {
 		f := st.frames[st.prefix]
 		if f == nil || !f.complete() {
@@ -172,7 +186,7 @@ func (st *sourceState) ended() bool {
 // acceptedPrefix returns the seqs of accepted frames among complete frames 0..prefix-1, in order.
 func (st *sourceState) acceptedPrefix() []int64 {
 	var seqs []int64
-	for seq := int64(0); seq < st.prefix; seq++ {
+	for seq := st.base; seq < st.prefix; seq++ {
 		if f := st.frames[seq]; f.face.Accepted && len(f.face.Vectors) > 0 {
 			seqs = append(seqs, seq)
 		}
@@ -182,12 +196,29 @@ func (st *sourceState) acceptedPrefix() []int64 {
 
 func (s *Stage) emitDue(ctx context.Context, in *stage.Input, src string, st *sourceState) error {
 	accepted := st.acceptedPrefix()
-	if !st.quotaDone && st.params.Quota > 0 && len(accepted) >= st.params.Quota {
-		res, err := s.result(ctx, src, st, accepted[:st.params.Quota], false)
+	quota := st.params.Quota
+	publish := func(seqs []int64, final bool, id string) error {
+		res, err := s.result(ctx, src, st, seqs, final, id)
 		if err != nil {
 			return err
 		}
-		if err := in.Publish(ctx, stage.Output{Subject: messages.Subject(messages.SubjectResults, src), MsgID: src + ".result.quota", Message: res}); err != nil {
+		return in.Publish(ctx, stage.Output{Subject: messages.Subject(messages.SubjectResults, src), MsgID: src + ".result." + id, Message: res})
+	}
+	switch {
+	case st.params.Live && quota > 0:
+		// Live: a result per window of Quota accepted frames; the window is then forgotten.
+		for len(accepted) >= quota {
+			window := accepted[:quota]
+			if err := publish(window, false, fmt.Sprintf("w%d", st.windows)); err != nil {
+				return err
+			}
+			st.windows++
+			st.forget(window[len(window)-1] + 1)
+			s.purge(ctx, src, st.keepFrom(in.StreamSeq+1))
+			accepted = accepted[quota:]
+		}
+	case !st.quotaDone && quota > 0 && len(accepted) >= quota:
+		if err := publish(accepted[:quota], false, "quota"); err != nil {
 			return err
 		}
 		st.quotaDone = true
@@ -195,23 +226,38 @@ func (s *Stage) emitDue(ctx context.Context, in *stage.Input, src string, st *so
 	if !st.ended() {
 		return nil
 	}
-	res, err := s.result(ctx, src, st, accepted, true)
-	if err != nil {
-		return err
-	}
-	if err := in.Publish(ctx, stage.Output{Subject: messages.Subject(messages.SubjectResults, src), MsgID: src + ".result.final", Message: res}); err != nil {
+	if err := publish(accepted, true, "final"); err != nil {
 		return err
 	}
 	st.finished = true
 	st.frames = nil
-	if !s.cfg.KeepInput {
-		s.purge(ctx, src)
-	}
+	s.purge(ctx, src, 0)
 	return nil
 }
 
+// forget drops the frames before seq (a live window that has its result).
+func (st *sourceState) forget(seq int64) {
+	for k := range st.frames {
+		if k < seq {
+			delete(st.frames, k)
+		}
+	}
+	st.base = seq
+	st.prefix = max(st.prefix, seq)
+}
+
+// keepFrom is the lowest stream sequence still needed to rebuild the state; next is the
+// sequence after the message being handled (everything before it has been delivered).
+func (st *sourceState) keepFrom(next uint64) uint64 {
+	keep := next
+	for _, f := range st.frames {
+		keep = min(keep, f.streamSeq)
+	}
+	return keep
+}
+
 // result clusters the faces of the given frames.
-func (s *Stage) result(ctx context.Context, src string, st *sourceState, seqs []int64, final bool) (*messages.ClusterResult, error) {
+func (s *Stage) result(ctx context.Context, src string, st *sourceState, seqs []int64, final bool, kind string) (*messages.ClusterResult, error) {
 	res := &messages.ClusterResult{Source: src, Final: final, Params: st.params, FramesAccepted: int64(len(seqs)), AtMillis: time.Now().UnixMilli()}
 	if final {
 		res.FramesSeen = st.prefix
@@ -220,7 +266,7 @@ func (s *Stage) result(ctx context.Context, src string, st *sourceState, seqs []
 			res.Partial = true
 		}
 	} else {
-		res.FramesSeen = seqs[len(seqs)-1] + 1
+		res.FramesSeen = seqs[len(seqs)-1] + 1 - st.base
 	}
 	var points [][]float64
 	var members []messages.Member
@@ -256,7 +302,7 @@ func (s *Stage) result(ctx context.Context, src string, st *sourceState, seqs []
 		res.Dropped = append(res.Dropped, members[idx])
 	}
 	if !s.cfg.NoImages && s.images != nil {
-		if err := s.storeImages(ctx, src, st, res, final); err != nil {
+		if err := s.storeObjects(ctx, src, st, res, kind, points, members); err != nil {
 			return nil, err
 		}
 	}
@@ -326,12 +372,18 @@ func Fingerprint(face, cloth []float32, faceWeight, clothWeight float64) []float
 	return out
 }
 
-// storeImages puts each member's upper-body crop and the montage in the object store.
-func (s *Stage) storeImages(ctx context.Context, src string, st *sourceState, res *messages.ClusterResult, final bool) error {
+// storeObjects puts each member's upper-body crop, the montage and the fingerprints in the
+// object store.
+func (s *Stage) storeObjects(ctx context.Context, src string, st *sourceState, res *messages.ClusterResult, kind string,
+	points [][]float64, members []messages.Member) error {
 	res.Bucket = stage.ImagesBucket
-	kind := "quota"
-	if final {
-		kind = "final"
+	fp, err := EncodeFingerprints(res, points, members, s.cfg.Metric)
+	if err != nil {
+		return err
+	}
+	res.Fingerprints = fmt.Sprintf("%s/fingerprints-%s.json.gz", src, kind)
+	if _, err := s.images.PutBytes(ctx, res.Fingerprints, fp); err != nil {
+		return fmt.Errorf("clusterer: storing %s: %w", res.Fingerprints, err)
 	}
 	columns := make([][]image.Image, len(res.Clusters))
 	for ci := range res.Clusters {
@@ -422,15 +474,18 @@ func (s *Stage) rebuild(ctx context.Context, src string, st *sourceState) error 
 			return fmt.Errorf("clusterer: rebuilding %s after %d messages: %w", src, n, err)
 		}
 		n++
+		md, mdErr := msg.Metadata()
+		if mdErr != nil {
+			return fmt.Errorf("clusterer: rebuilding %s: %w", src, mdErr)
+		}
 		if m, err := messages.Decode(msg.Data()); err == nil {
 			if eos, ok := m.(*messages.EndOfStream); ok {
 				st.addEOS(msg.Subject(), eos)
 			} else {
-				_ = st.add(m) // bad messages were dead-lettered when first delivered
+				_ = st.add(m, md.Sequence.Stream) // bad messages were dead-lettered when first delivered
 			}
 		}
-		md, err := msg.Metadata()
-		if err != nil || md.Sequence.Stream >= last {
+		if md.Sequence.Stream >= last {
 			break
 		}
 	}
@@ -440,17 +495,25 @@ func (s *Stage) rebuild(ctx context.Context, src string, st *sourceState) error 
 	return nil
 }
 
-func (s *Stage) purge(ctx context.Context, src string) {
+// purge drops a source's vectors below stream sequence keep (0: all of them).
+func (s *Stage) purge(ctx context.Context, src string, keep uint64) {
+	if s.cfg.KeepInput {
+		return
+	}
 	vectors, err := s.js.Stream(ctx, stage.StreamVectors)
 	if err == nil {
 		for _, subj := range []string{messages.Subject(messages.SubjectFaceVec, src), messages.Subject(messages.SubjectClothVec, src)} {
-			if perr := vectors.Purge(ctx, jetstream.WithPurgeSubject(subj)); perr != nil {
+			opts := []jetstream.StreamPurgeOpt{jetstream.WithPurgeSubject(subj)}
+			if keep > 0 {
+				opts = append(opts, jetstream.WithPurgeSequence(keep))
+			}
+			if perr := vectors.Purge(ctx, opts...); perr != nil {
 				err = perr
 			}
 		}
 	}
 	if err != nil {
-		s.cfg.Logger.Warn("purging a finished source's vectors failed", "source", src, "err", err)
+		s.cfg.Logger.Warn("purging a source's clustered vectors failed", "source", src, "err", err)
 	}
 }
 
@@ -466,3 +529,38 @@ func (s *Stage) SortedSources() []string {
 
 // Close has no native resources; it exists for stage.Processor.
 func (s *Stage) Close(context.Context) error { return nil }
+
+// FingerprintFile is the saved form of the vectors a result clustered: the case format that
+// `personcluster cluster` and hac.ReadCaseFile read, plus which face each point is.
+type FingerprintFile struct {
+	Source      string            `json:"source"`
+	Method      string            `json:"method"`
+	Metric      string            `json:"metric"`
+	Sim         float64           `json:"sim"`
+	MinCSize    int               `json:"min_csize"`
+	FaceModel   string            `json:"face_model"`
+	ClothModel  string            `json:"cloth_model"`
+	FaceWeight  float64           `json:"face_weight"`
+	ClothWeight float64           `json:"cloth_weight"`
+	Points      [][]float64       `json:"points"`
+	Members     []messages.Member `json:"members"`
+}
+
+// EncodeFingerprints writes the gzip JSON fingerprint file of a result.
+func EncodeFingerprints(res *messages.ClusterResult, points [][]float64, members []messages.Member, metric string) ([]byte, error) {
+	f := FingerprintFile{Source: res.Source, Method: res.Params.Method, Metric: metric, Sim: res.Params.Sim, MinCSize: res.Params.MinCSize,
+		FaceModel: res.FaceModel, ClothModel: res.ClothModel, FaceWeight: res.Params.FaceWeight, ClothWeight: res.Params.ClothWeight,
+		Points: points, Members: members}
+	if f.Points == nil {
+		f.Points = [][]float64{}
+	}
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	if err := json.NewEncoder(zw).Encode(f); err != nil {
+		return nil, fmt.Errorf("clusterer: encoding fingerprints: %w", err)
+	}
+	if err := zw.Close(); err != nil {
+		return nil, fmt.Errorf("clusterer: encoding fingerprints: %w", err)
+	}
+	return buf.Bytes(), nil
+}

@@ -53,12 +53,12 @@ func memberFile(cluster int, m messages.Member) string {
 	return filepath.ToSlash(filepath.Join("clusters", fmt.Sprint(cluster), fmt.Sprintf("frame%06d_face%d.jpg", m.Frame, m.Face)))
 }
 
-// ImageFunc returns the upper-body JPEG of a member (nil if unavailable).
-type ImageFunc func(m messages.Member) ([]byte, error)
+// Fetcher returns a stored object by key (nil, nil if it does not exist).
+type Fetcher func(key string) ([]byte, error)
 
-// Write writes the result folder under dir/<source>. dir must exist or be creatable; the
+// Write writes the result folder under dir/<source>, fetching images and fingerprints by key. dir must exist or be creatable; the
 // source id was validated (messages.ValidateSourceID), so it cannot escape dir.
-func Write(dir string, r *messages.ClusterResult, images ImageFunc) (string, error) {
+func Write(dir string, r *messages.ClusterResult, fetch Fetcher) (string, error) {
 	if err := messages.ValidateSourceID(r.Source); err != nil {
 		return "", fmt.Errorf("output: %w", err)
 	}
@@ -73,7 +73,10 @@ func Write(dir string, r *messages.ClusterResult, images ImageFunc) (string, err
 			return "", fmt.Errorf("output: %w", err)
 		}
 		for _, m := range c.Members {
-			data, err := images(m)
+			if m.Image == "" {
+				continue
+			}
+			data, err := fetch(m.Image)
 			if err != nil {
 				return "", fmt.Errorf("output: image of frame %d face %d: %w", m.Frame, m.Face, err)
 			}
@@ -85,6 +88,17 @@ func Write(dir string, r *messages.ClusterResult, images ImageFunc) (string, err
 			}
 			if img, err := jpeg.Decode(bytes.NewReader(data)); err == nil {
 				thumbs[ci] = append(thumbs[ci], img)
+			}
+		}
+	}
+	if r.Fingerprints != "" {
+		data, err := fetch(r.Fingerprints)
+		if err != nil {
+			return "", fmt.Errorf("output: fingerprints: %w", err)
+		}
+		if data != nil {
+			if err := os.WriteFile(filepath.Join(root, "fingerprints.json.gz"), data, 0o644); err != nil {
+				return "", fmt.Errorf("output: %w", err)
 			}
 		}
 	}

@@ -168,7 +168,7 @@ func RunLocal(ctx context.Context, lo LocalOptions) (*LocalResult, error) {
 				if err != nil {
 					return out, fmt.Errorf("pipeline: %w", err)
 				}
-				dir, err := output.Write(lo.Out, r, ObjectImages(ctx, obj))
+				dir, err := output.Write(lo.Out, r, ObjectFetcher(ctx, obj))
 				if err != nil {
 					return out, err
 				}
@@ -205,13 +205,10 @@ func progressLine(s *messages.Status, det *detector.Stage, clusters int) string 
 	return line + pad
 }
 
-// ObjectImages fetches members' upper-body crops from the object store.
-func ObjectImages(ctx context.Context, obj jetstream.ObjectStore) output.ImageFunc {
-	return func(m messages.Member) ([]byte, error) {
-		if m.Image == "" {
-			return nil, nil
-		}
-		data, err := obj.GetBytes(ctx, m.Image)
+// ObjectFetcher reads result objects (crops, fingerprints) from the object store.
+func ObjectFetcher(ctx context.Context, obj jetstream.ObjectStore) output.Fetcher {
+	return func(key string) ([]byte, error) {
+		data, err := obj.GetBytes(ctx, key)
 		if errors.Is(err, jetstream.ErrObjectNotFound) {
 			return nil, nil
 		}

@@ -27,6 +27,7 @@ type Input struct {
 	Source     string // last subject token
 	Message    messages.Message
 	Deliveries uint64 // 1 on first delivery
+	StreamSeq  uint64 // the message's sequence in its stream
 	Received   time.Time
 	msg        jetstream.Msg
 	pub        *Publisher
@@ -231,6 +232,7 @@ func (l *loop) decode(ctx context.Context, msg jetstream.Msg) *Input {
 	in := &Input{Subject: msg.Subject(), Source: lastToken(msg.Subject()), Received: time.Now(), msg: msg, pub: l.pub}
 	if md, err := msg.Metadata(); err == nil {
 		in.Deliveries = md.NumDelivered
+		in.StreamSeq = md.Sequence.Stream
 	}
 	m, err := messages.Decode(msg.Data())
 	if err != nil {

@@ -64,7 +64,7 @@ func cmdRun(ctx context.Context, args []string) error {
 	fmt.Fprintf(os.Stderr, "personcluster: source %s: %s\n", request.Source, request.URI)
 	res, err := pipeline.RunLocal(ctx, pipeline.LocalOptions{
 		Options:  pipeline.Options{Models: *models, Logger: log, Metrics: reg},
-		StoreDir: *store, Listen: *listen, Out: *out, Request: request, Progress: os.Stderr,
+		StoreDir: *store, Listen: *listen, Out: *out, Request: request, Progress: os.Stderr, ProgressLines: !isTerminal(os.Stderr),
 	})
 	if res != nil && res.Result != nil {
 		if *jsonOut {
@@ -374,4 +374,9 @@ func cmdCluster(args []string) error {
 		return err
 	}
 	return hac.WriteOutput(os.Stdout, r)
+}
+
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }

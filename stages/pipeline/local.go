@@ -28,6 +28,9 @@ type LocalOptions struct {
 	Out      string // output folder ("" = none)
 	Request  messages.IngestRequest
 	Progress io.Writer // progress lines (nil = none)
+	// ProgressLines prints a new line every few seconds instead of rewriting one line (for
+	// logs and pipes, where a carriage return does not rewrite anything).
+	ProgressLines bool
 }
 
 // LocalResult is what a one-process run produced.
@@ -137,7 +140,11 @@ func RunLocal(ctx context.Context, lo LocalOptions) (*LocalResult, error) {
 		return nil, err
 	}
 	out := &LocalResult{}
-	tick := time.NewTicker(500 * time.Millisecond)
+	every, cr, nl := 500*time.Millisecond, "\r", ""
+	if lo.ProgressLines {
+		every, cr, nl = 5*time.Second, "", "\n"
+	}
+	tick := time.NewTicker(every)
 	defer tick.Stop()
 	var last messages.Status
 	for {
@@ -154,14 +161,14 @@ func RunLocal(ctx context.Context, lo LocalOptions) (*LocalResult, error) {
 			}
 		case r := <-results:
 			if lo.Progress != nil && !r.Final {
-				fmt.Fprintf(lo.Progress, "\rquota reached: %d accepted frames, %d faces, %d clusters%s\n", r.FramesAccepted, r.Faces, len(r.Clusters), pad)
+				fmt.Fprintf(lo.Progress, "%squota reached: %d accepted frames, %d faces, %d clusters%s\n", cr, r.FramesAccepted, r.Faces, len(r.Clusters), pad)
 			}
 			if !r.Final {
 				continue
 			}
 			out.Result, out.Frames, out.Published, out.Elapsed = r, last.FramesRead, last.FramesPublished, time.Since(started)
 			if lo.Progress != nil {
-				fmt.Fprintf(lo.Progress, "\r%s\n", progressLine(&last, det, len(r.Clusters)))
+				fmt.Fprintf(lo.Progress, "%s%s\n", cr, progressLine(&last, det, len(r.Clusters)))
 			}
 			if lo.Out != "" {
 				obj, err := js.ObjectStore(ctx, stage.ImagesBucket)
@@ -180,7 +187,7 @@ func RunLocal(ctx context.Context, lo LocalOptions) (*LocalResult, error) {
 			return out, nil
 		case <-tick.C:
 			if lo.Progress != nil {
-				fmt.Fprintf(lo.Progress, "\r%s", progressLine(&last, det, -1))
+				fmt.Fprintf(lo.Progress, "%s%s%s", cr, progressLine(&last, det, -1), nl)
 			}
 		}
 	}

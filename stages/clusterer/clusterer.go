@@ -187,7 +187,9 @@ func (st *sourceState) ended() bool {
 func (st *sourceState) acceptedPrefix() []int64 {
 	var seqs []int64
 	for seq := st.base; seq < st.prefix; seq++ {
-		if f := st.frames[seq]; f.face.Accepted && len(f.face.Vectors) > 0 {
+		// A frame counts when both parts describe the same faces; a part dead-lettered upstream
+		// arrives empty and leaves the frame out.
+		if f := st.frames[seq]; f.face.Accepted && f.cloth.Accepted && len(f.face.Vectors) > 0 && len(f.face.Vectors) == len(f.cloth.Vectors) {
 			seqs = append(seqs, seq)
 		}
 	}

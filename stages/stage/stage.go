@@ -68,6 +68,13 @@ type Processor interface {
 	Close(ctx context.Context) error
 }
 
+// DeadLetterHandler is implemented by processors whose downstream must hear about every input,
+// even one that was dead-lettered: the outputs it returns (e.g. "frame skipped") are published
+// with the dead letter, so later stages that count frames do not wait for it forever.
+type DeadLetterHandler interface {
+	OnDeadLetter(in *Input, reason error) []Output
+}
+
 // ErrPermanent marks errors that retrying cannot fix; match with errors.Is.
 var ErrPermanent = errors.New("permanent")
 
@@ -301,8 +308,11 @@ func (l *loop) deadLetter(ctx context.Context, in *Input, reason error) {
 	if md, err := in.msg.Metadata(); err == nil {
 		id = fmt.Sprintf("dead.%s.%s.%d", l.cfg.Name, md.Stream, md.Sequence.Stream)
 	}
-	out := Output{Subject: messages.DeadSubject(l.cfg.Name, in.Source), MsgID: id, Message: dl}
-	if err := l.pub.Publish(ctx, []Output{out}); err != nil {
+	outs := []Output{{Subject: messages.DeadSubject(l.cfg.Name, in.Source), MsgID: id, Message: dl}}
+	if h, ok := l.proc.(DeadLetterHandler); ok && in.Message != nil {
+		outs = append(outs, h.OnDeadLetter(in, reason)...)
+	}
+	if err := l.pub.Publish(ctx, outs); err != nil {
 		l.log.Error("storing a dead letter failed; leaving the input for redelivery", "subject", in.Subject, "err", err)
 		_ = in.msg.NakWithDelay(l.cfg.RetryDelay)
 		return

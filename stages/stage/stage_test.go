@@ -297,3 +297,50 @@ func TestEnsureIdempotent(t *testing.T) {
 		t.Fatalf("second Ensure: %v", err)
 	}
 }
+
+// skipping is a scripted processor that reports dead-lettered frames downstream.
+type skipping struct{ *scripted }
+
+func (p skipping) OnDeadLetter(in *stage.Input, reason error) []stage.Output {
+	f := in.Message.(*messages.Frame)
+	return []stage.Output{{Subject: messages.Subject(messages.SubjectFaces, f.Source), MsgID: messages.MsgID(f.Source, f.Seq, "test"),
+		Message: &messages.FrameFaces{Source: f.Source, Seq: f.Seq, Index: f.Index, Width: f.Width, Height: f.Height, SkipReason: "dead_letter", Params: f.Params}}}
+}
+
+// A processor that implements DeadLetterHandler gets its "skipped" outputs published with the
+// dead letter, so downstream counts stay complete.
+func TestDeadLetterHandlerOutputs(t *testing.T) {
+	env := stagetest.Start(t, stage.Topology{})
+	proc := skipping{&scripted{calls: map[int64]int{}, behave: func(index int64, call int) error {
+		if index == 1 {
+			return stage.Permanent(errors.New("corrupt JPEG"))
+		}
+		return nil
+	}}}
+	for i := int64(0); i < 3; i++ {
+		publish(t, env.JS, "frames.src1", encode(t, frame(i)), "")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- stage.Run(ctx, env.JS, testConfig(env), proc) }()
+	faces := collect(t, env.JS, stage.StreamFaces, "faces.src1", 3)
+	collect(t, env.JS, stage.StreamDead, "dead.detector.src1", 1)
+	cancel()
+	<-done
+	skipped := 0
+	for _, m := range faces {
+		ff, err := messages.DecodeAs[*messages.FrameFaces](m.Data())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ff.SkipReason == "dead_letter" {
+			skipped++
+			if ff.Index != 1 {
+				t.Errorf("frame %d reported dead", ff.Index)
+			}
+		}
+	}
+	if skipped != 1 || len(faces) != 3 {
+		t.Errorf("%d outputs, %d dead-letter skips; want 3 and 1", len(faces), skipped)
+	}
+}

@@ -1,0 +1,18 @@
+package detector
+
+import (
+	"github.com/personcluster/personcluster/messages"
+	"github.com/personcluster/personcluster/stages/stage"
+)
+
+// OnDeadLetter publishes a dead-lettered frame as skipped, so the frame count downstream stays
+// complete and the source's final result is not held up.
+func (s *Stage) OnDeadLetter(in *stage.Input, reason error) []stage.Output {
+	f, ok := in.Message.(*messages.Frame)
+	if !ok {
+		return nil
+	}
+	ff := &messages.FrameFaces{Source: f.Source, Seq: f.Seq, Index: f.Index, PTSMillis: f.PTSMillis, Width: f.Width, Height: f.Height,
+		SkipReason: "dead_letter", Params: f.Params}
+	return []stage.Output{{Subject: messages.Subject(messages.SubjectFaces, f.Source), MsgID: messages.MsgID(f.Source, f.Seq, StageName), Message: ff}}
+}

@@ -1,0 +1,88 @@
+package output
+
+import (
+	"bytes"
+	"encoding/json"
+	"image"
+	"image/color"
+	"image/jpeg"
+	"image/png"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/personcluster/personcluster/messages"
+)
+
+func jpegOf(t *testing.T, w, h int, c color.RGBA) []byte {
+	t.Helper()
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	for i := 0; i < len(img.Pix); i += 4 {
+		img.Pix[i], img.Pix[i+1], img.Pix[i+2], img.Pix[i+3] = c.R, c.G, c.B, 255
+	}
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, img, nil); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func TestWriteFolder(t *testing.T) {
+	box := messages.Box{10, 40, 50, 10}
+	r := &messages.ClusterResult{Source: "cam-1", Final: true, FramesSeen: 10, FramesAccepted: 3, Faces: 4, Params: messages.DefaultParams(),
+		Clusters: []messages.Cluster{
+			{ID: 0, Members: []messages.Member{{Frame: 1, Face: 0, Box: box, Image: "a"}, {Frame: 2, Face: 0, Box: box, Image: "b"}}},
+			{ID: 1, Members: []messages.Member{{Frame: 2, Face: 1, Box: box, Image: "c"}}},
+		},
+		Dropped: []messages.Member{{Frame: 5, Face: 1, Box: box}}, Fingerprints: "fp"}
+	objects := map[string][]byte{"a": jpegOf(t, 30, 60, color.RGBA{255, 0, 0, 255}), "b": jpegOf(t, 60, 30, color.RGBA{0, 255, 0, 255}),
+		"c": jpegOf(t, 20, 20, color.RGBA{0, 0, 255, 255}), "fp": []byte("gz")}
+	dir := t.TempDir()
+	root, err := Write(dir, r, func(key string) ([]byte, error) { return objects[key], nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if root != filepath.Join(dir, "cam-1") {
+		t.Errorf("root %s", root)
+	}
+	for _, f := range []string{"clusters/0/frame000001_face0.jpg", "clusters/0/frame000002_face0.jpg", "clusters/1/frame000002_face1.jpg", "fingerprints.json.gz", "index.html"} {
+		if _, err := os.Stat(filepath.Join(root, f)); err != nil {
+			t.Error(err)
+		}
+	}
+	var res struct {
+		Faces []FaceRecord `json:"faces"`
+	}
+	data, _ := os.ReadFile(filepath.Join(root, "results.json"))
+	if err := json.Unmarshal(data, &res); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Faces) != 4 || res.Faces[3].Cluster != -1 || res.Faces[3].Frame != 5 || res.Faces[2].Cluster != 1 {
+		t.Errorf("faces %+v", res.Faces)
+	}
+	f, _ := os.Open(filepath.Join(root, "montage.png"))
+	defer f.Close()
+	m, err := png.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two columns (clusters), two rows (the longer cluster), 96-pixel cells with 4-pixel gaps.
+	if b := m.Bounds(); b.Dx() != 2*100+4 || b.Dy() != 2*100+4 {
+		t.Errorf("montage %v", b)
+	}
+	if r, g, _, _ := m.At(4+48, 4+48).RGBA(); r>>8 < 200 || g>>8 > 60 {
+		t.Errorf("first cell is not the red crop: %v", m.At(52, 52))
+	}
+	page, _ := os.ReadFile(filepath.Join(root, "index.html"))
+	if !strings.Contains(string(page), "2 people") || !strings.Contains(string(page), `src="clusters/1/frame000002_face1.jpg"`) {
+		t.Errorf("index.html:\n%s", page)
+	}
+}
+
+func TestWriteRefusesUnsafeSource(t *testing.T) {
+	r := &messages.ClusterResult{Source: "../escape"}
+	if _, err := Write(t.TempDir(), r, nil); err == nil || !strings.HasPrefix(err.Error(), "output: ") {
+		t.Fatalf("err = %v", err)
+	}
+}

@@ -70,6 +70,7 @@ type sourceState struct {
 	prefix     int64 // frames 0..prefix-1 are complete
 	base       int64 // live sources: frames before base were clustered in a window and forgotten
 	windows    int   // live sources: window results published
+	lastStream uint64 // highest stream sequence merged into the state
 	eosFace    *messages.EndOfStream
 	eosCloth   *messages.EndOfStream
 	quotaDone  bool
@@ -125,6 +126,7 @@ func (s *Stage) handle(ctx context.Context, in *stage.Input) error {
 // add merges one message (at streamSeq in the vectors stream) into the state; duplicates and
 // frames already clustered in a live window are ignored.
 func (st *sourceState) add(m messages.Message, streamSeq uint64) error {
+	st.lastStream = max(st.lastStream, streamSeq)
 	part := func(seq int64) *frameParts {
 		f := st.frames[seq]
 		if f == nil {
@@ -216,7 +218,7 @@ func (s *Stage) emitDue(ctx context.Context, in *stage.Input, src string, st *so
 			}
 			st.windows++
 			st.forget(window[len(window)-1] + 1)
-			s.purge(ctx, src, st.keepFrom(in.StreamSeq+1))
+			s.purge(ctx, src, st.keepFrom())
 			accepted = accepted[quota:]
 		}
 	case !st.quotaDone && quota > 0 && len(accepted) >= quota:
@@ -248,10 +250,10 @@ func (st *sourceState) forget(seq int64) {
 	st.prefix = max(st.prefix, seq)
 }
 
-// keepFrom is the lowest stream sequence still needed to rebuild the state; next is the
-// sequence after the message being handled (everything before it has been delivered).
-func (st *sourceState) keepFrom(next uint64) uint64 {
-	keep := next
+// keepFrom is the lowest stream sequence still needed to rebuild the state: that of the oldest
+// frame in memory, or, with none, the one after everything merged so far.
+func (st *sourceState) keepFrom() uint64 {
+	keep := st.lastStream + 1
 	for _, f := range st.frames {
 		keep = min(keep, f.streamSeq)
 	}

@@ -100,3 +100,15 @@ func (v *Video) Close() error {
 	v.cap = nil
 	return err
 }
+
+// Grab decodes the next frame without converting it to BGR, which is cheaper than Read for a
+// frame nobody looks at; false at the end of the stream or on a read failure. It detects
+// failure by the backend's frame counter (FFmpeg counts decoded frames), so use it for files.
+func (v *Video) Grab() bool {
+	if v.cap == nil {
+		return false
+	}
+	before := v.cap.Get(gocv.VideoCapturePosFrames)
+	v.cap.Grab(1)
+	return v.cap.Get(gocv.VideoCapturePosFrames) > before
+}

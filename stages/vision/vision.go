@@ -114,7 +114,14 @@ func Crop(img gocv.Mat, r Region) (gocv.Mat, error) {
 	visible := img.Region(image.Rect(p.Visible.X1, p.Visible.Y1, p.Visible.X2, p.Visible.Y2))
 	defer visible.Close()
 	out := gocv.NewMat()
-	gocv.CopyMakeBorder(visible, &out, p.Top, p.Bottom, p.Left, p.Right, gocv.BorderConstant, color.RGBA{})
+	// BorderIsolated: without it OpenCV fills the border of a region from the pixels around it
+	// in the parent image (here the last row and column, which the original's clamp drops and
+	// pads with black, as NumPy slicing does).
+	gocv.CopyMakeBorder(visible, &out, p.Top, p.Bottom, p.Left, p.Right, gocv.BorderConstant|gocv.BorderIsolated, color.RGBA{})
+	if out.Empty() {
+		out.Close()
+		return gocv.Mat{}, fmt.Errorf("vision: cropping %+v from a %dx%d image failed", r, img.Cols(), img.Rows())
+	}
 	return out, nil
 }
 

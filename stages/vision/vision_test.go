@@ -1,0 +1,198 @@
+package vision
+
+import (
+	"bytes"
+	"errors"
+	"image"
+	"image/png"
+	"math"
+	"testing"
+
+	"gocv.io/x/gocv"
+)
+
+func testJPEG(t testing.TB, w, h int) []byte {
+	t.Helper()
+	m := gocv.NewMatWithSizeFromScalar(gocv.NewScalar(10, 100, 200, 0), h, w, gocv.MatTypeCV8UC3)
+	defer m.Close()
+	data, err := EncodeJPEG(m, 90)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// sof finds the SOF0 frame header of a baseline JPEG written by OpenCV.
+func sof(t testing.TB, data []byte) int {
+	t.Helper()
+	i := bytes.Index(data, []byte{0xFF, 0xC0})
+	if i < 0 {
+		t.Fatal("no SOF0 marker")
+	}
+	return i
+}
+
+func TestJPEGSize(t *testing.T) {
+	data := testJPEG(t, 64, 48)
+	w, h, err := JPEGSize(data)
+	if err != nil || w != 64 || h != 48 {
+		t.Fatalf("JPEGSize = %d, %d, %v; want 64, 48", w, h, err)
+	}
+	var pngBuf bytes.Buffer
+	if err := png.Encode(&pngBuf, image.NewGray(image.Rect(0, 0, 4, 4))); err != nil {
+		t.Fatal(err)
+	}
+	zero := append([]byte(nil), data...)
+	i := sof(t, zero)
+	zero[i+5], zero[i+6], zero[i+7], zero[i+8] = 0, 0, 0, 0
+	for name, bad := range map[string][]byte{
+		"empty":       nil,
+		"png":         pngBuf.Bytes(),
+		"soi only":    {0xFF, 0xD8},
+		"no frame":    data[:20],
+		"bad marker":  {0xFF, 0xD8, 0x00, 0x10, 0, 0},
+		"zero length": {0xFF, 0xD8, 0xFF, 0xE0, 0, 1},
+		"zero size":   zero,
+	} {
+		if _, _, err := JPEGSize(bad); !errors.Is(err, ErrNotJPEG) {
+			t.Errorf("%s: JPEGSize error %v, want ErrNotJPEG", name, err)
+		}
+	}
+}
+
+func TestDecodeJPEG(t *testing.T) {
+	data := testJPEG(t, 64, 48)
+	m, err := DecodeJPEG(data, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Cols() != 64 || m.Rows() != 48 || m.Channels() != 3 {
+		t.Errorf("decoded %dx%dx%d", m.Cols(), m.Rows(), m.Channels())
+	}
+	m.Close()
+	if _, err := DecodeJPEG(data, 63); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("over the side limit: %v, want ErrTooLarge", err)
+	}
+	// A decompression bomb: a small file declaring 60000×60000 is refused from its header.
+	bomb := append([]byte(nil), data...)
+	i := sof(t, bomb)
+	bomb[i+5], bomb[i+6], bomb[i+7], bomb[i+8] = 0xEA, 0x60, 0xEA, 0x60
+	if _, err := DecodeJPEG(bomb, 4096); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("bomb: %v, want ErrTooLarge", err)
+	}
+	if _, err := DecodeJPEG(data[:len(data)/2], 4096); !errors.Is(err, ErrDecode) {
+		t.Errorf("truncated: %v, want ErrDecode", err)
+	}
+	if _, err := DecodeJPEG([]byte("GIF89a"), 4096); !errors.Is(err, ErrNotJPEG) {
+		t.Errorf("not a JPEG: %v, want ErrNotJPEG", err)
+	}
+}
+
+func TestEncodeJPEG(t *testing.T) {
+	empty := gocv.NewMat()
+	defer empty.Close()
+	if _, err := EncodeJPEG(empty, 90); !errors.Is(err, ErrEmpty) {
+		t.Errorf("empty image: %v, want ErrEmpty", err)
+	}
+	// Round trip keeps the size and, on a flat image, the colour.
+	data := testJPEG(t, 17, 9)
+	m, err := DecodeJPEG(data, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if m.Cols() != 17 || m.Rows() != 9 {
+		t.Errorf("round trip %dx%d", m.Cols(), m.Rows())
+	}
+	if b, g, r := m.GetUCharAt(4, 24), m.GetUCharAt(4, 25), m.GetUCharAt(4, 26); absDiff(b, 10) > 3 || absDiff(g, 100) > 3 || absDiff(r, 200) > 3 {
+		t.Errorf("round trip colour %d,%d,%d, want about 10,100,200", b, g, r)
+	}
+}
+
+func absDiff(a, b uint8) int {
+	if a > b {
+		return int(a - b)
+	}
+	return int(b - a)
+}
+
+// AppendBlob lays values out as NCHW, in BGR or RGB order, as (p−Mean)·Scale.
+func TestAppendBlob(t *testing.T) {
+	img := gocv.NewMatWithSize(2, 2, gocv.MatTypeCV8UC3)
+	defer img.Close()
+	px := [2][2][3]uint8{{{1, 2, 3}, {4, 5, 6}}, {{7, 8, 9}, {10, 11, 12}}} // BGR
+	for y := 0; y < 2; y++ {
+		for x := 0; x < 2; x++ {
+			for c := 0; c < 3; c++ {
+				img.SetUCharAt(y, 3*x+c, px[y][x][c])
+			}
+		}
+	}
+	opts := BlobOptions{Width: 2, Height: 2, Scale: 0.5, Mean: 1, Interp: gocv.InterpolationLinear}
+	prefix := []float32{42}
+	got, err := AppendBlob(prefix, img, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []float32{42}
+	for c := 0; c < 3; c++ {
+		for y := 0; y < 2; y++ {
+			for x := 0; x < 2; x++ {
+				want = append(want, (float32(px[y][x][c])-1)*0.5)
+			}
+		}
+	}
+	if !equalFloats(got, want) {
+		t.Errorf("BGR blob %v, want %v", got, want)
+	}
+	opts.RGB = true
+	got, _ = AppendBlob(nil, img, opts)
+	var wantRGB []float32
+	for _, c := range []int{2, 1, 0} {
+		for y := 0; y < 2; y++ {
+			for x := 0; x < 2; x++ {
+				wantRGB = append(wantRGB, (float32(px[y][x][c])-1)*0.5)
+			}
+		}
+	}
+	if !equalFloats(got, wantRGB) {
+		t.Errorf("RGB blob %v, want %v", got, wantRGB)
+	}
+	opts = BlobOptions{Width: 2, Height: 2, Scale: 1.0 / 256, Grey: true, Interp: gocv.InterpolationLinear}
+	got, _ = AppendBlob(nil, img, opts)
+	if len(got) != 4 {
+		t.Fatalf("grey blob has %d values", len(got))
+	}
+	for i, y := range []int{0, 0, 1, 1} {
+		x := i % 2
+		b, g, r := float64(px[y][x][0]), float64(px[y][x][1]), float64(px[y][x][2])
+		grey := math.Round(0.299*r + 0.587*g + 0.114*b)
+		if math.Abs(float64(got[i])-grey/256) > 1e-6 {
+			t.Errorf("grey value %d = %v, want %v", i, got[i], grey/256)
+		}
+	}
+	// Resizing happens first: a 4×2 image into a 2×1 blob.
+	wide := gocv.NewMatWithSizeFromScalar(gocv.NewScalar(50, 50, 50, 0), 2, 4, gocv.MatTypeCV8UC3)
+	defer wide.Close()
+	got, _ = AppendBlob(nil, wide, BlobOptions{Width: 2, Height: 1, Scale: 1, Interp: gocv.InterpolationLinear})
+	if len(got) != 6 || got[0] != 50 {
+		t.Errorf("resized blob %v, want 6 values of 50", got)
+	}
+	empty := gocv.NewMat()
+	defer empty.Close()
+	if _, err := AppendBlob(nil, empty, opts); !errors.Is(err, ErrEmpty) {
+		t.Errorf("empty image: %v, want ErrEmpty", err)
+	}
+}
+
+func equalFloats(a, b []float32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if math.Abs(float64(a[i]-b[i])) > 1e-6 {
+			return false
+		}
+	}
+	return true
+}

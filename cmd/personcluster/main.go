@@ -22,6 +22,7 @@ Usage:
   personcluster ingest --nats URL [flags] SOURCE   publish a video source (--cancel ID stops one)
   personcluster watch --nats URL [ID]      follow progress and results (--out DIR saves them)
   personcluster cluster [flags] FILE       re-cluster saved fingerprints (scipy-exact)
+  personcluster eval --truth TRUTH.json RESULTS.json   score a result against ground truth (--json, --iou)
   personcluster help
 
 Every flag can also be set by an environment variable: --nats-creds is PERSONCLUSTER_NATS_CREDS.
@@ -50,6 +51,8 @@ func main() {
 		err = cmdWatch(ctx, args)
 	case "cluster":
 		err = cmdCluster(args)
+	case "eval":
+		err = cmdEval(args)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return

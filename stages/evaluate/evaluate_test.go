@@ -266,7 +266,8 @@ func TestDecodeTruth(t *testing.T) {
 		{"truncated", `{"frames":[`, "unexpected EOF"},
 		{"trailing data", goodTruth + ` {}`, "data after the JSON object"},
 		{"trailing brace", goodTruth + `}`, "data after the JSON object"},
-		{"no frames", `{"video":"v"}`, "no frames"},
+		{"no frames", `{"video":"v"}`, `no "frames" list`},
+		{"null frames", `{"frames":null}`, `no "frames" list`},
 		{"empty frames", `{"frames":[]}`, "no frames"},
 		{"box order", `{"box_order":"left,top,right,bottom","frames":[{"frame":0,"people":[]}]}`, "box_order"},
 		{"fps type", `{"fps":"ten","frames":[{"frame":0,"people":[]}]}`, "cannot unmarshal"},
@@ -395,7 +396,7 @@ func TestResultsFormat(t *testing.T) {
 	_, err = LoadTruth(filepath.Join(dir, "missing.json"))
 	checkErr(t, "missing truth", err, "no such file")
 	_, err = LoadTruth(filepath.Join(src, "results.json"))
-	checkErr(t, "results as truth", err, "no frames")
+	checkErr(t, "results as truth", err, "not a ground-truth file")
 }
 
 // truthAsFaces turns a truth into a perfect result: every box found, one cluster per identity.

@@ -97,6 +97,9 @@ func DecodeTruth(r io.Reader) (*Truth, error) {
 	if err := decodeOne(r, &t); err != nil {
 		return nil, fmt.Errorf("evaluate: truth: %w", err)
 	}
+	if t.Frames == nil {
+		return nil, errors.New(`evaluate: truth: not a ground-truth file (no "frames" list)`)
+	}
 	if err := t.Validate(); err != nil {
 		return nil, err
 	}

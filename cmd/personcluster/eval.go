@@ -1,0 +1,94 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/personcluster/personcluster/messages"
+	"github.com/personcluster/personcluster/stages/evaluate"
+	"github.com/personcluster/personcluster/stages/output"
+)
+
+const evalUsage = `usage: personcluster eval --truth TRUTH.json [--iou 0.5] [--json] RESULTS.json|DIR
+
+Scores a result (DIR/<source>/results.json of 'personcluster run --out DIR', or a folder holding
+one) against ground truth (testdata/video/*.truth.json): detection recall and precision over
+all truth frames and over the accepted ones, then pairwise, BCubed, NMI and ARI scores of the
+clustering of the matched faces. Faces match truth boxes of the same frame one-to-one, greedily
+by IoU. Flags may come before or after the results path.
+`
+
+func cmdEval(args []string) error { return runEval(args, os.Stdout) }
+
+func runEval(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("eval", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), evalUsage)
+		fs.PrintDefaults()
+	}
+	truthPath := fs.String("truth", "", "ground-truth file (required)")
+	iou := fs.Float64("iou", evaluate.DefaultIoU, "IoU a result face needs with a truth box to match it, in (0,1]")
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	paths, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if *truthPath == "" || len(paths) != 1 {
+		fs.Usage()
+		return errUsage
+	}
+	if !(*iou > 0 && *iou <= 1) {
+		return fmt.Errorf("evaluate: --iou %v outside (0,1]", *iou)
+	}
+	truth, err := evaluate.LoadTruth(*truthPath)
+	if err != nil {
+		return err
+	}
+	faces, err := evaluate.LoadResults(paths[0])
+	if err != nil {
+		return err
+	}
+	report, err := evaluate.Evaluate(truth, faces, evaluate.Options{IoU: *iou})
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return evaluate.WriteJSON(stdout, report)
+	}
+	return evaluate.WriteTable(stdout, report)
+}
+
+// parseInterspersed parses flags wherever they stand among the positional arguments (the flag
+// package stops at the first positional one), which it returns in order. A "--" ends the flags.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := parse(fs, args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+// evalFaces turns results.json face records into what evaluate scores.
+func evalFaces(recs []output.FaceRecord) []evaluate.Face {
+	faces := make([]evaluate.Face, len(recs))
+	for i, r := range recs {
+		faces[i] = evaluate.Face{Frame: r.Frame, Box: evaluate.Box(r.Box), Cluster: r.Cluster}
+	}
+	return faces
+}
+
+// evalResult lists the faces of a cluster result, members and dropped ones (cluster −1), for
+// evaluate.Evaluate.
+func evalResult(r *messages.ClusterResult) []evaluate.Face { return evalFaces(output.FaceRecords(r)) }

@@ -1,0 +1,458 @@
+package embedder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/personcluster/personcluster/messages"
+	"github.com/personcluster/personcluster/stages/stage"
+	"github.com/personcluster/personcluster/stages/vision"
+)
+
+// Config tunes the stage. The stage loop's own batch (messages pulled at once, --batch) and
+// batch wait (--batch-wait) decide how many messages one Process call sees; MaxBatch and
+// MaxWait decide how the crops of those calls are grouped into inferences.
+type Config struct {
+	// MaxBatch is the most crops one inference takes (default 32). The crops of one Process
+	// call, and of concurrent calls from several workers, are packed into inferences of
+	// MaxBatch crops; only the last of a run is smaller.
+	MaxBatch int
+	// MaxWait bounds how long a batch smaller than MaxBatch waits for crops from another
+	// worker's Process call that is still decoding (default 10ms). It never waits when no other
+	// call is under way, so a single worker adds no latency.
+	MaxWait time.Duration
+	// Workers decode and preprocess the crops of a Process call in parallel (default
+	// GOMAXPROCS, at most 8).
+	Workers int
+}
+
+// DefaultMaxBatch and DefaultMaxWait are Config's defaults.
+const (
+	DefaultMaxBatch = 32
+	DefaultMaxWait  = 10 * time.Millisecond
+)
+
+func (c Config) withDefaults() Config {
+	if c.MaxBatch <= 0 {
+		c.MaxBatch = DefaultMaxBatch
+	}
+	if c.MaxWait <= 0 {
+		c.MaxWait = DefaultMaxWait
+	}
+	if c.Workers <= 0 {
+		c.Workers = min(runtime.GOMAXPROCS(0), 8)
+	}
+	return c
+}
+
+// Validate reports configuration errors.
+func (c Config) Validate() error {
+	if c.MaxBatch < 0 || c.MaxBatch > 4096 {
+		return fmt.Errorf("embedder: max batch %d outside 0..4096", c.MaxBatch)
+	}
+	if c.MaxWait < 0 || c.Workers < 0 {
+		return errors.New("embedder: max wait and workers must not be negative")
+	}
+	return nil
+}
+
+// Stage is the embedder's stage.Processor.
+type Stage struct {
+	model *Model
+	cfg   Config
+	per   int // float32 values per image
+
+	start     sync.Once
+	closeOnce sync.Once
+	closeErr  error
+	in        chan *request
+	quit      chan struct{}
+	exited    chan struct{}
+	preparing atomic.Int64 // Process calls decoding crops that the batcher has not received yet
+
+	inferences, images atomic.Int64
+
+	bufMu sync.Mutex
+	bufs  [][]float32 // reusable blobs
+}
+
+// New wraps a model with the default Config; the stage owns the model and closes it.
+func New(model *Model) *Stage {
+	s, _ := NewWithConfig(model, Config{})
+	return s
+}
+
+// NewWithConfig wraps a model; the stage owns the model and closes it (also on error).
+func NewWithConfig(model *Model, cfg Config) (*Stage, error) {
+	if err := cfg.Validate(); err != nil {
+		model.Close()
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	if fb := model.FixedBatch(); fb > 0 && cfg.MaxBatch > fb && cfg.MaxBatch%fb != 0 {
+		cfg.MaxBatch -= cfg.MaxBatch % fb // whole chunks of a fixed-batch model
+	}
+	return &Stage{model: model, cfg: cfg, per: model.ImageLen(), in: make(chan *request),
+		quit: make(chan struct{}), exited: make(chan struct{})}, nil
+}
+
+// Model returns the stage's model.
+func (s *Stage) Model() *Model { return s.model }
+
+// Config returns the stage's settings, defaults filled.
+func (s *Stage) Config() Config { return s.cfg }
+
+// Stats counts the stage's inferences and the crops they took (Images/Inferences is the mean
+// batch size a GPU sees).
+type Stats struct{ Inferences, Images int64 }
+
+// Stats returns the counts so far.
+func (s *Stage) Stats() Stats { return Stats{Inferences: s.inferences.Load(), Images: s.images.Load()} }
+
+// request is the crops of one Process call, handed to the batcher.
+type request struct {
+	blob []float32 // n preprocessed images
+	n    int
+	// Written by the batcher only, read by the caller after done is closed.
+	vecs [][]float32
+	err  error
+	left int
+	done chan struct{}
+}
+
+// job is one crop to decode: input index, face index.
+type job struct{ input, face int }
+
+// Process embeds every clothing crop of the batch. A crop that cannot be decoded fails its own
+// input (stage.ErrPermanent: dead letter); the other inputs go on. The crops are preprocessed
+// in parallel and handed to the batcher, which runs them in inferences of up to MaxBatch crops,
+// together with the crops of other workers' concurrent calls.
+func (s *Stage) Process(ctx context.Context, batch []*stage.Input) []stage.Result {
+	out := make([]stage.Result, len(batch))
+	var jobs []job
+	for i, in := range batch {
+		switch m := in.Message.(type) {
+		case *messages.FrameFaces:
+			for j := range m.Faces {
+				jobs = append(jobs, job{i, j})
+			}
+		case *messages.EndOfStream:
+			out[i].Outputs = []stage.Output{{Subject: messages.Subject(messages.SubjectClothVec, m.Source),
+				MsgID: m.Source + ".eos." + StageName, Message: m}}
+		default:
+			typ := "nil message"
+			if in.Message != nil {
+				typ = string(in.Message.MessageType())
+			}
+			out[i].Err = stage.Permanent(fmt.Errorf("embedder: unexpected %s on %s", typ, in.Subject))
+		}
+	}
+	var vecs [][]float32
+	if len(jobs) > 0 {
+		s.preparing.Add(1)
+		var err error
+		vecs, jobs, err = s.embed(ctx, batch, jobs, out)
+		if err != nil {
+			for _, jb := range jobs {
+				if out[jb.input].Err == nil {
+					out[jb.input].Err = err
+				}
+			}
+		}
+	}
+	// Vectors of the surviving jobs, in order; each FrameFaces input gets its message.
+	next := 0
+	for i, in := range batch {
+		m, ok := in.Message.(*messages.FrameFaces)
+		if !ok || out[i].Err != nil {
+			// Skip this input's vectors, if any were computed.
+			for next < len(jobs) && jobs[next].input == i {
+				next++
+			}
+			continue
+		}
+		cv := &messages.ClothVectors{Source: m.Source, Seq: m.Seq, Index: m.Index, Accepted: m.Accepted, Model: s.model.Name(), Params: m.Params}
+		if len(m.Faces) > 0 {
+			cv.Vectors = vecs[next : next+len(m.Faces) : next+len(m.Faces)]
+			next += len(m.Faces)
+		}
+		out[i].Outputs = []stage.Output{{Subject: messages.Subject(messages.SubjectClothVec, m.Source),
+			MsgID: messages.MsgID(m.Source, m.Seq, StageName), Message: cv}}
+	}
+	return out
+}
+
+// embed preprocesses the jobs' crops, drops the inputs whose crops fail (setting their error in
+// out), runs the rest through the batcher and returns their vectors and the surviving jobs. The
+// caller has counted itself in s.preparing; embed settles that count.
+func (s *Stage) embed(ctx context.Context, batch []*stage.Input, jobs []job, out []stage.Result) ([][]float32, []job, error) {
+	submitted := false
+	defer func() {
+		if !submitted {
+			s.preparing.Add(-1)
+		}
+	}()
+	blob := s.getBuf(len(jobs) * s.per)
+	defer func() { s.putBuf(blob) }() // a closure: blob is cleared while the batcher still holds it
+	errs := s.preprocessAll(batch, jobs, blob)
+	// Drop every job of an input with a failed crop, compacting the blob.
+	for k, err := range errs {
+		if err != nil && out[jobs[k].input].Err == nil {
+			m := batch[jobs[k].input].Message.(*messages.FrameFaces)
+			out[jobs[k].input].Err = stage.Permanent(fmt.Errorf("embedder: frame %d face %d of %s: %w", m.Index, jobs[k].face, m.Source, err))
+		}
+	}
+	kept := jobs[:0:0]
+	for k, jb := range jobs {
+		if out[jb.input].Err != nil {
+			continue
+		}
+		if len(kept) != k {
+			copy(blob[len(kept)*s.per:(len(kept)+1)*s.per], blob[k*s.per:(k+1)*s.per])
+		}
+		kept = append(kept, jb)
+	}
+	if len(kept) == 0 {
+		return nil, nil, nil
+	}
+	req := &request{blob: blob[:len(kept)*s.per], n: len(kept), done: make(chan struct{})}
+	s.start.Do(func() { go s.batcher() })
+	select {
+	case s.in <- req:
+		submitted = true // the batcher took the count over
+	case <-s.quit:
+		return nil, kept, ErrClosed
+	case <-ctx.Done():
+		return nil, kept, fmt.Errorf("embedder: %w", ctx.Err())
+	}
+	select {
+	case <-req.done:
+	case <-ctx.Done():
+		// The batcher still holds req (and its blob); it finishes with it on its own.
+		blob = nil
+		return nil, kept, fmt.Errorf("embedder: %w", ctx.Err())
+	}
+	if req.err != nil {
+		if errors.Is(req.err, ErrOutputShape) {
+			return nil, kept, stage.Permanent(req.err)
+		}
+		return nil, kept, req.err
+	}
+	return req.vecs, kept, nil
+}
+
+// preprocessAll decodes and preprocesses every job's crop into its slot of blob, in parallel.
+func (s *Stage) preprocessAll(batch []*stage.Input, jobs []job, blob []float32) []error {
+	errs := make([]error, len(jobs))
+	work := func(k int) {
+		jb := jobs[k]
+		face := batch[jb.input].Message.(*messages.FrameFaces).Faces[jb.face]
+		errs[k] = s.preprocessJPEG(blob[k*s.per:(k+1)*s.per], face.ClothJPEG)
+	}
+	workers := min(s.cfg.Workers, len(jobs))
+	if workers <= 1 {
+		for k := range jobs {
+			work(k)
+		}
+		return errs
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Go(func() {
+			for {
+				k := int(next.Add(1)) - 1
+				if k >= len(jobs) {
+					return
+				}
+				work(k)
+			}
+		})
+	}
+	wg.Wait()
+	return errs
+}
+
+func (s *Stage) preprocessJPEG(dst []float32, jpeg []byte) error {
+	if len(jpeg) == 0 {
+		return fmt.Errorf("%w: empty clothing crop", ErrCrop)
+	}
+	crop, err := vision.DecodeJPEG(jpeg, messages.MaxFrameSide)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrCrop, err)
+	}
+	defer crop.Close()
+	return s.model.Preprocess(dst, crop)
+}
+
+// pending is a request in the batcher's queue: off images of it have been sent to the model.
+type pending struct {
+	req *request
+	off int
+}
+
+// batcher packs the requests' images into inferences of up to MaxBatch. It runs a full batch at
+// once; an incomplete one waits up to MaxWait, and only while another Process call is still
+// preparing crops.
+func (s *Stage) batcher() {
+	defer close(s.exited)
+	var queue []pending
+	queued := 0
+	var buf []float32
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	take := func(r *request) {
+		s.preparing.Add(-1)
+		r.left = r.n
+		r.vecs = make([][]float32, r.n)
+		queue = append(queue, pending{req: r})
+		queued += r.n
+	}
+	fail := func() {
+		for _, p := range queue {
+			p.req.err = ErrClosed
+			close(p.req.done)
+		}
+	}
+	for {
+		if queued == 0 {
+			select {
+			case r := <-s.in:
+				take(r)
+			case <-s.quit:
+				return
+			}
+		}
+		deadline := time.Now().Add(s.cfg.MaxWait)
+	gather:
+		for queued < s.cfg.MaxBatch {
+			select {
+			case r := <-s.in:
+				take(r)
+				continue
+			default:
+			}
+			wait := time.Until(deadline)
+			if s.preparing.Load() <= 0 || wait <= 0 {
+				break
+			}
+			timer.Reset(wait)
+			select {
+			case r := <-s.in:
+				take(r)
+			case <-timer.C:
+				break gather
+			case <-s.quit:
+				timer.Stop()
+				fail()
+				return
+			}
+			if !timer.Stop() {
+				select {
+				case <-timer.C:
+				default:
+				}
+			}
+		}
+		select {
+		case <-s.quit:
+			fail()
+			return
+		default:
+		}
+		k := min(queued, s.cfg.MaxBatch)
+		queue, buf = s.runBatch(queue, k, buf)
+		queued -= k
+	}
+}
+
+// runBatch runs the first k queued images, hands out their vectors (or the error), and
+// returns the queue without the finished requests.
+func (s *Stage) runBatch(queue []pending, k int, buf []float32) ([]pending, []float32) {
+	// One request's contiguous images go to the model as they are; a mix is copied.
+	var input []float32
+	if p := queue[0]; p.req.n-p.off >= k {
+		input = p.req.blob[p.off*s.per : (p.off+k)*s.per]
+	} else {
+		if cap(buf) < k*s.per {
+			buf = make([]float32, k*s.per)
+		}
+		input = buf[:0]
+		need := k
+		for _, p := range queue {
+			c := min(need, p.req.n-p.off)
+			input = append(input, p.req.blob[p.off*s.per:(p.off+c)*s.per]...)
+			if need -= c; need == 0 {
+				break
+			}
+		}
+	}
+	vecs, err := s.model.Infer(input, k)
+	s.inferences.Add(1)
+	s.images.Add(int64(k))
+	got := 0
+	for got < k {
+		p := &queue[0]
+		c := min(k-got, p.req.n-p.off)
+		if err != nil {
+			if p.req.err == nil {
+				p.req.err = err
+			}
+		} else {
+			copy(p.req.vecs[p.off:p.off+c], vecs[got:got+c])
+		}
+		p.off += c
+		p.req.left -= c
+		got += c
+		if p.req.left == 0 {
+			close(p.req.done)
+			queue = queue[1:]
+		}
+	}
+	if len(queue) == 0 {
+		queue = nil // let the backing array go
+	}
+	return queue, buf
+}
+
+func (s *Stage) getBuf(n int) []float32 {
+	s.bufMu.Lock()
+	defer s.bufMu.Unlock()
+	for i, b := range s.bufs {
+		if cap(b) >= n {
+			s.bufs = append(s.bufs[:i], s.bufs[i+1:]...)
+			return b[:n]
+		}
+	}
+	return make([]float32, n)
+}
+
+func (s *Stage) putBuf(b []float32) {
+	if b == nil {
+		return
+	}
+	s.bufMu.Lock()
+	defer s.bufMu.Unlock()
+	if len(s.bufs) < 4 {
+		s.bufs = append(s.bufs, b)
+	}
+}
+
+// Close stops the batcher and closes the model; safe to call twice.
+func (s *Stage) Close(context.Context) error {
+	s.closeOnce.Do(func() {
+		close(s.quit)
+		started := true
+		s.start.Do(func() { started = false })
+		if started {
+			<-s.exited
+		}
+		s.closeErr = s.model.Close()
+	})
+	return s.closeErr
+}

@@ -1,81 +1,106 @@
 // Package reader is the frame reader stage: ingest.<source> → frames.<source>. It opens a
 // source (file, stream URL or camera) with OpenCV's FFmpeg backend, samples frames, and
-// publishes them as JPEG, ending with an EndOfStream. One reader owns one source at a time
-// (INGEST is a work queue); its progress lives in a key-value bucket, so a reader that dies
-// mid-video is replaced by another that continues where it stopped.
+// publishes them as JPEG, ending with an EndOfStream.
+//
+// One reader owns one source at a time: INGEST is a work queue, the reader keeps its request
+// alive with ack heartbeats, and its progress lives in a key-value bucket written by
+// compare-and-set. Progress only covers frames whose publish JetStream has acknowledged, so a
+// reader that dies mid-video is replaced (after AckWait) by another that continues from the
+// last stored frame; the deterministic Nats-Msg-Id of each frame drops whatever the first
+// reader published after its last checkpoint. A finished source is never read again.
+//
+// Decoding, JPEG encoding and publishing overlap: the decoder hands frames to a few encoder
+// goroutines and a bounded window of publishes waits for acks. Every queue between them is
+// bounded, so a full stream (discard-new at its byte limit, because the detector is behind)
+// stalls the publishes, then the encoders, then the decoder: a slow detector slows the reader.
 package reader
 
 import (
 	"context"
-	"encoding/json"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
-	"image"
 	"log/slog"
 	"math"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"gocv.io/x/gocv"
 
 	"github.com/personcluster/personcluster/messages"
 	"github.com/personcluster/personcluster/stages/stage"
-	"github.com/personcluster/personcluster/stages/vision"
 )
 
 // StageName names the stage in message ids, dead-letter subjects and metrics.
 const StageName = "reader"
 
-// Config configures the stage.
+// Config configures the stage. Zero values take the defaults.
 type Config struct {
-	JPEGQuality   int           // default quality when the request has none
-	ProgressEvery time.Duration // status events, progress saves and ack heartbeats
-	MaxCorruptRun int           // consecutive unreadable frames that end a file
-	Reconnects    int           // attempts to reopen a dropped live source
-	Logger        *slog.Logger
+	JPEGQuality      int           // quality when the request has none (90)
+	ProgressEvery    time.Duration // progress saves, status events, cancel checks and ack heartbeats (1s)
+	MaxCorruptRun    int           // consecutive undecodable frames that end a file (50)
+	Reconnects       int           // attempts to reopen a live source that dropped or does not answer (8)
+	ReconnectBackoff time.Duration // wait before the first reconnect; doubles per attempt (1s)
+	MaxBackoff       time.Duration // longest wait between reconnects (30s)
+	Encoders         int           // goroutines JPEG-encoding one source's frames (CPUs, at most 4)
+	Window           int           // frames of one source published and not yet acknowledged (32)
+	AckTimeout       time.Duration // longest wait for one publish's ack before the read is retried (30s)
+	// JetStream, when set, publishes frames asynchronously in seq order with up to Window acks
+	// outstanding. Without it frames go one at a time through the stage's publisher (each waits
+	// for its ack): the same result, slower when the NATS server is far away.
+	JetStream jetstream.JetStream
+	Logger           *slog.Logger
 }
 
 func (c *Config) setDefaults() {
-	if c.JPEGQuality == 0 {
+	if c.JPEGQuality <= 0 || c.JPEGQuality > 100 {
 		c.JPEGQuality = 90
 	}
-	if c.ProgressEvery == 0 {
+	if c.ProgressEvery <= 0 {
 		c.ProgressEvery = time.Second
 	}
-	if c.MaxCorruptRun == 0 {
-		c.MaxCorruptRun = 25
+	if c.MaxCorruptRun <= 0 {
+		c.MaxCorruptRun = 50
 	}
-	if c.Reconnects == 0 {
+	if c.Reconnects <= 0 {
 		c.Reconnects = 8
+	}
+	if c.ReconnectBackoff <= 0 {
+		c.ReconnectBackoff = time.Second
+	}
+	if c.MaxBackoff <= 0 {
+		c.MaxBackoff = 30 * time.Second
+	}
+	if c.Encoders <= 0 {
+		c.Encoders = min(runtime.NumCPU(), 4)
+	}
+	if c.Window <= 0 {
+		c.Window = 32
+	}
+	if c.AckTimeout <= 0 {
+		c.AckTimeout = 30 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
 }
 
-// Progress is a source's reader state in the sources bucket (JSON, key = source id).
-type Progress struct {
-	State      string `json:"state"` // reading, done, failed, cancelled
-	URI        string `json:"uri"`
-	NextSeq    int64  `json:"next_seq"`   // seq of the next frame to publish
-	NextIndex  int64  `json:"next_index"` // source frame number to continue from
-	FramesRead int64  `json:"frames_read"`
-	Corrupt    int64  `json:"corrupt"`
-	Cancel     bool   `json:"cancel,omitempty"` // set by `ingest --cancel`
-	Reason     string `json:"reason,omitempty"`
-	UpdatedMs  int64  `json:"updated_ms"`
-}
-
 // Stage is the reader's stage.Processor.
 type Stage struct {
 	cfg Config
 	kv  jetstream.KeyValue
+	id  string // this process, in Progress.Owner
 }
 
 // New returns a reader that keeps progress in kv (the SourcesBucket).
 func New(cfg Config, kv jetstream.KeyValue) *Stage {
 	cfg.setDefaults()
-	return &Stage{cfg: cfg, kv: kv}
+	host, _ := os.Hostname()
+	return &Stage{cfg: cfg, kv: kv, id: fmt.Sprintf("%s/%d", host, os.Getpid())}
 }
 
 // Process reads each requested source to its end.
@@ -87,253 +112,243 @@ func (s *Stage) Process(ctx context.Context, batch []*stage.Input) []stage.Resul
 			out[i].Err = stage.Permanent(fmt.Errorf("reader: unexpected %s on %s", in.Message.MessageType(), in.Subject))
 			continue
 		}
+		if err := req.Validate(); err != nil {
+			out[i].Err = stage.Permanent(fmt.Errorf("reader: bad ingest request on %s: %w", in.Subject, err))
+			continue
+		}
 		out[i].Err = s.read(ctx, in, req)
 	}
 	return out
 }
 
-// LoadProgress returns a source's saved progress (nil when none).
-func LoadProgress(ctx context.Context, kv jetstream.KeyValue, source string) (*Progress, uint64, error) {
-	e, err := kv.Get(ctx, source)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil, 0, nil
-	}
-	if err != nil {
-		return nil, 0, fmt.Errorf("reader: loading progress of %s: %w", source, err)
-	}
-	var p Progress
-	if err := json.Unmarshal(e.Value(), &p); err != nil {
-		return nil, 0, fmt.Errorf("reader: progress of %s is corrupt: %w", source, err)
-	}
-	return &p, e.Revision(), nil
-}
+// Close has nothing to free; it exists for stage.Processor.
+func (s *Stage) Close(context.Context) error { return nil }
 
-func (s *Stage) save(ctx context.Context, source string, p *Progress) error {
-	p.UpdatedMs = time.Now().UnixMilli()
-	data, _ := json.Marshal(p)
-	if _, err := s.kv.Put(ctx, source, data); err != nil {
-		return fmt.Errorf("reader: saving progress of %s: %w", source, err)
-	}
-	return nil
-}
+// errLostOwnership: another reader has written the source's progress, so it holds the source
+// now (this reader's request lease ran out); this one stops without touching anything.
+var errLostOwnership = errors.New("reader: another reader has taken the source over")
 
 // run is the state of one source being read.
 type run struct {
-	s        *Stage
-	in       *stage.Input
-	req      *messages.IngestRequest
-	prog     *Progress
-	quality  int
-	total    int64
-	started  time.Time
-	lastTick time.Time
-	log      *slog.Logger
+	s       *Stage
+	in      *stage.Input
+	req     *messages.IngestRequest
+	log     *slog.Logger
+	owner   string
+	quality int
+	started time.Time
+
+	saveMu sync.Mutex // one progress write at a time
+	mu     sync.Mutex // guards prog and rev
+	prog   Progress   // advanced only over acknowledged frames
+	rev    uint64
+
+	// Decoder position, for status events.
+	total, firstIndex, index, read atomic.Int64
+	cancelled                      atomic.Bool
 }
 
 func (s *Stage) read(ctx context.Context, in *stage.Input, req *messages.IngestRequest) error {
-	log := s.cfg.Logger.With("stage", StageName, "source", req.Source)
-	prog, _, err := LoadProgress(ctx, s.kv, req.Source)
-	if err != nil {
-		return err
-	}
-	if prog != nil && prog.State != "reading" {
-		// A finished source is never read twice; a repeated request is acknowledged and ignored.
-		log.Info("source already finished; ignoring the request", "state", prog.State)
-		return nil
-	}
-	if prog == nil {
-		prog = &Progress{State: "reading", URI: req.URI}
-	} else {
-		log.Info("resuming source", "next_seq", prog.NextSeq, "next_index", prog.NextIndex)
-	}
-	r := &run{s: s, in: in, req: req, prog: prog, quality: req.Sampling.JPEGQuality, started: time.Now(), log: log}
+	r := &run{s: s, in: in, req: req, log: s.cfg.Logger.With("stage", StageName, "source", req.Source),
+		owner: s.id + "/" + randomHex(4), quality: req.Sampling.JPEGQuality, started: time.Now()}
 	if r.quality == 0 {
 		r.quality = s.cfg.JPEGQuality
 	}
-	reason, readErr := r.loop(ctx)
-	if readErr != nil && ctx.Err() != nil {
-		// Shutting down: leave the request unacked; another reader resumes it.
+	prog, rev, err := LoadProgress(ctx, s.kv, req.Source)
+	if err != nil {
+		return err
+	}
+	if prog.Final() {
+		// A finished source is never read twice; a repeated request is acknowledged and ignored.
+		r.log.Info("source already finished; ignoring the request", "state", prog.State)
+		r.prog = *prog
+		return r.status(ctx, prog.State, fmt.Sprintf("already %s (%s); request ignored: ingest under a new --source id to read it again", prog.State, prog.Reason))
+	}
+	if prog == nil {
+		prog = &Progress{URI: req.URI, StartedMs: time.Now().UnixMilli()}
+	} else {
+		r.log.Info("resuming source", "next_seq", prog.NextSeq, "next_index", prog.NextIndex, "previous_owner", prog.Owner)
+	}
+	prog.State, prog.Owner = messages.StateReading, r.owner
+	if prog.URI == "" {
+		prog.URI = req.URI
+	}
+	if prog.StartedMs == 0 {
+		prog.StartedMs = time.Now().UnixMilli()
+	}
+	// Claim the source. Losing this race means another reader has just claimed it.
+	if rev, err = storeProgress(ctx, s.kv, req.Source, prog, rev); err != nil {
+		return err
+	}
+	r.prog, r.rev = *prog, rev
+	if prog.Cancel {
+		return r.finish(ctx, "cancelled", nil, nil)
+	}
+
+	// Heartbeats and checkpoints run beside the reading, which may block on a full stream or
+	// wait for a live source to come back.
+	hbCtx, stopHB := context.WithCancel(ctx)
+	readCtx, stopRead := context.WithCancelCause(ctx)
+	defer stopRead(nil)
+	hbDone := make(chan struct{})
+	go func() {
+		defer close(hbDone)
+		r.heartbeat(hbCtx, stopRead)
+	}()
+	reason, src, readErr := r.readAll(readCtx)
+	stopHB()
+	<-hbDone
+
+	switch {
+	case readErr == nil || isSourceError(readErr):
+		return r.finish(ctx, reason, src, readErr)
+	case errors.Is(readErr, errLostOwnership):
+		r.log.Warn("another reader has taken this source over; stopping", "err", readErr)
+		return nil
+	default:
+		// Shutting down, or NATS trouble: save what is stored, leave the request unacked
+		// (the stage loop retries it) and let the next reader continue from here.
+		saveCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := r.checkpoint(saveCtx); err != nil {
+			r.log.Warn("saving progress on the way out failed", "err", err)
+		}
 		return readErr
 	}
-	state := messages.StateDone
-	switch {
-	case readErr != nil:
-		state, reason = messages.StateFailed, readErr.Error()
-		log.Warn("source failed", "reason", reason)
-	case reason == "cancelled":
-		state = messages.StateCancelled
-	}
-	eos := &messages.EndOfStream{Source: req.Source, Frames: prog.NextSeq, FramesRead: prog.FramesRead, Corrupt: prog.Corrupt, Reason: reason, Params: req.Params}
-	if readErr != nil {
-		eos.Reason = "error: " + reason
-	}
-	if err := in.Publish(ctx, stage.Output{Subject: messages.Subject(messages.SubjectFrames, req.Source), MsgID: req.Source + ".eos." + StageName, Message: eos}); err != nil {
-		return err
-	}
-	prog.State, prog.Reason = state, reason
-	if err := s.save(ctx, req.Source, prog); err != nil {
-		return err
-	}
-	return r.status(ctx, state, reason)
 }
 
+// finish ends the source: EndOfStream after the last frame, the final state, a status event.
+func (r *run) finish(ctx context.Context, reason string, src *source, readErr error) error {
+	state := messages.StateDone
+	detail := reason
+	switch {
+	case readErr != nil:
+		state, reason, detail = messages.StateFailed, "error: "+readErr.Error(), readErr.Error()
+		r.log.Warn("source failed", "reason", detail)
+	case reason == "cancelled":
+		state = messages.StateCancelled
+	case reason == "truncated":
+		detail = fmt.Sprintf("truncated: the file ended after %d of the %d frames it declares", src.index, src.total)
+	}
+	r.mu.Lock()
+	if src != nil && readErr == nil {
+		// Everything read was published and acknowledged: the counters are final.
+		r.prog.NextIndex, r.prog.FramesRead, r.prog.Corrupt = src.index, src.framesRead, src.corrupt
+	}
+	eos := &messages.EndOfStream{Source: r.req.Source, Frames: r.prog.NextSeq, FramesRead: r.prog.FramesRead,
+		Corrupt: r.prog.Corrupt, Reason: reason, Params: r.req.Params}
+	r.mu.Unlock()
+	if err := r.in.Publish(ctx, stage.Output{Subject: messages.Subject(messages.SubjectFrames, r.req.Source),
+		MsgID: r.req.Source + ".eos." + StageName, Message: eos}); err != nil {
+		return fmt.Errorf("reader: publishing the end of %s: %w", r.req.Source, err)
+	}
+	r.mu.Lock()
+	r.prog.State, r.prog.Reason = state, detail
+	r.mu.Unlock()
+	if err := r.checkpoint(ctx); err != nil {
+		if errors.Is(err, errLostOwnership) {
+			r.log.Warn("another reader has taken this source over at its end", "err", err)
+			return nil
+		}
+		return err
+	}
+	r.log.Info("source finished", "state", state, "reason", detail, "frames", eos.Frames, "read", eos.FramesRead, "corrupt", eos.Corrupt)
+	return r.status(ctx, state, detail)
+}
+
+// heartbeat keeps the ingest request alive, saves progress, notices cancellation and reports
+// status every ProgressEvery until ctx ends. Losing the source to another reader stops the read.
+func (r *run) heartbeat(ctx context.Context, stopRead context.CancelCauseFunc) {
+	t := time.NewTicker(r.s.cfg.ProgressEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := r.in.InProgress(); err != nil {
+			r.log.Debug("ack heartbeat failed", "err", err)
+		}
+		if err := r.checkpoint(ctx); err != nil {
+			if errors.Is(err, errLostOwnership) {
+				stopRead(err)
+				return
+			}
+			if ctx.Err() == nil {
+				r.log.Warn("saving progress failed; will retry", "err", err)
+			}
+			continue
+		}
+		if err := r.status(ctx, messages.StateProgress, ""); err != nil && ctx.Err() == nil {
+			r.log.Warn("status event failed", "err", err)
+		}
+	}
+}
+
+// checkpoint writes the progress by compare-and-set. A conflict means someone else wrote the
+// key: `ingest --cancel` (the cancel flag is taken over and the write retried) or another reader
+// (errLostOwnership).
+func (r *run) checkpoint(ctx context.Context) error {
+	r.saveMu.Lock()
+	defer r.saveMu.Unlock()
+	for attempt := 0; ; attempt++ {
+		r.mu.Lock()
+		p, rev := r.prog, r.rev
+		r.mu.Unlock()
+		newRev, err := storeProgress(ctx, r.s.kv, r.req.Source, &p, rev)
+		if err == nil {
+			r.mu.Lock()
+			r.rev = newRev
+			r.mu.Unlock()
+			return nil
+		}
+		if !errors.Is(err, errConflict) || attempt >= 10 {
+			return err
+		}
+		saved, savedRev, err := LoadProgress(ctx, r.s.kv, r.req.Source)
+		if err != nil {
+			return err
+		}
+		if saved == nil || saved.Owner != r.owner {
+			owner := "nobody"
+			if saved != nil {
+				owner = saved.Owner
+			}
+			return fmt.Errorf("%w (%s holds it)", errLostOwnership, owner)
+		}
+		r.mu.Lock()
+		if saved.Cancel && !r.prog.Cancel {
+			r.prog.Cancel = true
+			r.cancelled.Store(true)
+			r.log.Info("cancel requested")
+		}
+		r.rev = savedRev
+		r.mu.Unlock()
+	}
+}
+
+// status publishes a state or progress event on status.<source>.
 func (r *run) status(ctx context.Context, state, reason string) error {
-	st := &messages.Status{Source: r.req.Source, Stage: StageName, State: state, Reason: reason, FramesRead: r.prog.FramesRead,
-		FramesPublished: r.prog.NextSeq, FramesTotal: r.total, AtMillis: time.Now().UnixMilli()}
-	if state == messages.StateProgress && r.total > 0 && r.prog.FramesRead > 0 {
-		elapsed := time.Since(r.started).Seconds()
-		st.ETASeconds = math.Max(0, elapsed/float64(r.prog.FramesRead)*float64(r.total-r.prog.FramesRead))
+	r.mu.Lock()
+	st := &messages.Status{Source: r.req.Source, Stage: StageName, State: state, Reason: reason,
+		FramesRead: r.prog.FramesRead, FramesPublished: r.prog.NextSeq, FramesTotal: r.total.Load(), AtMillis: time.Now().UnixMilli()}
+	r.mu.Unlock()
+	if state == messages.StateProgress || state == messages.StateReading {
+		if read := r.read.Load(); read > st.FramesRead {
+			st.FramesRead = read
+		}
+		index, first := r.index.Load(), r.firstIndex.Load()
+		if st.FramesTotal > 0 && index > first {
+			elapsed := time.Since(r.started).Seconds()
+			st.ETASeconds = math.Max(0, elapsed/float64(index-first)*float64(st.FramesTotal-index))
+		}
 	}
 	return r.in.Publish(ctx, stage.Output{Subject: messages.Subject(messages.SubjectStatus, r.req.Source), Message: st})
 }
 
-// tick saves progress, keeps the ingest request alive and reports status; it returns true
-// when the source was cancelled.
-func (r *run) tick(ctx context.Context) (bool, error) {
-	if time.Since(r.lastTick) < r.s.cfg.ProgressEvery {
-		return false, nil
-	}
-	r.lastTick = time.Now()
-	_ = r.in.InProgress()
-	saved, _, err := LoadProgress(ctx, r.s.kv, r.req.Source)
-	if err != nil {
-		return false, err
-	}
-	if saved != nil && saved.Cancel {
-		return true, nil
-	}
-	if err := r.s.save(ctx, r.req.Source, r.prog); err != nil {
-		return false, err
-	}
-	return false, r.status(ctx, messages.StateProgress, "")
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }
-
-// loop reads frames until the end, a stop condition or cancellation; it returns the reason.
-func (r *run) loop(ctx context.Context) (string, error) {
-	v, err := vision.OpenVideo(r.req.URI)
-	if err != nil {
-		return "", err
-	}
-	defer func() { v.Close() }()
-	r.total = v.FrameCount()
-	fps := v.FPS()
-	if err := r.status(ctx, messages.StateReading, ""); err != nil {
-		return "", err
-	}
-	frame := gocv.NewMat()
-	defer frame.Close()
-	resized := gocv.NewMat()
-	defer resized.Close()
-	samp := r.req.Sampling
-	var index, corruptRun int64
-	lastBucket := int64(-1)
-	reconnects := 0
-	for {
-		if ctx.Err() != nil {
-			return "", ctx.Err()
-		}
-		if cancelled, err := r.tick(ctx); err != nil {
-			return "", err
-		} else if cancelled {
-			return "cancelled", nil
-		}
-		if !v.Read(&frame) || frame.Empty() {
-			if vision.IsLiveURI(r.req.URI) {
-				if reconnects >= r.s.cfg.Reconnects {
-					return "", fmt.Errorf("reader: %s dropped and did not come back after %d attempts", r.req.URI, reconnects)
-				}
-				reconnects++
-				backoff := time.Duration(math.Min(float64(time.Second)*math.Pow(2, float64(reconnects-1)), float64(30*time.Second)))
-				r.log.Warn("live source dropped; reconnecting", "attempt", reconnects, "backoff", backoff)
-				v.Close()
-				sleep(ctx, backoff)
-				if v, err = vision.OpenVideo(r.req.URI); err != nil {
-					v = &vision.Video{}
-				}
-				continue
-			}
-			// A file: a failed read before the declared end is a corrupt frame, skipped and
-			// counted; a run of them (or the declared end) ends the file.
-			if r.total > 0 && index < r.total-1 && corruptRun < int64(r.s.cfg.MaxCorruptRun) {
-				corruptRun++
-				r.prog.Corrupt++
-				index++
-				continue
-			}
-			if r.prog.FramesRead == 0 && r.prog.NextIndex == 0 {
-				return "", fmt.Errorf("reader: %s has no readable frames", r.req.URI)
-			}
-			return "end", nil
-		}
-		reconnects, corruptRun = 0, 0
-		i := index
-		index++
-		if i < r.prog.NextIndex { // resuming: these were read before
-			continue
-		}
-		r.prog.FramesRead++
-		r.prog.NextIndex = i + 1
-		pts := int64(v.PosMillis())
-		if fps > 0 {
-			pts = int64(math.Round(float64(i) * 1000 / fps))
-		}
-		if samp.StopSeconds > 0 && float64(pts) >= samp.StopSeconds*1000 {
-			return "stop", nil
-		}
-		if float64(pts) < samp.SkipSeconds*1000 {
-			continue
-		}
-		if samp.EveryN > 1 && i%int64(samp.EveryN) != 0 {
-			continue
-		}
-		if samp.TargetFPS > 0 {
-			bucket := int64(float64(pts) * samp.TargetFPS / 1000)
-			if bucket == lastBucket {
-				continue
-			}
-			lastBucket = bucket
-		}
-		if err := r.publish(ctx, frame, &resized, i, pts); err != nil {
-			return "", err
-		}
-		if samp.MaxFrames > 0 && r.prog.NextSeq >= int64(samp.MaxFrames) {
-			return "max_frames", nil
-		}
-	}
-}
-
-func (r *run) publish(ctx context.Context, frame gocv.Mat, resized *gocv.Mat, index, pts int64) error {
-	img, scale := frame, 1.0
-	if mw := r.req.Sampling.MaxWidth; mw > 0 && frame.Cols() > mw {
-		scale = float64(mw) / float64(frame.Cols())
-		gocv.Resize(frame, resized, image.Pt(mw, int(math.Round(float64(frame.Rows())*scale))), 0, 0, gocv.InterpolationArea)
-		img = *resized
-	}
-	if img.Cols() > messages.MaxFrameSide || img.Rows() > messages.MaxFrameSide {
-		return fmt.Errorf("reader: frame %d is %dx%d; set a max width", index, img.Cols(), img.Rows())
-	}
-	data, err := vision.EncodeJPEG(img, r.quality)
-	if err != nil {
-		return fmt.Errorf("reader: frame %d: %w", index, err)
-	}
-	f := &messages.Frame{Source: r.req.Source, Seq: r.prog.NextSeq, Index: index, PTSMillis: pts, Width: img.Cols(), Height: img.Rows(),
-		Scale: scale, JPEG: data, Params: r.req.Params}
-	out := stage.Output{Subject: messages.Subject(messages.SubjectFrames, r.req.Source), MsgID: messages.MsgID(r.req.Source, f.Seq, StageName), Message: f}
-	if err := r.in.Publish(ctx, out); err != nil {
-		return err
-	}
-	r.prog.NextSeq++
-	return nil
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
-}
-
-// Close has nothing to free; it exists for stage.Processor.
-func (s *Stage) Close(context.Context) error { return nil }

@@ -52,3 +52,16 @@ bench: bench-cluster
 
 clean:
 	rm -rf bin out
+
+## models-internet: the ResNet18/ResNet50 clothing models no registry ships (needs internet and
+## Python 3.9–3.11; see models/manifests/README.md). Select one with
+## `--cloth-model models/manifests/resnet18.json` (or resnet50.json).
+.PHONY: models-internet bench-embedder
+models-internet:
+	@bash models/manifests/fetch-internet.sh
+
+## bench-embedder: bare onnxruntime vs the clothing embedder stage on real crops: images/s at
+## batch 1, 8, 32 with 1 and 2 threads, the ratio, and the stage's peak RSS.
+BENCH_EMBEDDER_FLAGS ?=
+bench-embedder:
+	$(GO) run ./stages/embedder/bench -threads 1,2 -batches 1,8,32 $(BENCH_EMBEDDER_FLAGS)

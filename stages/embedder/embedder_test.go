@@ -302,7 +302,7 @@ func TestBadCropsDeadLetterOnlyTheirInput(t *testing.T) {
 	for _, tc := range []struct {
 		i    int
 		want string
-	}{{1, "frame 1 face 1 of src1"}, {3, "0x0"}, {4, "corrupt or truncated"}, {5, "empty clothing crop"}, {6, "unexpected"}} {
+	}{{1, "frame 1 face 1 of src1"}, {3, "0x0"}, {4, "corrupt or truncated"}, {5, "no bytes"}, {6, "unexpected"}} {
 		err := res[tc.i].Err
 		if !errors.Is(err, stage.ErrPermanent) || !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), "embedder: ") {
 			t.Errorf("input %d: %v, want a permanent error mentioning %q", tc.i, err, tc.want)

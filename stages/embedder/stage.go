@@ -204,7 +204,7 @@ func (s *Stage) embed(ctx context.Context, batch []*stage.Input, jobs []job, out
 	for k, err := range errs {
 		if err != nil && out[jobs[k].input].Err == nil {
 			m := batch[jobs[k].input].Message.(*messages.FrameFaces)
-			out[jobs[k].input].Err = stage.Permanent(fmt.Errorf("embedder: frame %d face %d of %s: %w", m.Index, jobs[k].face, m.Source, err))
+			out[jobs[k].input].Err = stage.Permanent(fmt.Errorf("%w (frame %d face %d of %s)", err, m.Index, jobs[k].face, m.Source))
 		}
 	}
 	kept := jobs[:0:0]
@@ -280,7 +280,7 @@ func (s *Stage) preprocessAll(batch []*stage.Input, jobs []job, blob []float32) 
 
 func (s *Stage) preprocessJPEG(dst []float32, jpeg []byte) error {
 	if len(jpeg) == 0 {
-		return fmt.Errorf("%w: empty clothing crop", ErrCrop)
+		return fmt.Errorf("%w: no bytes", ErrCrop)
 	}
 	crop, err := vision.DecodeJPEG(jpeg, messages.MaxFrameSide)
 	if err != nil {

@@ -1,0 +1,161 @@
+package embedder_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/personcluster/personcluster/messages"
+	"github.com/personcluster/personcluster/stages/embedder"
+	"github.com/personcluster/personcluster/stages/onnx"
+	"github.com/personcluster/personcluster/stages/stage"
+	"github.com/personcluster/personcluster/stages/stage/stagetest"
+)
+
+// Through the real stage loop on an in-process JetStream server: two workers share the
+// batcher, every good frame gets its vectors, the corrupt crop's frame is dead-lettered (with
+// an empty ClothVectors so the clusterer's count completes), end of stream is forwarded, and
+// inputs are acked only after their outputs are stored.
+func TestStageRunOnJetStream(t *testing.T) {
+	env := stagetest.Start(t, stage.Topology{})
+	m, err := embedder.OpenModel(embedder.MobileNetV1, modelsDir(t), onnx.Options{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := embedder.NewWithConfig(m, embedder.Config{MaxBatch: 8, MaxWait: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	const frames = 8
+	for i := int64(0); i < frames; i++ {
+		var ff *messages.FrameFaces
+		if i == 5 {
+			ff = frameFaces(i, testJPEG(t, 90, 40, int(i)), []byte("\xFF\xD8 broken"))
+		} else {
+			ff = frameFaces(i, testJPEG(t, 90, 40, int(i)), testJPEG(t, 120, 50, int(i)+100), testJPEG(t, 60, 30, int(i)+200))
+		}
+		publishMsg(t, env.JS, "faces.src1", ff)
+	}
+	publishMsg(t, env.JS, "faces.src1", &messages.EndOfStream{Source: "src1", Frames: frames, Reason: "end", Params: messages.DefaultParams()})
+
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	cfg := stage.Config{Name: embedder.StageName, Stream: stage.StreamFaces, Consumer: stage.ConsumerEmbedder, Concurrency: 2,
+		BatchSize: 4, BatchWait: 50 * time.Millisecond, MaxDeliver: 2, RetryDelay: 20 * time.Millisecond}
+	go func() { done <- stage.Run(runCtx, env.JS, cfg, s) }()
+
+	vecs := collectMsgs(t, env.JS, stage.StreamVectors, "clothvec.src1", frames+1)
+	dead := collectMsgs(t, env.JS, stage.StreamDead, "dead.embedder.src1", 1)
+	// Every input acked or terminated: nothing left pending on the consumer.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := env.JS.Consumer(ctx, stage.StreamFaces, stage.ConsumerEmbedder)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := c.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.NumAckPending == 0 && info.NumPending == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("consumer still has %d pending, %d unacked", info.NumPending, info.NumAckPending)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	seen := map[int64]bool{}
+	eos := 0
+	for _, msg := range vecs {
+		decoded, err := messages.Decode(msg.Data())
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch v := decoded.(type) {
+		case *messages.EndOfStream:
+			eos++
+		case *messages.ClothVectors:
+			if seen[v.Index] {
+				t.Errorf("frame %d twice", v.Index)
+			}
+			seen[v.Index] = true
+			want := 3
+			if v.Index == 5 {
+				want = 0
+			}
+			if len(v.Vectors) != want {
+				t.Errorf("frame %d: %d vectors, want %d (model %s)", v.Index, len(v.Vectors), want, v.Model)
+			}
+			for _, vec := range v.Vectors {
+				if len(vec) != 512 {
+					t.Errorf("frame %d: %d-d vector", v.Index, len(vec))
+				}
+			}
+		}
+	}
+	if len(seen) != frames || eos != 1 {
+		t.Errorf("outputs for %d frames and %d end-of-stream messages", len(seen), eos)
+	}
+	dl, err := messages.DecodeAs[*messages.DeadLetter](dead[0].Data())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(dl.Reason, "frame 5 face 1 of src1") || dl.Deliveries != 1 {
+		t.Errorf("dead letter: %q after %d deliveries", dl.Reason, dl.Deliveries)
+	}
+	st := s.Stats()
+	t.Logf("%d crops in %d inferences", st.Images, st.Inferences)
+	if st.Images != (frames-1)*3 {
+		t.Errorf("%d crops inferred, want %d", st.Images, (frames-1)*3)
+	}
+}
+
+func publishMsg(t *testing.T, js jetstream.JetStream, subject string, m messages.Message) {
+	t.Helper()
+	data, err := messages.Encode(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := fmt.Sprintf("%s.%d", subject, time.Now().UnixNano())
+	if _, err := js.Publish(context.Background(), subject, data, jetstream.WithMsgID(id)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// collectMsgs reads the messages of a stream on subjects matching filter, waiting for want.
+func collectMsgs(t *testing.T, js jetstream.JetStream, stream, filter string, want int) []jetstream.Msg {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var got []jetstream.Msg
+	for ctx.Err() == nil {
+		got = got[:0]
+		cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			msg, err := cons.Next(jetstream.FetchMaxWait(200 * time.Millisecond))
+			if err != nil {
+				break
+			}
+			got = append(got, msg)
+		}
+		if len(got) >= want {
+			return got
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s %s: got %d messages, want %d", stream, filter, len(got), want)
+	return nil
+}

@@ -53,7 +53,7 @@ type Config struct {
 	// outstanding. Without it frames go one at a time through the stage's publisher (each waits
 	// for its ack): the same result, slower when the NATS server is far away.
 	JetStream jetstream.JetStream
-	Logger           *slog.Logger
+	Logger    *slog.Logger
 }
 
 func (c *Config) setDefaults() {

@@ -1,0 +1,231 @@
+package reader_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/personcluster/personcluster/messages"
+	"github.com/personcluster/personcluster/stages/broker"
+	"github.com/personcluster/personcluster/stages/stage"
+)
+
+// detectorStandIn drains frames.> on the detector's durable consumer, one message every
+// delay, recording what it got: a slow detector.
+type detectorStandIn struct {
+	mu     sync.Mutex
+	seqs   map[int64]int // deliveries per seq
+	hashes map[int64][32]byte
+	eos    *messages.EndOfStream
+	done   chan struct{}
+}
+
+func startDetector(t *testing.T, js jetstream.JetStream, delay time.Duration) *detectorStandIn {
+	t.Helper()
+	d := &detectorStandIn{seqs: map[int64]int{}, hashes: map[int64][32]byte{}, done: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	cons, err := js.Consumer(ctx, stage.StreamFrames, stage.ConsumerDetector)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for ctx.Err() == nil {
+			batch, err := cons.Fetch(1, jetstream.FetchMaxWait(200*time.Millisecond))
+			if err != nil {
+				continue
+			}
+			for msg := range batch.Messages() {
+				m, err := messages.Decode(msg.Data())
+				if err != nil {
+					t.Errorf("detector stand-in: %v", err)
+					continue
+				}
+				time.Sleep(delay)
+				d.mu.Lock()
+				switch v := m.(type) {
+				case *messages.Frame:
+					d.seqs[v.Seq]++
+					d.hashes[v.Seq] = sha256.Sum256(v.JPEG)
+				case *messages.EndOfStream:
+					if d.eos == nil {
+						close(d.done)
+					}
+					d.eos = v
+				}
+				d.mu.Unlock()
+				_ = msg.Ack()
+			}
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-stopped })
+	return d
+}
+
+// A reader killed mid-video (its connection dropped: no ack, no nak, publishes in flight) is
+// replaced by another after AckWait, which continues from the last stored frame. A slow
+// detector behind a small stream throttles both readers. The detector sees every frame
+// exactly once, identical to a bare decode of the file, then the end of stream.
+func TestResumeAfterKilledReader(t *testing.T) {
+	path := sharedClip(t)
+	ref := referenceJPEGs(t, path, 90)
+	topo := testTopology()
+	topo.MaxBytes = 1 << 20 // about 35 of the clip's frames
+	env := start(t, topo)
+	det := startDetector(t, env.JS, 4*time.Millisecond)
+
+	nc1, err := env.Server.Connect("reader-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	js1, err := broker.JetStream(nc1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg1 := readerConfig(js1)
+	cfg1.AckTimeout = time.Second
+	stop1 := startReader(t, js1, cfg1)
+	ingest(t, env.JS, request("resumed", path), "")
+
+	// Kill reader 1 once it has checkpointed a good part of the video.
+	var killedAt *int64
+	deadline := time.Now().Add(30 * time.Second)
+	for killedAt == nil {
+		if p := progressOf(t, env.JS, "resumed"); p != nil && p.NextSeq >= 100 {
+			nc1.Close()
+			killedAt = &p.NextSeq
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("reader 1 made no progress")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	first := progressOf(t, env.JS, "resumed")
+	if first.NextSeq >= 275 || first.State != messages.StateReading {
+		t.Fatalf("reader 1 was not killed mid-video: %+v", first)
+	}
+	stop1()
+	t.Logf("reader 1 killed after %d checkpointed frames", *killedAt)
+
+	startReader(t, env.JS, readerConfig(env.JS))
+	select {
+	case <-det.done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("no end of stream after the second reader took over")
+	}
+	st := finalStatus(t, env.JS, "resumed", 10*time.Second)
+	if st.State != messages.StateDone || st.FramesPublished != 275 || st.FramesRead != 275 {
+		t.Errorf("final status %+v", st)
+	}
+	det.mu.Lock()
+	defer det.mu.Unlock()
+	if len(det.seqs) != 275 {
+		t.Errorf("detector got %d distinct frames, want 275", len(det.seqs))
+	}
+	for seq := int64(0); seq < 275; seq++ {
+		if n := det.seqs[seq]; n != 1 {
+			t.Errorf("frame %d delivered %d times", seq, n)
+		}
+		if det.hashes[seq] != ref[seq] {
+			t.Errorf("frame %d differs from the reference decode", seq)
+		}
+	}
+	if det.eos.Frames != 275 || det.eos.Reason != "end" {
+		t.Errorf("end of stream %+v", det.eos)
+	}
+	p := progressOf(t, env.JS, "resumed")
+	if p.State != messages.StateDone || p.Owner == first.Owner {
+		t.Errorf("final progress %+v (reader 1 was %s)", p, first.Owner)
+	}
+	if n := ingestPending(t, env.JS); n != 0 {
+		t.Errorf("%d requests left in the work queue", n)
+	}
+}
+
+// With nobody consuming, the reader fills the stream up to its byte limit and waits: memory
+// and stream stay bounded, and its ack heartbeats keep the request from being redelivered to
+// another reader meanwhile. Once a detector drains the stream the reader finishes.
+func TestBackpressure(t *testing.T) {
+	path := sharedClip(t)
+	topo := testTopology()
+	topo.MaxBytes = 1 << 20
+	env := start(t, topo)
+	startReader(t, env.JS, readerConfig(env.JS))
+	startReader(t, env.JS, readerConfig(env.JS)) // a second reader that must not get the source
+	ingest(t, env.JS, request("bounded", path), "")
+
+	ctx := context.Background()
+	frames, err := env.JS.Stream(ctx, stage.StreamFrames)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stalled uint64
+	for end := time.Now().Add(3 * topo.AckWait); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		info, err := frames.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.State.Bytes > uint64(topo.MaxBytes) {
+			t.Fatalf("stream holds %d bytes, limit %d", info.State.Bytes, topo.MaxBytes)
+		}
+		stalled = info.State.Msgs
+	}
+	if stalled == 0 || stalled >= 275 {
+		t.Fatalf("%d frames in the stream while nobody consumes: want the stream full and the reader waiting", stalled)
+	}
+	ingestCons, err := env.JS.Consumer(ctx, stage.StreamIngest, stage.ConsumerReader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ci, err := ingestCons.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ci.NumRedelivered != 0 || ci.NumAckPending != 1 {
+		t.Errorf("request redelivered %d times (%d pending) while the reader waited for room", ci.NumRedelivered, ci.NumAckPending)
+	}
+	p := progressOf(t, env.JS, "bounded")
+	if p.State != messages.StateReading || p.NextSeq == 0 || p.NextSeq > int64(stalled) {
+		t.Errorf("progress while stalled %+v (%d frames stored)", p, stalled)
+	}
+
+	det := startDetector(t, env.JS, 0)
+	select {
+	case <-det.done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the reader did not finish once the stream drained")
+	}
+	det.mu.Lock()
+	defer det.mu.Unlock()
+	if len(det.seqs) != 275 || det.eos.Frames != 275 {
+		t.Errorf("detector got %d frames, end %+v", len(det.seqs), det.eos)
+	}
+}
+
+// Without a JetStream handle the reader publishes through the stage's publisher, one frame at
+// a time: same frames, same order.
+func TestSyncPublishPath(t *testing.T) {
+	path := sharedClip(t)
+	env := start(t, testTopology())
+	startReader(t, env.JS, readerConfig(nil))
+	req := request("sync", path)
+	req.Sampling.MaxFrames = 40
+	ingest(t, env.JS, req, "")
+	st := finalStatus(t, env.JS, "sync", 30*time.Second)
+	fs, eos := frames(t, env.JS, "sync", 5*time.Second)
+	ref := referenceJPEGs(t, path, 90)
+	if st.State != messages.StateDone || len(fs) != 40 || eos.Frames != 40 || eos.Reason != "max_frames" {
+		t.Fatalf("status %+v, end %+v, %d frames", st, eos, len(fs))
+	}
+	for i, f := range fs {
+		if f.Seq != int64(i) || sha256.Sum256(f.JPEG) != ref[i] {
+			t.Errorf("frame %d: seq %d or JPEG differs", i, f.Seq)
+		}
+	}
+}

@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -21,6 +23,7 @@ import (
 	"github.com/personcluster/personcluster/stages/pipeline"
 	"github.com/personcluster/personcluster/stages/reader"
 	"github.com/personcluster/personcluster/stages/stage"
+	"github.com/personcluster/personcluster/stages/vision"
 )
 
 func logger(level string) *slog.Logger {
@@ -208,11 +211,31 @@ func cmdIngest(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("ingest", flag.ContinueOnError)
 	client := clientFlags(fs, "personcluster-ingest")
 	req := addRequestFlags(fs)
-	cancel := fs.String("cancel", "", "stop reading this source id")
+	cancel := fs.String("cancel", "", "stop reading this source id (a queued source is dropped, a running one ends \"cancelled\")")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: personcluster ingest [flags] SOURCE   (file path, rtsp:// or http(s):// URL, or camera index)")
+		fmt.Fprintln(fs.Output(), "       personcluster ingest [flags] --cancel ID")
+		fs.PrintDefaults()
+	}
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	nc, js, err := connect(ctx, client, &stage.Topology{})
+	if (*cancel == "") == (fs.NArg() != 1) {
+		fs.Usage()
+		return errUsage
+	}
+	var request messages.IngestRequest
+	if *cancel == "" {
+		var err error
+		// Checked before connecting: a bad --source or option fails at once.
+		if request, err = req.request(ingestURI(fs.Arg(0))); err != nil {
+			if errors.Is(err, messages.ErrBadSourceID) {
+				return fmt.Errorf("--source: %w", err)
+			}
+			return fmt.Errorf("ingest request: %w", err)
+		}
+	}
+	nc, js, err := connectIngest(ctx, client)
 	if err != nil {
 		return err
 	}
@@ -220,53 +243,56 @@ func cmdIngest(ctx context.Context, args []string) error {
 	if *cancel != "" {
 		return cancelSource(ctx, js, *cancel)
 	}
-	if fs.NArg() != 1 {
-		fmt.Fprintln(os.Stderr, "usage: personcluster ingest [flags] SOURCE (file path, URL or camera index)")
-		return errUsage
-	}
-	request, err := req.request(fs.Arg(0))
-	if err != nil {
+	if err := reader.CheckNew(ctx, js, request.Source); err != nil {
 		return err
 	}
 	if err := pipeline.Ingest(ctx, js, &request); err != nil {
 		return err
 	}
 	fmt.Println(request.Source)
+	fmt.Fprintf(os.Stderr, "queued %s as %s; follow it with: personcluster watch --nats %s %s\n", request.URI, request.Source, client.URL, request.Source)
 	return nil
 }
 
-func cancelSource(ctx context.Context, js jetstream.JetStream, source string) error {
-	if err := messages.ValidateSourceID(source); err != nil {
-		return err
+// ingestURI makes a local file path absolute, so a reader with another working folder finds
+// it; URLs, camera indices and paths that do not exist here pass unchanged.
+func ingestURI(uri string) string {
+	if vision.IsLiveURI(uri) || filepath.IsAbs(uri) {
+		return uri
 	}
-	kv, err := js.KeyValue(ctx, stage.SourcesBucket)
+	if _, err := os.Stat(uri); err != nil {
+		return uri
+	}
+	if abs, err := filepath.Abs(uri); err == nil {
+		return abs
+	}
+	return uri
+}
+
+// connectIngest connects and makes sure the streams exist. A deployment that has them keeps
+// its own sizing: only a server without them gets the default topology.
+func connectIngest(ctx context.Context, client *broker.ClientConfig) (*nats.Conn, jetstream.JetStream, error) {
+	nc, js, err := connect(ctx, client, nil)
 	if err != nil {
+		return nil, nil, err
+	}
+	_, err = js.Stream(ctx, stage.StreamIngest)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		err = (stage.Topology{}).Ensure(ctx, js)
+	}
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("ingest: %w", err)
+	}
+	return nc, js, nil
+}
+
+func cancelSource(ctx context.Context, js jetstream.JetStream, source string) error {
+	if err := reader.Cancel(ctx, js, source); err != nil {
 		return err
 	}
-	for attempt := 0; attempt < 10; attempt++ {
-		p, rev, err := reader.LoadProgress(ctx, kv, source)
-		if err != nil {
-			return err
-		}
-		if p == nil {
-			p = &reader.Progress{State: "reading"}
-		}
-		if p.State != "reading" {
-			return fmt.Errorf("source %s is already %s", source, p.State)
-		}
-		p.Cancel = true
-		data, _ := json.Marshal(p)
-		if rev == 0 {
-			_, err = kv.Create(ctx, source, data)
-		} else {
-			_, err = kv.Update(ctx, source, data, rev)
-		}
-		if err == nil {
-			fmt.Fprintf(os.Stderr, "cancelling %s\n", source)
-			return nil
-		}
-	}
-	return fmt.Errorf("source %s: its progress kept changing; try again", source)
+	fmt.Fprintf(os.Stderr, "cancelling %s: its reader stops within a second and reports \"cancelled\" on status.%s\n", source, source)
+	return nil
 }
 
 func cmdWatch(ctx context.Context, args []string) error {

@@ -142,7 +142,7 @@ func TestBadInput(t *testing.T) {
 		{"notvideo", tempFile(t, "notes.mp4", []byte("this is not a video\n")), "not a readable video"},
 		{"folder", dir, "is a directory"},
 		{"zero", empty, "has no readable frames"},
-		{"silent-url", "http://127.0.0.1:1/stream.mjpg", "did not answer after 4 attempts"},
+		{"silent-url", "http://127.0.0.1:1/stream.mjpg", "http://127.0.0.1:1/stream.mjpg did not answer after 4 attempts"},
 		{"no-camera", "97", "did not answer"},
 	}
 	if clip, err := os.ReadFile(clip); err == nil {

@@ -61,6 +61,7 @@ type source struct {
 	failRun    int64 // consecutive failed reads since the last good frame
 	attempts   int   // reconnect attempts since the last good frame (live)
 	truncated  bool  // the file ended before its declared frame count
+	dropped    bool  // a live source failed a read (reconnecting, not opening)
 }
 
 // openSource opens uri. A live source that does not answer is retried with backoff; a file
@@ -109,7 +110,10 @@ func (s *source) open(ctx context.Context) error {
 			return sourceErrorf("reader: %s is not a readable video (OpenCV/FFmpeg cannot open it: unknown format, or truncated)", s.uri)
 		}
 		if s.attempts >= s.cfg.Reconnects {
-			return sourceErrorf("reader: %s did not answer after %d attempts: %w", s.uri, s.attempts+1, err)
+			if s.dropped {
+				return sourceErrorf("reader: %s dropped and did not come back after %d reconnect attempts", s.uri, s.attempts)
+			}
+			return sourceErrorf("reader: %s did not answer after %d attempts (OpenCV/FFmpeg cannot open it)", s.uri, s.attempts+1)
 		}
 		if err := s.backoff(ctx, err); err != nil {
 			return err
@@ -144,12 +148,13 @@ func (s *source) step(ctx context.Context, m *gocv.Mat, grab bool) (readResult, 
 		s.index++
 		s.framesRead++
 		s.corrupt += s.failRun
-		s.failRun, s.attempts = 0, 0
+		s.failRun, s.attempts, s.dropped = 0, 0, false
 		return gotFrame, nil
 	}
 	if s.live {
+		s.dropped = true
 		if s.attempts >= s.cfg.Reconnects {
-			return endOfSource, sourceErrorf("reader: %s dropped and did not come back after %d attempts", s.uri, s.attempts)
+			return endOfSource, sourceErrorf("reader: %s dropped and did not come back after %d reconnect attempts", s.uri, s.attempts)
 		}
 		s.v.Close()
 		if err := s.backoff(ctx, errors.New("read failed")); err != nil {

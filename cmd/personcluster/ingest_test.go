@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/personcluster/personcluster/messages"
+	"github.com/personcluster/personcluster/stages/reader"
+	"github.com/personcluster/personcluster/stages/stage"
+	"github.com/personcluster/personcluster/stages/stage/stagetest"
+)
+
+// Source ids must be safe NATS tokens and folder names; an empty one is generated.
+func TestIngestSourceIDs(t *testing.T) {
+	cases := []struct {
+		id string
+		ok bool
+	}{
+		{"lobby", true},
+		{"cam_2-B", true},
+		{"0", true},
+		{strings.Repeat("a", 64), true},
+		{"", true}, // generated
+		{strings.Repeat("a", 65), false},
+		{"a.b", false},    // NATS token separator
+		{"a*", false},     // wildcard
+		{">", false},      // wildcard
+		{"a b", false},    // space
+		{"..", false},     // parent folder
+		{"../etc", false}, // path escape
+		{"a/b", false},    // path separator
+		{`a\b`, false},
+		{"-rf", false}, // looks like a flag
+		{"café", false},
+		{"a\tb", false},
+		{"a\x00", false},
+	}
+	for _, c := range cases {
+		fs := flag.NewFlagSet("ingest", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		r := addRequestFlags(fs)
+		if err := fs.Parse([]string{"--source", c.id}); err != nil {
+			t.Fatal(err)
+		}
+		req, err := r.request("video.mp4")
+		if (err == nil) != c.ok {
+			t.Errorf("source %q: err %v, want ok=%v", c.id, err, c.ok)
+			continue
+		}
+		if !c.ok && !errors.Is(err, messages.ErrBadSourceID) {
+			t.Errorf("source %q: %v is not ErrBadSourceID", c.id, err)
+		}
+		if c.ok && c.id == "" {
+			if err := messages.ValidateSourceID(req.Source); err != nil || !strings.HasPrefix(req.Source, "src-") {
+				t.Errorf("generated id %q: %v", req.Source, err)
+			}
+		}
+	}
+}
+
+func runIngest(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := os.Stdout
+	os.Stdout = w
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	ierr := cmdIngest(ctx, args)
+	os.Stdout = old
+	w.Close()
+	out, _ := io.ReadAll(r)
+	return strings.TrimSpace(string(out)), ierr
+}
+
+func TestIngestCommand(t *testing.T) {
+	env := stagetest.Start(t, stage.Topology{})
+	url := env.Server.ClientURL()
+	video := filepath.Join(t.TempDir(), "clip.mp4")
+	if err := os.WriteFile(video, []byte("not really"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+
+	out, err := runIngest(t, "--nats", url, "--source", "lobby", "--every", "3", "--skip", "1.5", "--quota", "10", "--sim", "0.3", video)
+	if err != nil || out != "lobby" {
+		t.Fatalf("ingest: %q, %v", out, err)
+	}
+	st, err := env.JS.Stream(ctx, stage.StreamIngest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := st.GetLastMsgForSubject(ctx, "ingest.lobby")
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := messages.DecodeAs[*messages.IngestRequest](raw.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if req.URI != video || req.Sampling.EveryN != 3 || req.Sampling.SkipSeconds != 1.5 || req.Params.Quota != 10 || req.Params.Sim != 0.3 {
+		t.Errorf("request %+v", req)
+	}
+
+	// A generated id is printed; the same id twice is refused.
+	gen, err := runIngest(t, "--nats", url, video)
+	if err != nil || messages.ValidateSourceID(gen) != nil {
+		t.Errorf("generated: %q, %v", gen, err)
+	}
+	if _, err := runIngest(t, "--nats", url, "--source", "lobby", video); !errors.Is(err, reader.ErrSourceExists) {
+		t.Errorf("reusing an id: %v", err)
+	}
+	// Bad ids and options fail before any connection is tried.
+	for _, args := range [][]string{{"--source", "a.b", video}, {"--source", "../x", video}, {"--jpeg-quality", "200", video}} {
+		if _, err := runIngest(t, append([]string{"--nats", "nats://127.0.0.1:1"}, args...)...); err == nil || strings.Contains(err.Error(), "connect") {
+			t.Errorf("%v: %v", args, err)
+		}
+	}
+	for _, args := range [][]string{{}, {"a.mp4", "b.mp4"}, {"--cancel", "lobby", "a.mp4"}} {
+		if _, err := runIngest(t, append([]string{"--nats", url}, args...)...); !errors.Is(err, errUsage) {
+			t.Errorf("%v: %v, want a usage error", args, err)
+		}
+	}
+
+	// Cancel: a queued source gets the flag; unknown and bad ids are refused.
+	if _, err := runIngest(t, "--nats", url, "--cancel", "lobby"); err != nil {
+		t.Fatal(err)
+	}
+	kv, err := env.JS.KeyValue(ctx, stage.SourcesBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, _, err := reader.LoadProgress(ctx, kv, "lobby"); err != nil || p == nil || !p.Cancel {
+		t.Errorf("progress after cancel: %+v, %v", p, err)
+	}
+	if _, err := runIngest(t, "--nats", url, "--cancel", "nobody"); !errors.Is(err, reader.ErrUnknownSource) {
+		t.Errorf("cancelling an unknown source: %v", err)
+	}
+	if _, err := runIngest(t, "--nats", url, "--cancel", "a>b"); !errors.Is(err, messages.ErrBadSourceID) {
+		t.Errorf("cancelling a bad id: %v", err)
+	}
+}
+
+// Ingest leaves an existing deployment's stream sizing alone.
+func TestIngestKeepsTopology(t *testing.T) {
+	env := stagetest.Start(t, stage.Topology{MaxBytes: 64 << 20})
+	video := filepath.Join(t.TempDir(), "v.mp4")
+	if err := os.WriteFile(video, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runIngest(t, "--nats", env.Server.ClientURL(), "--source", "keep", video); err != nil {
+		t.Fatal(err)
+	}
+	st, err := env.JS.Stream(context.Background(), stage.StreamFrames)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info := st.CachedInfo(); info.Config.MaxBytes != 64<<20 {
+		t.Errorf("frames stream max bytes %d after ingest, want %d", info.Config.MaxBytes, 64<<20)
+	}
+}

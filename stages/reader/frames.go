@@ -58,7 +58,7 @@ func (r *run) readAll(ctx context.Context) (string, *source, error) {
 	case decErr != nil:
 		return "", src, decErr
 	}
-	if reason == "end" && src.framesRead == 0 {
+	if (reason == "end" || reason == "truncated") && src.framesRead == 0 {
 		return "", src, sourceErrorf("reader: %s has no readable frames", r.req.URI)
 	}
 	return reason, src, nil

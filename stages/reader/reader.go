@@ -181,13 +181,9 @@ func (s *Stage) read(ctx context.Context, in *stage.Input, req *messages.IngestR
 		return err
 	}
 	r.prog, r.rev = *prog, rev
-	if prog.Cancel {
-		return r.finish(ctx, "cancelled", nil, nil)
-	}
-
 	// Heartbeats and checkpoints run beside the reading, which may block on a full stream or
-	// wait for a live source to come back.
-	hbCtx, stopHB := context.WithCancel(ctx)
+	// wait for a live source to come back, until the end of stream is stored.
+	hbCtx, cancelHB := context.WithCancel(ctx)
 	readCtx, stopRead := context.WithCancelCause(ctx)
 	defer stopRead(nil)
 	hbDone := make(chan struct{})
@@ -195,17 +191,24 @@ func (s *Stage) read(ctx context.Context, in *stage.Input, req *messages.IngestR
 		defer close(hbDone)
 		r.heartbeat(hbCtx, stopRead)
 	}()
+	stopHB := func() {
+		cancelHB()
+		<-hbDone
+	}
+	defer stopHB()
+	if prog.Cancel {
+		return r.finish(ctx, "cancelled", nil, nil, stopHB)
+	}
 	reason, src, readErr := r.readAll(readCtx)
-	stopHB()
-	<-hbDone
 
 	switch {
 	case readErr == nil || isSourceError(readErr):
-		return r.finish(ctx, reason, src, readErr)
+		return r.finish(ctx, reason, src, readErr, stopHB)
 	case errors.Is(readErr, errLostOwnership):
 		r.log.Warn("another reader has taken this source over; stopping", "err", readErr)
 		return nil
 	default:
+		stopHB()
 		// Shutting down, or NATS trouble: save what is stored, leave the request unacked
 		// (the stage loop retries it) and let the next reader continue from here.
 		saveCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -217,8 +220,9 @@ func (s *Stage) read(ctx context.Context, in *stage.Input, req *messages.IngestR
 	}
 }
 
-// finish ends the source: EndOfStream after the last frame, the final state, a status event.
-func (r *run) finish(ctx context.Context, reason string, src *source, readErr error) error {
+// finish ends the source: EndOfStream after the last frame (heartbeats go on while it waits
+// for room in the stream), then the final state and a status event.
+func (r *run) finish(ctx context.Context, reason string, src *source, readErr error, stopHB func()) error {
 	state := messages.StateDone
 	detail := reason
 	switch {
@@ -229,6 +233,9 @@ func (r *run) finish(ctx context.Context, reason string, src *source, readErr er
 		state = messages.StateCancelled
 	case reason == "truncated":
 		detail = fmt.Sprintf("truncated: the file ended after %d of the %d frames it declares", src.index, src.total)
+	}
+	if src != nil && src.corrupt > 0 && readErr == nil {
+		detail += fmt.Sprintf(" (%d undecodable frames skipped)", src.corrupt)
 	}
 	r.mu.Lock()
 	if src != nil && readErr == nil {
@@ -242,6 +249,7 @@ func (r *run) finish(ctx context.Context, reason string, src *source, readErr er
 		MsgID: r.req.Source + ".eos." + StageName, Message: eos}); err != nil {
 		return fmt.Errorf("reader: publishing the end of %s: %w", r.req.Source, err)
 	}
+	stopHB()
 	r.mu.Lock()
 	r.prog.State, r.prog.Reason = state, detail
 	r.mu.Unlock()

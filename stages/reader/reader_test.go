@@ -204,11 +204,22 @@ func TestTruncatedAndCorrupt(t *testing.T) {
 		}
 	}
 	broken := tempFile(t, "broken.avi", corrupt)
+	// Every frame wiped: the container is fine, nothing decodes.
+	allBad := append([]byte(nil), data...)
+	for i := 0; i+1 < len(allBad); i++ {
+		if allBad[i] == 0xFF && allBad[i+1] == 0xD8 {
+			for j := i; j < i+600 && j < len(allBad); j++ {
+				allBad[j] = 0
+			}
+		}
+	}
+	nothing := tempFile(t, "nothing.avi", allBad)
 
 	env := start(t, testTopology())
 	startReader(t, env.JS, readerConfig(env.JS))
 	ingest(t, env.JS, request("half", half), "")
 	ingest(t, env.JS, request("broken", broken), "")
+	ingest(t, env.JS, request("nothing", nothing), "")
 
 	st := finalStatus(t, env.JS, "half", 30*time.Second)
 	fs, eos := frames(t, env.JS, "half", 5*time.Second)
@@ -226,7 +237,7 @@ func TestTruncatedAndCorrupt(t *testing.T) {
 
 	st = finalStatus(t, env.JS, "broken", 30*time.Second)
 	fs, eos = frames(t, env.JS, "broken", 5*time.Second)
-	if st.State != messages.StateDone || eos.Reason != "end" || eos.Corrupt != 5 || eos.FramesRead != 95 || len(fs) != 95 {
+	if st.State != messages.StateDone || st.Reason != "end (5 undecodable frames skipped)" || eos.Reason != "end" || eos.Corrupt != 5 || eos.FramesRead != 95 || len(fs) != 95 {
 		t.Errorf("broken: status %+v, end %+v, %d frames", st, eos, len(fs))
 	}
 	// The frames after the hole keep their place in the file: the last one is frame 99 at 3.96 s.
@@ -244,6 +255,12 @@ func TestTruncatedAndCorrupt(t *testing.T) {
 	}
 	if len(gap) != 5 {
 		t.Errorf("broken: skipped indices %v, want 5", gap)
+	}
+
+	st = finalStatus(t, env.JS, "nothing", 30*time.Second)
+	if st.State != messages.StateFailed || !strings.Contains(st.Reason, "has no readable frames") {
+		fs, eos := frames(t, env.JS, "nothing", 5*time.Second)
+		t.Errorf("nothing: status %s %q; %d frames, end %+v", st.State, st.Reason, len(fs), eos)
 	}
 }
 

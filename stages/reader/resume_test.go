@@ -3,6 +3,7 @@ package reader_test
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"sync"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/personcluster/personcluster/messages"
 	"github.com/personcluster/personcluster/stages/broker"
+	"github.com/personcluster/personcluster/stages/reader"
 	"github.com/personcluster/personcluster/stages/stage"
 )
 
@@ -227,5 +229,55 @@ func TestSyncPublishPath(t *testing.T) {
 		if f.Seq != int64(i) || sha256.Sum256(f.JPEG) != ref[i] {
 			t.Errorf("frame %d: seq %d or JPEG differs", i, f.Seq)
 		}
+	}
+}
+
+// A reader whose source has been claimed by another reader (its request lease ran out and the
+// request went elsewhere) stops at its next checkpoint without ending the source.
+func TestLostOwnershipStops(t *testing.T) {
+	path := sharedClip(t)
+	topo := testTopology()
+	topo.MaxBytes = 1 << 20 // nobody consumes: the reader stalls with the stream full
+	env := start(t, topo)
+	startReader(t, env.JS, readerConfig(env.JS))
+	ingest(t, env.JS, request("stolen", path), "")
+	ctx := context.Background()
+	kv, err := env.JS.KeyValue(ctx, stage.SourcesBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		p, rev, err := reader.LoadProgress(ctx, kv, "stolen")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p != nil && p.NextSeq > 0 {
+			p.Owner = "another-reader"
+			data, _ := json.Marshal(p)
+			if _, err := kv.Update(ctx, "stolen", data, rev); err == nil {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the reader made no progress")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for time.Now().Before(deadline) && ingestPending(t, env.JS) != 0 {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := ingestPending(t, env.JS); n != 0 {
+		t.Fatalf("the reader did not let go of the request (%d pending)", n)
+	}
+	p := progressOf(t, env.JS, "stolen")
+	if p.Owner != "another-reader" || p.State != messages.StateReading {
+		t.Errorf("the old reader wrote over the new owner's progress: %+v", p)
+	}
+	if ok := readStream(t, env.JS, stage.StreamFrames, "frames.stolen", 300*time.Millisecond, func(m messages.Message) bool {
+		_, eos := m.(*messages.EndOfStream)
+		return eos
+	}); ok {
+		t.Error("the old reader ended a source it no longer owns")
 	}
 }

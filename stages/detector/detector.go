@@ -50,10 +50,23 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Counters of frames by verdict.
+// Counters of frames by verdict. Frames counts every frame detected; TooFew and TooMany are
+// the frames skipped for showing fewer than MinFaces or more than MaxFaces faces; Bad counts
+// frames refused as bad input (dead letters): undecodable JPEG, zero or disagreeing size.
 type Counters struct {
-	Frames, Accepted, TooFew, TooMany, Faces atomic.Int64
+	Frames, Accepted, TooFew, TooMany, Faces, Bad atomic.Int64
 }
+
+// Skipped returns the skipped frames by reason, as FrameFaces.SkipReason names them.
+func (c *Counters) Skipped() map[string]int64 {
+	return map[string]int64{SkipTooFew: c.TooFew.Load(), SkipTooMany: c.TooMany.Load()}
+}
+
+// Skip reasons of FrameFaces.
+const (
+	SkipTooFew  = "too_few_faces"
+	SkipTooMany = "too_many_faces"
+)
 
 // Stage is the detector's stage.Processor.
 type Stage struct {
@@ -67,9 +80,15 @@ func New(cfg Config, det FaceDetector) (*Stage, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if det == nil {
+		return nil, errors.New("detector: no face detector")
+	}
 	cfg.setDefaults()
 	return &Stage{cfg: cfg, det: det}, nil
 }
+
+// Detector is the face detector the stage runs.
+func (s *Stage) Detector() FaceDetector { return s.det }
 
 // Process handles frames and forwards end-of-stream markers.
 func (s *Stage) Process(ctx context.Context, batch []*stage.Input) []stage.Result {
@@ -94,37 +113,57 @@ func (s *Stage) Process(ctx context.Context, batch []*stage.Input) []stage.Resul
 	return out
 }
 
-// Frame detects the faces of one frame and builds its FrameFaces.
+// bad counts and marks a bad-input error: the message is dead-lettered, never retried.
+func (s *Stage) bad(err error) error {
+	s.Counts.Bad.Add(1)
+	return stage.Permanent(err)
+}
+
+// Frame detects the faces of one frame and builds its FrameFaces. Bad input (an invalid
+// message, an undecodable JPEG, a JPEG whose size disagrees with the message) returns an
+// error matching stage.ErrPermanent; a failing detector returns a retryable error.
 func (s *Stage) Frame(f *messages.Frame) (*messages.FrameFaces, error) {
+	if s.det == nil {
+		return nil, errors.New("detector: stage closed")
+	}
+	if err := f.Validate(); err != nil {
+		return nil, s.bad(fmt.Errorf("detector: frame %d of %s: %w", f.Index, f.Source, err))
+	}
 	img, err := vision.DecodeJPEG(f.JPEG, messages.MaxFrameSide)
 	if err != nil {
-		return nil, stage.Permanent(fmt.Errorf("detector: frame %d of %s: %w", f.Index, f.Source, err))
+		return nil, s.bad(fmt.Errorf("detector: frame %d of %s: %w", f.Index, f.Source, err))
 	}
 	defer img.Close()
 	if img.Cols() != f.Width || img.Rows() != f.Height {
-		return nil, stage.Permanent(fmt.Errorf("detector: frame %d of %s: JPEG is %dx%d, message says %dx%d",
+		return nil, s.bad(fmt.Errorf("detector: frame %d of %s: JPEG is %dx%d, message says %dx%d",
 			f.Index, f.Source, img.Cols(), img.Rows(), f.Width, f.Height))
 	}
-	dets, err := s.det.Detect(img)
+	found, err := s.det.Detect(img)
 	if err != nil {
 		return nil, fmt.Errorf("detector: frame %d of %s: %w", f.Index, f.Source, err)
+	}
+	// Whatever the detector, a box must lie in the frame: trim it, drop what is left empty.
+	dets := found[:0]
+	for _, d := range found {
+		d.Box = messages.Box{max(0, d.Box.Top()), min(f.Width, d.Box.Right()), min(f.Height, d.Box.Bottom()), max(0, d.Box.Left())}
+		if d.Box.Width() > 0 && d.Box.Height() > 0 {
+			dets = append(dets, d)
+		}
 	}
 	s.Counts.Frames.Add(1)
 	ff := &messages.FrameFaces{Source: f.Source, Seq: f.Seq, Index: f.Index, PTSMillis: f.PTSMillis,
 		Width: fullSize(f.Width, f.Scale), Height: fullSize(f.Height, f.Scale), Detected: len(dets), Params: f.Params}
 	switch {
 	case len(dets) < f.Params.MinFaces:
-		ff.SkipReason = "too_few_faces"
+		ff.SkipReason = SkipTooFew
 		s.Counts.TooFew.Add(1)
 		return ff, nil
 	case len(dets) > f.Params.MaxFaces:
-		ff.SkipReason = "too_many_faces"
+		ff.SkipReason = SkipTooMany
 		s.Counts.TooMany.Add(1)
 		return ff, nil
 	}
-	ff.Accepted = true
-	s.Counts.Accepted.Add(1)
-	s.Counts.Faces.Add(int64(len(dets)))
+	ff.Faces = make([]messages.Face, 0, len(dets))
 	for _, d := range dets {
 		face, err := s.crops(img, d)
 		if err != nil {
@@ -133,6 +172,9 @@ func (s *Stage) Frame(f *messages.Frame) (*messages.FrameFaces, error) {
 		face.Box = scaleBox(d.Box, f.Scale, ff.Width, ff.Height)
 		ff.Faces = append(ff.Faces, face)
 	}
+	ff.Accepted = true
+	s.Counts.Accepted.Add(1)
+	s.Counts.Faces.Add(int64(len(dets)))
 	return ff, nil
 }
 

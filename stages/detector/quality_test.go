@@ -1,0 +1,138 @@
+package detector_test
+
+import (
+	"bytes"
+	"encoding/xml"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/personcluster/personcluster/messages"
+	"github.com/personcluster/personcluster/stages/detector"
+	"github.com/personcluster/personcluster/stages/internal/testenv"
+	"github.com/personcluster/personcluster/stages/vision"
+)
+
+// annotated is one image of a dlib imglab dataset with its hand-drawn face boxes.
+type annotated struct {
+	File  string
+	Boxes []messages.Box
+}
+
+// loadImglab reads a dlib imglab XML file; boxes marked ignore='1' are left out.
+func loadImglab(t testing.TB, path string) []annotated {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Images []struct {
+			File  string `xml:"file,attr"`
+			Boxes []struct {
+				Top    int `xml:"top,attr"`
+				Left   int `xml:"left,attr"`
+				Width  int `xml:"width,attr"`
+				Height int `xml:"height,attr"`
+				Ignore int `xml:"ignore,attr"`
+			} `xml:"box"`
+		} `xml:"images>image"`
+	}
+	dec := xml.NewDecoder(bytes.NewReader(data))
+	// The files declare ISO-8859-1 and are plain ASCII.
+	dec.CharsetReader = func(_ string, r io.Reader) (io.Reader, error) { return r, nil }
+	if err := dec.Decode(&doc); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	var out []annotated
+	for _, im := range doc.Images {
+		a := annotated{File: filepath.Join(filepath.Dir(path), im.File)}
+		for _, b := range im.Boxes {
+			if b.Ignore != 0 {
+				continue
+			}
+			a.Boxes = append(a.Boxes, messages.Box{b.Top, b.Left + b.Width, b.Top + b.Height, b.Left})
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+func iou(a, b messages.Box) float64 {
+	ix := max(0, min(a.Right(), b.Right())-max(a.Left(), b.Left()))
+	iy := max(0, min(a.Bottom(), b.Bottom())-max(a.Top(), b.Top()))
+	inter := float64(ix * iy)
+	union := float64(a.Width()*a.Height()+b.Width()*b.Height()) - inter
+	if union <= 0 {
+		return 0
+	}
+	return inter / union
+}
+
+// match pairs detections with truth boxes greedily by IoU (best pairs first) and returns the
+// number of pairs with IoU ≥ minIoU.
+func match(truth, found []messages.Box, minIoU float64) int {
+	usedT := make([]bool, len(truth))
+	usedF := make([]bool, len(found))
+	n := 0
+	for {
+		best, bi, bj := minIoU, -1, -1
+		for i, tb := range truth {
+			for j, fb := range found {
+				if usedT[i] || usedF[j] {
+					continue
+				}
+				if v := iou(tb, fb); v >= best {
+					best, bi, bj = v, i, j
+				}
+			}
+		}
+		if bi < 0 {
+			return n
+		}
+		usedT[bi], usedF[bj] = true, true
+		n++
+	}
+}
+
+type score struct{ truth, found, matched int }
+
+func (s score) recall() float64    { return float64(s.matched) / float64(max(1, s.truth)) }
+func (s score) precision() float64 { return float64(s.matched) / float64(max(1, s.found)) }
+
+// evaluate runs det over the annotated photos (training.xml + testing.xml).
+func evaluate(t testing.TB, det detector.FaceDetector, minIoU float64) score {
+	t.Helper()
+	dir := testenv.Shared(t, "faces/dlib_annotated")
+	var s score
+	for _, set := range []string{"training.xml", "testing.xml"} {
+		for _, a := range loadImglab(t, filepath.Join(dir, set)) {
+			data, err := os.ReadFile(a.File)
+			if err != nil {
+				t.Fatal(err)
+			}
+			img, err := vision.DecodeJPEG(data, messages.MaxFrameSide)
+			if err != nil {
+				t.Fatalf("%s: %v", a.File, err)
+			}
+			dets, err := det.Detect(img)
+			img.Close()
+			if err != nil {
+				t.Fatalf("%s: %v", a.File, err)
+			}
+			var found []messages.Box
+			for _, d := range dets {
+				found = append(found, d.Box)
+			}
+			m := match(a.Boxes, found, minIoU)
+			if testing.Verbose() {
+				t.Logf("%s: %d faces, %d found, %d matched", filepath.Base(a.File), len(a.Boxes), len(found), m)
+			}
+			s.truth += len(a.Boxes)
+			s.found += len(found)
+			s.matched += m
+		}
+	}
+	return s
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/personcluster/personcluster/messages"
 	"github.com/personcluster/personcluster/stages/detector"
+	"github.com/personcluster/personcluster/stages/dlibface"
 	"github.com/personcluster/personcluster/stages/internal/testenv"
 	"github.com/personcluster/personcluster/stages/onnx"
 	"github.com/personcluster/personcluster/stages/stage"
@@ -455,5 +456,24 @@ func TestUltraFaceQualityGate(t *testing.T) {
 	}
 	if s.recall() < 0.9 || s.precision() < 0.9 {
 		t.Errorf("recall %.3f, precision %.3f; the gate is 0.9 each", s.recall(), s.precision())
+	}
+}
+
+// The original's detector (dlib HOG, upsampled once) on the same annotated photos. It is not
+// the default; it is held to the same gate.
+func TestDlibHOGQuality(t *testing.T) {
+	if testing.Short() {
+		t.Skip("HOG on upsampled photos takes a few seconds")
+	}
+	d, err := dlibface.NewDetector(dlibface.DetectorConfig{Upsample: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	s := evaluate(t, d, 0.4)
+	t.Logf("dlib HOG (upsample 1): %d annotated faces, %d found, %d matched at IoU ≥ 0.4: recall %.3f, precision %.3f",
+		s.truth, s.found, s.matched, s.recall(), s.precision())
+	if s.recall() < 0.9 || s.precision() < 0.9 {
+		t.Errorf("dlib HOG recall %.3f, precision %.3f", s.recall(), s.precision())
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 
+	ort "github.com/yalue/onnxruntime_go"
 	"gocv.io/x/gocv"
 
 	"github.com/personcluster/personcluster/messages"
@@ -13,10 +14,24 @@ import (
 )
 
 // FaceEncoder turns a face crop (with the face's box inside it) into a descriptor.
+// Implementations: ONNXEncoder (the default) and dlibface.Encoder (the original's dlib path).
 type FaceEncoder interface {
 	Encode(crop gocv.Mat, box messages.Box) ([]float32, error)
 	Name() string
 	Close() error
+}
+
+// Face is one face to encode: a BGR crop and the face's box inside it.
+type Face struct {
+	Crop gocv.Mat
+	Box  messages.Box
+}
+
+// BatchEncoder is a FaceEncoder that describes several faces (of several frames) in one call.
+// The stage uses it when the encoder has it; it returns one descriptor per face, in order.
+type BatchEncoder interface {
+	FaceEncoder
+	EncodeBatch(faces []Face) ([][]float32, error)
 }
 
 // Template is the standard 112×112 five-point face template (ArcFace): eye centres, nose tip,
@@ -25,104 +40,212 @@ var Template = [5][2]float64{{38.2946, 51.6963}, {73.5318, 51.5014}, {56.0252, 7
 
 // ONNXConfig configures the default face encoder.
 type ONNXConfig struct {
-	LandmarkPath string // fr_landmark.onnx: 64×64 grey square face box → 68 points
-	FeaturePath  string // fr_feature.onnx: 112×112 aligned RGB face → 512-d
+	LandmarkPath string // fr_landmark.onnx: [N,1,64,64] grey /256 of the square face box → 68 points
+	FeaturePath  string // fr_feature.onnx: [N,3,112,112] aligned RGB (p−127)/128 → 512-d
 	Threads      int
+	// MaxBatch bounds the faces per inference for models with a dynamic batch dimension
+	// (default 32). The shipped fr_* models are fixed to batch 1 and run one face per call.
+	MaxBatch int
 }
 
 // ONNXEncoder is fr_landmark + a five-point similarity alignment + fr_feature.
 type ONNXEncoder struct {
 	landmark, feature *onnx.Session
+	lmBatch, ftBatch  int // faces per inference: 1 for fixed-batch models
 }
 
-// NewONNX loads both models.
+const (
+	landmarkSide = 64
+	alignedSide  = 112
+	landmarkLen  = 136
+	featureLen   = 512
+)
+
+// NewONNX loads both models, checking their input shapes: a missing or wrong file fails with
+// a message naming it and the shape it must take.
 func NewONNX(cfg ONNXConfig) (*ONNXEncoder, error) {
-	lm, err := onnx.Open(onnx.Spec{Path: cfg.LandmarkPath, Input: "input", Shape: []int64{1, 1, 64, 64}, Outputs: []string{"output"}},
-		onnx.Options{Threads: cfg.Threads})
-	if err != nil {
-		return nil, fmt.Errorf("encoder: %w", err)
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = 32
 	}
-	ft, err := onnx.Open(onnx.Spec{Path: cfg.FeaturePath, Input: "input", Shape: []int64{1, 3, 112, 112}, Outputs: []string{"output"}},
-		onnx.Options{Threads: cfg.Threads})
+	lm, lmBatch, err := openBatched(cfg.LandmarkPath, []int64{-1, 1, landmarkSide, landmarkSide}, cfg,
+		"fr_landmark wants input \"input\" [1,1,64,64] (grey /256 of the square face box) and output \"output\" [1,136]")
+	if err != nil {
+		return nil, err
+	}
+	ft, ftBatch, err := openBatched(cfg.FeaturePath, []int64{-1, 3, alignedSide, alignedSide}, cfg,
+		"fr_feature wants input \"input\" [1,3,112,112] (aligned RGB face, (p−127)/128) and output \"output\" [1,512]")
 	if err != nil {
 		lm.Close()
-		return nil, fmt.Errorf("encoder: %w", err)
+		return nil, err
 	}
-	return &ONNXEncoder{landmark: lm, feature: ft}, nil
+	return &ONNXEncoder{landmark: lm, feature: ft, lmBatch: lmBatch, ftBatch: ftBatch}, nil
+}
+
+// openBatched opens a model whose first input dimension is the batch, and returns how many
+// faces one inference may take: 1 when the model fixes the batch to 1.
+func openBatched(path string, shape []int64, cfg ONNXConfig, want string) (*onnx.Session, int, error) {
+	sess, err := onnx.Open(onnx.Spec{Path: path, Input: "input", Shape: shape, Outputs: []string{"output"}},
+		onnx.Options{Threads: cfg.Threads})
+	if err != nil {
+		return nil, 0, fmt.Errorf("encoder: %s: %w", want, err)
+	}
+	batch := 1
+	if ins, _, err := ort.GetInputOutputInfo(path); err == nil && len(ins) > 0 && len(ins[0].Dimensions) > 0 && ins[0].Dimensions[0] < 0 {
+		batch = cfg.MaxBatch
+	} else if err == nil && len(ins) > 0 && len(ins[0].Dimensions) > 0 && ins[0].Dimensions[0] != 1 {
+		sess.Close()
+		return nil, 0, fmt.Errorf("encoder: %s: %w: %s has batch dimension %d", want, onnx.ErrModel, path, ins[0].Dimensions[0])
+	}
+	return sess, batch, nil
 }
 
 func (e *ONNXEncoder) Name() string { return "fr_feature-512" }
 
-// Landmarks returns the 68 landmarks of the face at box inside crop, in crop pixels.
-func (e *ONNXEncoder) Landmarks(crop gocv.Mat, box messages.Box) ([68][2]float64, error) {
-	var pts [68][2]float64
-	// The landmark model sees the square around the face box.
-	side := max(box.Width(), box.Height())
-	cy, cx := (box.Top()+box.Bottom())/2, (box.Left()+box.Right())/2
-	sq := vision.Region{Y1: cy - side/2, Y2: cy - side/2 + side, X1: cx - side/2, X2: cx - side/2 + side}
+// landmarkSquare is the square the landmark model looks at: side = the box's height, centred
+// on the box (as faceplugin's detector hands its boxes to fr_landmark).
+func landmarkSquare(box messages.Box) vision.Region {
+	side := box.Height()
+	cy2, cx2 := box.Top()+box.Bottom(), box.Left()+box.Right() // twice the centre
+	y1, x1 := (cy2-side)/2, (cx2-side)/2
+	return vision.Region{Y1: y1, Y2: y1 + side, X1: x1, X2: x1 + side}
+}
+
+func appendLandmarkInput(dst []float32, crop gocv.Mat, sq vision.Region) ([]float32, error) {
 	patch, err := vision.Crop(crop, sq)
 	if err != nil {
-		return pts, err
+		return dst, err
 	}
 	defer patch.Close()
-	blob, err := vision.AppendBlob(nil, patch, vision.BlobOptions{Width: 64, Height: 64, Scale: 1.0 / 256, Grey: true, Interp: gocv.InterpolationLinear})
+	return vision.AppendBlob(dst, patch, vision.BlobOptions{Width: landmarkSide, Height: landmarkSide, Scale: 1.0 / 256, Grey: true,
+		Interp: gocv.InterpolationLinear})
+}
+
+// Landmarks returns the 68 landmarks of the face at box inside crop, in crop pixels.
+func (e *ONNXEncoder) Landmarks(crop gocv.Mat, box messages.Box) ([68][2]float64, error) {
+	lms, err := e.landmarks([]Face{{crop, box}})
 	if err != nil {
-		return pts, err
+		return [68][2]float64{}, err
 	}
-	outs, _, err := e.landmark.Run([]int64{1, 1, 64, 64}, blob)
+	return lms[0], nil
+}
+
+func (e *ONNXEncoder) landmarks(faces []Face) ([][68][2]float64, error) {
+	per := landmarkSide * landmarkSide
+	blob := make([]float32, 0, len(faces)*per)
+	squares := make([]vision.Region, len(faces))
+	for i, f := range faces {
+		if f.Box.Width() <= 0 || f.Box.Height() <= 0 {
+			return nil, fmt.Errorf("encoder: empty face box %v", f.Box)
+		}
+		squares[i] = landmarkSquare(f.Box)
+		var err error
+		if blob, err = appendLandmarkInput(blob, f.Crop, squares[i]); err != nil {
+			return nil, fmt.Errorf("encoder: landmark input: %w", err)
+		}
+	}
+	outs, err := runChunks(e.landmark, []int64{1, landmarkSide, landmarkSide}, e.lmBatch, blob, len(faces), landmarkLen)
 	if err != nil {
-		return pts, err
+		return nil, err
 	}
-	if len(outs[0]) != 136 {
-		return pts, fmt.Errorf("encoder: landmark model returned %d values, want 136", len(outs[0]))
-	}
-	for i := range pts {
-		pts[i] = [2]float64{float64(sq.X1) + float64(outs[0][2*i])*float64(side), float64(sq.Y1) + float64(outs[0][2*i+1])*float64(side)}
+	pts := make([][68][2]float64, len(faces))
+	for i, o := range outs {
+		side := float64(squares[i].Height())
+		for j := range pts[i] {
+			pts[i][j] = [2]float64{float64(squares[i].X1) + float64(o[2*j])*side, float64(squares[i].Y1) + float64(o[2*j+1])*side}
+		}
 	}
 	return pts, nil
 }
 
-// FivePoints reduces 68 landmarks to the template's five: eye centres, nose tip, mouth corners.
+// runChunks runs sess over n inputs of the given per-item shape, at most batch at a time, and
+// returns each item's output (outLen values).
+func runChunks(sess *onnx.Session, item []int64, batch int, data []float32, n, outLen int) ([][]float32, error) {
+	per := 1
+	for _, d := range item {
+		per *= int(d)
+	}
+	out := make([][]float32, 0, n)
+	for start := 0; start < n; start += batch {
+		k := min(batch, n-start)
+		shape := append([]int64{int64(k)}, item...)
+		outs, _, err := sess.Run(shape, data[start*per:(start+k)*per])
+		if err != nil {
+			return nil, fmt.Errorf("encoder: %w", err)
+		}
+		if len(outs[0]) != k*outLen {
+			return nil, fmt.Errorf("encoder: %s returned %d values for %d faces, want %d each", sess.Spec().Path, len(outs[0]), k, outLen)
+		}
+		for i := 0; i < k; i++ {
+			v := outs[0][i*outLen : (i+1)*outLen : (i+1)*outLen]
+			for _, x := range v {
+				if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+					return nil, fmt.Errorf("encoder: %s returned a non-finite value", sess.Spec().Path)
+				}
+			}
+			out = append(out, v)
+		}
+	}
+	return out, nil
+}
+
+// FivePoints reduces 68 landmarks to the template's five as faceplugin does: each eye centre
+// the mean of its four lid points (37,38,40,41 and 43,44,46,47), the nose tip (30), and each
+// mouth corner the mean of its outer and inner corner points (48,60 and 54,64).
 func FivePoints(lm [68][2]float64) [5][2]float64 {
-	mean := func(from, to int) [2]float64 {
+	mean := func(idx ...int) [2]float64 {
 		var s [2]float64
-		for i := from; i <= to; i++ {
+		for _, i := range idx {
 			s[0] += lm[i][0]
 			s[1] += lm[i][1]
 		}
-		n := float64(to - from + 1)
+		n := float64(len(idx))
 		return [2]float64{s[0] / n, s[1] / n}
 	}
-	return [5][2]float64{mean(36, 41), mean(42, 47), lm[30], lm[48], lm[54]}
+	return [5][2]float64{mean(37, 38, 40, 41), mean(43, 44, 46, 47), lm[30], mean(48, 60), mean(54, 64)}
 }
 
-// Encode aligns the face and returns its 512-d descriptor.
+// Encode aligns the face and returns its 512-d descriptor (not normalised).
 func (e *ONNXEncoder) Encode(crop gocv.Mat, box messages.Box) ([]float32, error) {
-	lm, err := e.Landmarks(crop, box)
+	out, err := e.EncodeBatch([]Face{{crop, box}})
 	if err != nil {
 		return nil, err
 	}
+	return out[0], nil
+}
+
+// EncodeBatch describes several faces: landmarks for all, then the aligned faces for all,
+// each model run on as many faces per inference as it accepts.
+func (e *ONNXEncoder) EncodeBatch(faces []Face) ([][]float32, error) {
+	if len(faces) == 0 {
+		return nil, nil
+	}
+	lms, err := e.landmarks(faces)
+	if err != nil {
+		return nil, err
+	}
+	per := 3 * alignedSide * alignedSide
+	blob := make([]float32, 0, len(faces)*per)
+	for i, f := range faces {
+		if blob, err = appendAligned(blob, f.Crop, lms[i]); err != nil {
+			return nil, err
+		}
+	}
+	return runChunks(e.feature, []int64{3, alignedSide, alignedSide}, e.ftBatch, blob, len(faces), featureLen)
+}
+
+// appendAligned warps the face onto the 112×112 template and appends its RGB (p−127)/128 values.
+func appendAligned(dst []float32, crop gocv.Mat, lm [68][2]float64) ([]float32, error) {
 	m, err := Similarity(FivePoints(lm), Template)
 	if err != nil {
-		return nil, err
+		return dst, err
 	}
-	aligned, err := warp(crop, m, 112, 112)
+	aligned, err := warp(crop, m, alignedSide, alignedSide)
 	if err != nil {
-		return nil, err
+		return dst, err
 	}
 	defer aligned.Close()
-	blob, err := vision.AppendBlob(nil, aligned, vision.BlobOptions{Width: 112, Height: 112, Scale: 1.0 / 128, Mean: 127, RGB: true, Interp: gocv.InterpolationLinear})
-	if err != nil {
-		return nil, err
-	}
-	outs, _, err := e.feature.Run([]int64{1, 3, 112, 112}, blob)
-	if err != nil {
-		return nil, err
-	}
-	if len(outs[0]) != 512 {
-		return nil, fmt.Errorf("encoder: feature model returned %d values, want 512", len(outs[0]))
-	}
-	return outs[0], nil
+	return vision.AppendBlob(dst, aligned, vision.BlobOptions{Width: alignedSide, Height: alignedSide, Scale: 1.0 / 128, Mean: 127, RGB: true,
+		Interp: gocv.InterpolationLinear})
 }
 
 func warp(src gocv.Mat, m [2][3]float64, w, h int) (gocv.Mat, error) {
@@ -162,7 +285,7 @@ func Similarity(src, dst [5][2]float64) ([2][3]float64, error) {
 		num2 += sx*dy - sy*dx
 		den += sx*sx + sy*sy
 	}
-	if den < 1e-9 || math.IsNaN(den) {
+	if !(den > 1e-9) || math.IsInf(den, 0) || math.IsNaN(num1+num2) {
 		return [2][3]float64{}, errors.New("encoder: degenerate landmarks")
 	}
 	a, b := num1/den, num2/den

@@ -1,0 +1,173 @@
+// A thin shim over dlib (Debian's libdlib-dev) doing exactly what the original's
+// face_recognition calls did: face_locations (HOG, upsampled), then face_encodings on those
+// boxes (68-point landmarks, 150×150 chip with padding 0.25, ResNet-29 descriptor). The network
+// definition is dlib's (dnn_face_recognition_ex.cpp), as go-face and dlib's Python bindings use.
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <string>
+#include <vector>
+
+#include <dlib/dnn.h>
+#include <dlib/image_processing.h>
+#include <dlib/image_processing/frontal_face_detector.h>
+#include <dlib/image_transforms.h>
+
+#include "dlibface.h"
+
+using namespace dlib;
+
+namespace {
+
+template <template <int, template <typename> class, int, typename> class block, int N,
+          template <typename> class BN, typename SUBNET>
+using residual = add_prev1<block<N, BN, 1, tag1<SUBNET>>>;
+
+template <template <int, template <typename> class, int, typename> class block, int N,
+          template <typename> class BN, typename SUBNET>
+using residual_down = add_prev2<avg_pool<2, 2, 2, 2, skip1<tag2<block<N, BN, 2, tag1<SUBNET>>>>>>;
+
+template <int N, template <typename> class BN, int stride, typename SUBNET>
+using block = BN<con<N, 3, 3, 1, 1, relu<BN<con<N, 3, 3, stride, stride, SUBNET>>>>>;
+
+template <int N, typename SUBNET> using ares = relu<residual<block, N, affine, SUBNET>>;
+template <int N, typename SUBNET> using ares_down = relu<residual_down<block, N, affine, SUBNET>>;
+
+template <typename SUBNET> using alevel0 = ares_down<256, SUBNET>;
+template <typename SUBNET> using alevel1 = ares<256, ares<256, ares_down<256, SUBNET>>>;
+template <typename SUBNET> using alevel2 = ares<128, ares<128, ares_down<128, SUBNET>>>;
+template <typename SUBNET> using alevel3 = ares<64, ares<64, ares<64, ares_down<64, SUBNET>>>>;
+template <typename SUBNET> using alevel4 = ares<32, ares<32, ares<32, SUBNET>>>;
+
+using anet_type = loss_metric<fc_no_bias<128, avg_pool_everything<
+    alevel0<alevel1<alevel2<alevel3<alevel4<
+    max_pool<3, 3, 2, 2, relu<affine<con<32, 7, 7, 2, 2, input_rgb_image_sized<150>>>>>>>>>>>>>;
+
+struct encoder {
+    shape_predictor sp;
+    anet_type net;
+};
+
+char* dup(const std::string& s) {
+    char* p = static_cast<char*>(std::malloc(s.size() + 1));
+    if (p) std::memcpy(p, s.c_str(), s.size() + 1);
+    return p;
+}
+
+// The original read RGB frames; dlib works on rgb_pixel images.
+matrix<rgb_pixel> from_bgr(const uint8_t* bgr, int rows, int cols) {
+    matrix<rgb_pixel> img(rows, cols);
+    for (int r = 0; r < rows; ++r) {
+        const uint8_t* p = bgr + static_cast<size_t>(r) * cols * 3;
+        for (int c = 0; c < cols; ++c, p += 3) img(r, c) = rgb_pixel(p[2], p[1], p[0]);
+    }
+    return img;
+}
+
+}  // namespace
+
+extern "C" {
+
+void* dlibface_hog_new(char** err) {
+    *err = nullptr;
+    try {
+        return new frontal_face_detector(get_frontal_face_detector());
+    } catch (std::exception& e) {
+        *err = dup(std::string("creating the HOG face detector: ") + e.what());
+    }
+    return nullptr;
+}
+
+void dlibface_hog_free(void* det) { delete static_cast<frontal_face_detector*>(det); }
+
+int dlibface_hog_detect(void* det, const uint8_t* bgr, int rows, int cols, int upsample, double adjust,
+                        long* rects, double* scores, int cap, char** err) {
+    *err = nullptr;
+    try {
+        auto& detector = *static_cast<frontal_face_detector*>(det);
+        matrix<rgb_pixel> img = from_bgr(bgr, rows, cols);
+        std::vector<rect_detection> dets;
+        // As dlib's Python run_detector_with_upscale: pyramid_up `upsample` times, detect, then
+        // map the rectangles back down.
+        pyramid_down<2> pyr;
+        if (upsample > 0) {
+            matrix<rgb_pixel> up;
+            pyramid_up(img, up, pyr);
+            for (int i = 1; i < upsample; ++i) pyramid_up(up);
+            detector(up, dets, adjust);
+            for (auto& d : dets) d.rect = pyr.rect_down(d.rect, upsample);
+        } else {
+            detector(img, dets, adjust);
+        }
+        for (int i = 0; i < static_cast<int>(dets.size()) && i < cap; ++i) {
+            rects[4 * i] = dets[i].rect.left();
+            rects[4 * i + 1] = dets[i].rect.top();
+            rects[4 * i + 2] = dets[i].rect.right();
+            rects[4 * i + 3] = dets[i].rect.bottom();
+            scores[i] = dets[i].detection_confidence;
+        }
+        return static_cast<int>(dets.size());
+    } catch (std::exception& e) {
+        *err = dup(std::string("HOG detection: ") + e.what());
+    }
+    return -1;
+}
+
+void* dlibface_encoder_new(const char* shape_predictor_path, const char* network_path, int* parts, char** err) {
+    *err = nullptr;
+    encoder* enc = nullptr;
+    std::string loading = shape_predictor_path;
+    try {
+        enc = new encoder;
+        deserialize(shape_predictor_path) >> enc->sp;
+        *parts = static_cast<int>(enc->sp.num_parts());
+        loading = network_path;
+        deserialize(network_path) >> enc->net;
+        return enc;
+    } catch (std::exception& e) {
+        *err = dup(loading + ": " + e.what());
+    }
+    delete enc;
+    return nullptr;
+}
+
+void dlibface_encoder_free(void* enc) { delete static_cast<encoder*>(enc); }
+
+int dlibface_encode(void* e, const uint8_t* bgr, int rows, int cols, const long* rects, int n,
+                    int chip_size, double padding, float* out, long* shapes, char** err) {
+    *err = nullptr;
+    try {
+        auto& enc = *static_cast<encoder*>(e);
+        matrix<rgb_pixel> img = from_bgr(bgr, rows, cols);
+        std::vector<chip_details> details;
+        for (int i = 0; i < n; ++i) {
+            rectangle rect(rects[4 * i], rects[4 * i + 1], rects[4 * i + 2], rects[4 * i + 3]);
+            full_object_detection shape = enc.sp(img, rect);
+            if (shapes) {
+                const unsigned long parts = shape.num_parts();
+                for (unsigned long j = 0; j < parts; ++j) {
+                    shapes[(i * parts + j) * 2] = shape.part(j).x();
+                    shapes[(i * parts + j) * 2 + 1] = shape.part(j).y();
+                }
+            }
+            details.push_back(get_face_chip_details(shape, chip_size, padding));
+        }
+        dlib::array<matrix<rgb_pixel>> chips;
+        extract_image_chips(img, details, chips);
+        std::vector<matrix<rgb_pixel>> batch(chips.begin(), chips.end());
+        std::vector<matrix<float, 0, 1>> descriptors = enc.net(batch, 16);
+        for (int i = 0; i < n; ++i) {
+            if (descriptors[i].size() != 128) {
+                *err = dup("the network returned a descriptor of size " + std::to_string(descriptors[i].size()) + ", want 128");
+                return -1;
+            }
+            for (int k = 0; k < 128; ++k) out[i * 128 + k] = descriptors[i](k);
+        }
+        return 0;
+    } catch (std::exception& ex) {
+        *err = dup(std::string("face descriptor: ") + ex.what());
+    }
+    return -1;
+}
+
+}  // extern "C"

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -61,8 +62,20 @@ func modelFlags(fs *flag.FlagSet) *pipeline.Models {
 	fs.StringVar(&m.Dir, "models", pipeline.DefaultModelsDir(), "models folder (make deps fills models/data)")
 	fs.StringVar(&m.ORTLib, "ort-lib", "", "libonnxruntime.so (default: MODELS/lib/libonnxruntime.so)")
 	fs.IntVar(&m.Threads, "threads", 1, "onnxruntime intra-op threads per model")
-	fs.StringVar(&m.Detector, "detector", "ultraface-320", "face detector: ultraface-320 or ultraface-640 (small faces)")
-	fs.Float64Var(&m.DetectorScore, "detector-score", 0.7, "face score threshold")
+	fs.StringVar(&m.FaceBackend, "face-backend", "onnx", "face detector and encoder: onnx (UltraFace + fr_feature 512-d) or dlib (the original's HOG + 128-d ResNet)")
+	fs.StringVar(&m.Detector, "detector", "", "face detector: ultraface-320, ultraface-640 (small faces) or dlib-hog (default: the backend's, ultraface-320 or dlib-hog)")
+	fs.Float64Var(&m.DetectorScore, "detector-score", 0.7, "UltraFace face score threshold")
+	fs.Func("dlib-upsample", "dlib HOG: times the frame is doubled before detection, 0..3 (default 1, the original's)", func(v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 3 {
+			return fmt.Errorf("want 0..3, got %q", v)
+		}
+		if n == 0 {
+			n = -1 // pipeline.Models: negative is none, 0 the default
+		}
+		m.DlibUpsample = n
+		return nil
+	})
 	fs.StringVar(&m.Device, "device", "cpu", "clothing embedder device: cpu or cuda (falls back to cpu with a warning)")
 	fs.StringVar(&m.ClothManifest, "cloth-model", "", "JSON manifest of another clothing model (default: MobileNet v1)")
 	return m

@@ -16,6 +16,7 @@ import (
 
 	"github.com/personcluster/personcluster/stages/clusterer"
 	"github.com/personcluster/personcluster/stages/detector"
+	"github.com/personcluster/personcluster/stages/dlibface"
 	"github.com/personcluster/personcluster/stages/embedder"
 	"github.com/personcluster/personcluster/stages/encoder"
 	"github.com/personcluster/personcluster/stages/onnx"
@@ -40,13 +41,18 @@ var ErrSetup = errors.New("pipeline: setup failed")
 
 // Models says where models and the onnxruntime library are and how to run them.
 type Models struct {
-	Dir           string // models folder (make deps fills models/data)
-	ORTLib        string // libonnxruntime.so; default Dir/lib/libonnxruntime.so
-	Threads       int    // intra-op threads per ONNX session
-	Detector      string // ultraface-320 (default) or ultraface-640
-	DetectorScore float64
-	Device        string // clothing embedder: cpu or cuda
-	ClothManifest string // JSON manifest of another clothing model
+	Dir     string // models folder (make deps fills models/data)
+	ORTLib  string // libonnxruntime.so; default Dir/lib/libonnxruntime.so
+	Threads int    // intra-op threads per ONNX session
+	// FaceBackend picks the face detector and encoder: "onnx" (default: UltraFace, fr_landmark
+	// and fr_feature through onnxruntime) or "dlib" (the original's: dlib HOG and the 128-d
+	// ResNet descriptor, models from Dir/dlib).
+	FaceBackend   string
+	Detector      string  // ultraface-320, ultraface-640 or dlib-hog; "" = the backend's (ultraface-320, dlib-hog)
+	DetectorScore float64 // UltraFace score threshold (0 = 0.7); dlib HOG keeps dlib's threshold 0
+	DlibUpsample  int     // dlib HOG upsampling, face_recognition's number_of_times_to_upsample (0 = 1, -1 = none)
+	Device        string  // clothing embedder: cpu or cuda
+	ClothManifest string  // JSON manifest of another clothing model
 }
 
 // DefaultModelsDir finds models/data: $PERSONCLUSTER_MODELS, ./models/data, or beside the binary.
@@ -143,9 +149,6 @@ func Build(ctx context.Context, name string, js jetstream.JetStream, o Options) 
 		return &Spec{o.loop(name, stage.StreamIngest, stage.ConsumerReader, Tuning{Concurrency: 4, BatchWait: time.Second}),
 			reader.New(reader.Config{Logger: o.Logger}, kv)}, nil
 	case Detector:
-		if err := o.Models.init(); err != nil {
-			return nil, err
-		}
 		det, err := o.Models.OpenDetector()
 		if err != nil {
 			return nil, err
@@ -158,13 +161,9 @@ func Build(ctx context.Context, name string, js jetstream.JetStream, o Options) 
 		}
 		return &Spec{o.loop(name, stage.StreamFrames, stage.ConsumerDetector, Tuning{Concurrency: 1}), proc}, nil
 	case Encoder:
-		if err := o.Models.init(); err != nil {
-			return nil, err
-		}
-		enc, err := encoder.NewONNX(encoder.ONNXConfig{LandmarkPath: filepath.Join(o.Models.Dir, "face", "fr_landmark.onnx"),
-			FeaturePath: filepath.Join(o.Models.Dir, "face", "fr_feature.onnx"), Threads: o.Models.Threads})
+		enc, err := o.Models.OpenEncoder()
 		if err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrSetup, err)
+			return nil, err
 		}
 		return &Spec{o.loop(name, stage.StreamFaces, stage.ConsumerEncoder, Tuning{Concurrency: 1, BatchSize: 4, BatchWait: 20 * time.Millisecond}), encoder.New(enc)}, nil
 	case Embedder:
@@ -201,22 +200,84 @@ func Build(ctx context.Context, name string, js jetstream.JetStream, o Options) 
 	return nil, fmt.Errorf("%w: unknown stage %q (one of %v)", ErrSetup, name, All)
 }
 
+// Face backends.
+const (
+	BackendONNX = "onnx"
+	BackendDlib = "dlib"
+)
+
+func (m Models) backend() (string, error) {
+	switch m.FaceBackend {
+	case "", BackendONNX:
+		return BackendONNX, nil
+	case BackendDlib:
+		return BackendDlib, nil
+	}
+	return "", fmt.Errorf("%w: unknown face backend %q (onnx or dlib)", ErrSetup, m.FaceBackend)
+}
+
 // OpenDetector opens the configured face detector.
 func (m Models) OpenDetector() (detector.FaceDetector, error) {
+	backend, err := m.backend()
+	if err != nil {
+		return nil, err
+	}
+	name := m.Detector
+	if name == "" {
+		name = map[string]string{BackendONNX: "ultraface-320", BackendDlib: "dlib-hog"}[backend]
+	}
 	cfg := detector.UltraFaceConfig{Threads: m.Threads, Threshold: float32(m.DetectorScore)}
-	switch m.Detector {
-	case "", "ultraface-320":
+	switch name {
+	case "ultraface-320":
 		cfg.Path, cfg.Width, cfg.Height = filepath.Join(m.Dir, "face", "fr_detect.onnx"), 320, 240
 	case "ultraface-640":
 		cfg.Path, cfg.Width, cfg.Height, cfg.RGB = filepath.Join(m.Dir, "face", "version-RFB-640.onnx"), 640, 480, true
+	case "dlib-hog":
+		up := m.DlibUpsample
+		switch {
+		case up == 0:
+			up = 1
+		case up < 0:
+			up = 0
+		}
+		det, err := dlibface.NewDetector(dlibface.DetectorConfig{Upsample: up})
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrSetup, err)
+		}
+		return det, nil
 	default:
-		return nil, fmt.Errorf("%w: unknown detector %q (ultraface-320 or ultraface-640)", ErrSetup, m.Detector)
+		return nil, fmt.Errorf("%w: unknown detector %q (ultraface-320, ultraface-640 or dlib-hog)", ErrSetup, m.Detector)
+	}
+	if err := m.init(); err != nil {
+		return nil, err
 	}
 	det, err := detector.NewUltraFace(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrSetup, err)
 	}
 	return det, nil
+}
+
+// OpenEncoder opens the configured face encoder.
+func (m Models) OpenEncoder() (encoder.FaceEncoder, error) {
+	backend, err := m.backend()
+	if err != nil {
+		return nil, err
+	}
+	var enc encoder.FaceEncoder
+	if backend == BackendDlib {
+		enc, err = dlibface.NewEncoder(dlibface.EncoderConfig{Dir: filepath.Join(m.Dir, "dlib")})
+	} else {
+		if err := m.init(); err != nil {
+			return nil, err
+		}
+		enc, err = encoder.NewONNX(encoder.ONNXConfig{LandmarkPath: filepath.Join(m.Dir, "face", "fr_landmark.onnx"),
+			FeaturePath: filepath.Join(m.Dir, "face", "fr_feature.onnx"), Threads: m.Threads})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSetup, err)
+	}
+	return enc, nil
 }
 
 // Run runs the built stages until ctx ends; it returns the first stage error.

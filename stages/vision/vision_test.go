@@ -196,3 +196,26 @@ func equalFloats(a, b []float32) bool {
 	}
 	return true
 }
+
+func TestDecodeJPEGReduced(t *testing.T) {
+	data := testJPEG(t, 101, 50)
+	for _, c := range []struct{ factor, w, h int }{{1, 101, 50}, {2, 51, 25}, {4, 26, 13}, {8, 13, 7}} {
+		m, err := DecodeJPEGReduced(data, 200, c.factor)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Cols() != c.w || m.Rows() != c.h || m.Channels() != 3 {
+			t.Errorf("factor %d: %dx%dx%d, want %dx%dx3", c.factor, m.Cols(), m.Rows(), m.Channels(), c.w, c.h)
+		}
+		m.Close()
+	}
+	if _, err := DecodeJPEGReduced(data, 200, 3); err == nil {
+		t.Error("factor 3 accepted")
+	}
+	if _, err := DecodeJPEGReduced(data, 100, 2); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("side limit: %v", err)
+	}
+	if _, err := DecodeJPEGReduced(data[:len(data)/2], 200, 2); !errors.Is(err, ErrDecode) {
+		t.Errorf("truncated: %v", err)
+	}
+}

@@ -113,4 +113,3 @@ func BenchmarkDetector(b *testing.B) {
 type keepOpen struct{ *detector.UltraFace }
 
 func (keepOpen) Close() error { return nil }
-

@@ -65,7 +65,9 @@ func JPEGSize(data []byte) (width, height int, err error) {
 	return 0, 0, fmt.Errorf("%w: no frame header", ErrNotJPEG)
 }
 
-// DecodeJPEG decodes a colour JPEG after checking its declared size against maxSide.
+// DecodeJPEG decodes a JPEG into an 8-bit BGR image after checking its declared size against
+// maxSide. It gives OpenCV's imdecode pixels, decoded directly with libjpeg-turbo (several times
+// faster); a JPEG that libjpeg reports as corrupt or truncated is refused with ErrDecode.
 func DecodeJPEG(data []byte, maxSide int) (gocv.Mat, error) {
 	return DecodeJPEGReduced(data, maxSide, 1)
 }
@@ -86,6 +88,11 @@ func DecodeJPEGReduced(data []byte, maxSide, factor int) (gocv.Mat, error) {
 	if w > maxSide || h > maxSide {
 		return gocv.Mat{}, fmt.Errorf("%w: %dx%d, at most %d per side", ErrTooLarge, w, h, maxSide)
 	}
+	if factor == 1 {
+		if m, ok, err := decodeDirect(data, w, h); ok {
+			return m, err
+		}
+	}
 	m, err := gocv.IMDecode(data, f)
 	if err != nil {
 		return gocv.Mat{}, fmt.Errorf("%w: %v", ErrDecode, err)
@@ -97,10 +104,14 @@ func DecodeJPEGReduced(data []byte, maxSide, factor int) (gocv.Mat, error) {
 	return m, nil
 }
 
-// EncodeJPEG encodes img at quality (1..100).
+// EncodeJPEG encodes img at quality (1..100): OpenCV's imencode bytes, written directly with
+// libjpeg-turbo for 8-bit BGR images.
 func EncodeJPEG(img gocv.Mat, quality int) ([]byte, error) {
 	if img.Empty() {
 		return nil, ErrEmpty
+	}
+	if data, ok, err := encodeDirect(img, quality); ok {
+		return data, err
 	}
 	buf, err := gocv.IMEncodeWithParams(gocv.JPEGFileExt, img, []int{gocv.IMWriteJpegQuality, quality})
 	if err != nil {
@@ -147,29 +158,68 @@ type BlobOptions struct {
 	Interp        gocv.InterpolationFlags
 }
 
-// AppendBlob resizes img and appends its NCHW float32 values to dst.
+// AppendBlob resizes img (8-bit grey, BGR or BGRA) and appends its NCHW float32 values to dst:
+// one plane per channel (BGR, RGB with o.RGB, one grey plane with o.Grey), (p − Mean)·Scale.
 func AppendBlob(dst []float32, img gocv.Mat, o BlobOptions) ([]float32, error) {
 	if img.Empty() {
 		return dst, ErrEmpty
+	}
+	if o.Width <= 0 || o.Height <= 0 {
+		return dst, fmt.Errorf("vision: blob size %dx%d", o.Width, o.Height)
 	}
 	resized := gocv.NewMat()
 	defer resized.Close()
 	gocv.Resize(img, &resized, image.Pt(o.Width, o.Height), 0, 0, o.Interp)
 	src := resized
-	if o.Grey {
-		grey := gocv.NewMat()
-		defer grey.Close()
-		gocv.CvtColor(resized, &grey, gocv.ColorBGRToGray)
-		src = grey
+	conv := gocv.NewMat()
+	defer conv.Close()
+	switch ch := resized.Channels(); {
+	case o.Grey && ch == 3:
+		gocv.CvtColor(resized, &conv, gocv.ColorBGRToGray)
+		src = conv
+	case o.Grey && ch == 4:
+		gocv.CvtColor(resized, &conv, gocv.ColorBGRAToGray)
+		src = conv
+	case !o.Grey && ch == 4:
+		gocv.CvtColor(resized, &conv, gocv.ColorBGRAToBGR)
+		src = conv
 	}
-	// The resize above already happened with the requested interpolation; BlobFromImage only
-	// converts layout, subtracts the mean and scales.
-	mean := gocv.NewScalar(o.Mean, o.Mean, o.Mean, 0)
-	blob := gocv.BlobFromImage(src, o.Scale, image.Pt(o.Width, o.Height), mean, o.RGB && !o.Grey, false)
-	defer blob.Close()
-	values, err := blob.DataPtrFloat32()
+	if src.Type() != gocv.MatTypeCV8UC1 && src.Type() != gocv.MatTypeCV8UC3 {
+		return dst, fmt.Errorf("vision: blob from an image of type %v (want 8-bit grey, BGR or BGRA)", img.Type())
+	}
+	if !src.IsContinuous() {
+		return dst, errors.New("vision: blob from a non-continuous image")
+	}
+	pix, err := src.DataPtrUint8()
 	if err != nil {
-		return dst, fmt.Errorf("vision: reading blob: %w", err)
+		return dst, fmt.Errorf("vision: reading pixels: %w", err)
 	}
-	return append(dst, values...), nil
+	ch, n := src.Channels(), o.Width*o.Height
+	if len(pix) < ch*n {
+		return dst, fmt.Errorf("vision: %d pixel bytes for %dx%dx%d", len(pix), o.Width, o.Height, ch)
+	}
+	// A lookup table: every 8-bit value maps to one float, computed once.
+	var lut [256]float32
+	for v := range lut {
+		lut[v] = float32((float64(v) - o.Mean) * o.Scale)
+	}
+	start := len(dst)
+	dst = append(dst, make([]float32, ch*n)...)
+	out := dst[start:]
+	if ch == 1 {
+		for i, p := range pix[:n] {
+			out[i] = lut[p]
+		}
+		return dst, nil
+	}
+	p0, p1, p2 := out[:n], out[n:2*n], out[2*n:3*n]
+	if o.RGB {
+		p0, p2 = p2, p0
+	}
+	pix = pix[:3*n]
+	for i := 0; i < n; i++ {
+		px := pix[3*i : 3*i+3 : 3*i+3]
+		p0[i], p1[i], p2[i] = lut[px[0]], lut[px[1]], lut[px[2]]
+	}
+	return dst, nil
 }

@@ -6,9 +6,13 @@ import (
 	"image"
 	"image/png"
 	"math"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"gocv.io/x/gocv"
+
+	"github.com/personcluster/personcluster/stages/internal/testenv"
 )
 
 func testJPEG(t testing.TB, w, h int) []byte {
@@ -217,5 +221,146 @@ func TestDecodeJPEGReduced(t *testing.T) {
 	}
 	if _, err := DecodeJPEGReduced(data[:len(data)/2], 200, 2); !errors.Is(err, ErrDecode) {
 		t.Errorf("truncated: %v", err)
+	}
+}
+
+// The direct libjpeg decoder gives exactly OpenCV's pixels, on real photos (colour and grey).
+func TestDecodeJPEGMatchesOpenCV(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join(testenv.Shared(t, "images"), "*.jpg"))
+	chips, _ := filepath.Glob(filepath.Join(testenv.Shared(t, "faces/johns"), "*", "*.jpg"))
+	m := gocv.NewMatWithSizeFromScalar(gocv.NewScalar(128, 128, 128, 0), 31, 17, gocv.MatTypeCV8U)
+	greyJPEG, err := EncodeJPEG(m, 80)
+	m.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	inputs := map[string][]byte{"grey": greyJPEG}
+	for _, f := range append(files, chips[:min(3, len(chips))]...) {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inputs[filepath.Base(f)] = data
+	}
+	for name, data := range inputs {
+		ours, err := DecodeJPEG(data, 1<<14)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		theirs, err := gocv.IMDecode(data, gocv.IMReadColor)
+		if err != nil || theirs.Empty() {
+			ours.Close()
+			t.Fatalf("%s: OpenCV: %v", name, err)
+		}
+		a, _ := ours.DataPtrUint8()
+		b, _ := theirs.DataPtrUint8()
+		if ours.Cols() != theirs.Cols() || ours.Rows() != theirs.Rows() || !bytes.Equal(a, b) {
+			t.Errorf("%s: pixels differ from OpenCV's", name)
+		}
+		ours.Close()
+		theirs.Close()
+	}
+}
+
+func BenchmarkDecodeJPEG(b *testing.B) {
+	data := testJPEG(b, 960, 540)
+	b.Run("direct", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			m, err := DecodeJPEG(data, 4096)
+			if err != nil {
+				b.Fatal(err)
+			}
+			m.Close()
+		}
+	})
+	b.Run("opencv", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			m, _ := gocv.IMDecode(data, gocv.IMReadColor)
+			m.Close()
+		}
+	})
+}
+
+// The direct encoder writes exactly OpenCV's bytes.
+func TestEncodeJPEGMatchesOpenCV(t *testing.T) {
+	img := gocv.IMRead(filepath.Join(testenv.Shared(t, "images"), "bbt1.jpg"), gocv.IMReadColor)
+	defer img.Close()
+	for _, r := range []Region{{0, 768, 0, 1366}, {100, 370, 200, 470}, {-20, 50, 1300, 1400}, {5, 6, 7, 8}} {
+		crop, err := Crop(img, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, q := range []int{50, 90, 92, 100} {
+			ours, err := EncodeJPEG(crop, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			buf, err := gocv.IMEncodeWithParams(gocv.JPEGFileExt, crop, []int{gocv.IMWriteJpegQuality, q})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(ours, buf.GetBytes()) {
+				t.Errorf("region %+v quality %d: %d bytes, OpenCV %d", r, q, len(ours), len(buf.GetBytes()))
+			}
+			buf.Close()
+		}
+		crop.Close()
+	}
+}
+
+func BenchmarkEncodeJPEG(b *testing.B) {
+	img := gocv.NewMatWithSize(270, 270, gocv.MatTypeCV8UC3)
+	defer img.Close()
+	gocv.RandU(&img, gocv.NewScalar(0, 0, 0, 0), gocv.NewScalar(255, 255, 255, 0))
+	b.Run("direct", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			if _, err := EncodeJPEG(img, 92); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("opencv", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			buf, _ := gocv.IMEncodeWithParams(gocv.JPEGFileExt, img, []int{gocv.IMWriteJpegQuality, 92})
+			buf.Close()
+		}
+	})
+}
+
+// AppendBlob gives OpenCV's blobFromImage values on a real photo.
+func TestAppendBlobMatchesOpenCV(t *testing.T) {
+	img := gocv.IMRead(filepath.Join(testenv.Shared(t, "images"), "bbt1.jpg"), gocv.IMReadColor)
+	defer img.Close()
+	for _, o := range []BlobOptions{
+		{Width: 320, Height: 240, Scale: 1.0 / 128, Mean: 127, Interp: gocv.InterpolationLinear},
+		{Width: 112, Height: 112, Scale: 1.0 / 128, Mean: 127, RGB: true, Interp: gocv.InterpolationLinear},
+		{Width: 64, Height: 64, Scale: 1.0 / 256, Grey: true, Interp: gocv.InterpolationLinear},
+		{Width: 224, Height: 224, Scale: 1.0 / 255, Interp: gocv.InterpolationCubic},
+	} {
+		got, err := AppendBlob(nil, img, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resized, src := gocv.NewMat(), gocv.NewMat()
+		gocv.Resize(img, &resized, image.Pt(o.Width, o.Height), 0, 0, o.Interp)
+		if o.Grey {
+			gocv.CvtColor(resized, &src, gocv.ColorBGRToGray)
+		} else {
+			resized.CopyTo(&src)
+		}
+		blob := gocv.BlobFromImage(src, o.Scale, image.Pt(o.Width, o.Height), gocv.NewScalar(o.Mean, o.Mean, o.Mean, 0), o.RGB, false)
+		want, _ := blob.DataPtrFloat32()
+		if len(got) != len(want) {
+			t.Fatalf("%+v: %d values, OpenCV %d", o, len(got), len(want))
+		}
+		for i := range got {
+			if math.Abs(float64(got[i]-want[i])) > 1e-6 {
+				t.Errorf("%+v: value %d = %v, OpenCV %v", o, i, got[i], want[i])
+				break
+			}
+		}
+		blob.Close()
+		resized.Close()
+		src.Close()
 	}
 }

@@ -1,0 +1,121 @@
+package detector_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/personcluster/personcluster/messages"
+	"github.com/personcluster/personcluster/stages/detector"
+	"github.com/personcluster/personcluster/stages/stage"
+	"github.com/personcluster/personcluster/stages/stage/stagetest"
+)
+
+// read returns the messages of a stream on subjects matching filter once there are want.
+func read(t *testing.T, js jetstream.JetStream, stream, filter string, want int) []jetstream.Msg {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}})
+		if err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		var got []jetstream.Msg
+		for {
+			msg, err := cons.Next(jetstream.FetchMaxWait(200 * time.Millisecond))
+			if err != nil {
+				break
+			}
+			got = append(got, msg)
+		}
+		cancel()
+		if len(got) >= want {
+			return got
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s %s: fewer than %d messages", stream, filter, want)
+	return nil
+}
+
+// Through the real stage loop on JetStream: bad frames become dead letters on their first
+// delivery (never redelivered), good frames and the end of stream go through.
+func TestStageLoopDeadLettersBadFrames(t *testing.T) {
+	env := stagetest.Start(t, stage.Topology{Memory: true})
+	det := &fixed{dets: []detector.Detection{{Box: messages.Box{5, 25, 25, 5}, Score: 1}, {Box: messages.Box{5, 55, 25, 35}, Score: 1}}}
+	proc, err := detector.New(detector.Config{}, det)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := flatFrame(t, 64, 48)
+	good.Source = "src1"
+	corrupt := *good
+	corrupt.Seq, corrupt.Index = 1, 1
+	corrupt.JPEG = append([]byte(nil), good.JPEG[:len(good.JPEG)/2]...)
+	wrongSize := *good
+	wrongSize.Seq, wrongSize.Index = 2, 2
+	wrongSize.Width = 80
+	eos := &messages.EndOfStream{Source: "src1", Frames: 3, Params: messages.DefaultParams()}
+	ctx := context.Background()
+	for i, m := range []messages.Message{good, &corrupt, &wrongSize, eos} {
+		data, err := messages.Encode(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := env.JS.Publish(ctx, "frames.src1", data, jetstream.WithMsgID(string(rune('a'+i)))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- stage.Run(runCtx, env.JS, stage.Config{Name: detector.StageName, Stream: stage.StreamFrames, Consumer: stage.ConsumerDetector,
+			BatchWait: 100 * time.Millisecond, RetryDelay: 20 * time.Millisecond,
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, proc)
+	}()
+	out := read(t, env.JS, stage.StreamFaces, "faces.src1", 4)
+	dead := read(t, env.JS, stage.StreamDead, "dead.detector.src1", 2)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if det.closed != 1 {
+		t.Errorf("detector closed %d times", det.closed)
+	}
+	// The good frame, a "dead_letter" placeholder for each bad one (so downstream frame counts
+	// stay complete), and the end of stream.
+	placeholders := 0
+	for _, m := range out {
+		if ff, err := messages.DecodeAs[*messages.FrameFaces](m.Data()); err == nil {
+			switch {
+			case ff.Accepted && ff.Index == 7 && len(ff.Faces) == 2:
+			case !ff.Accepted && ff.SkipReason == "dead_letter" && len(ff.Faces) == 0:
+				placeholders++
+			default:
+				t.Errorf("unexpected output %+v", ff)
+			}
+		}
+	}
+	if len(out) != 4 || placeholders != 2 {
+		t.Errorf("%d outputs with %d dead-letter placeholders, want the good frame, 2 placeholders and the end of stream", len(out), placeholders)
+	}
+	for _, m := range dead {
+		dl, err := messages.DecodeAs[*messages.DeadLetter](m.Data())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if dl.Deliveries != 1 || !(strings.Contains(dl.Reason, "corrupt or truncated") || strings.Contains(dl.Reason, "message says 80x48")) {
+			t.Errorf("dead letter after %d deliveries: %s", dl.Deliveries, dl.Reason)
+		}
+	}
+	if proc.Counts.Bad.Load() != 2 || proc.Counts.Accepted.Load() != 1 {
+		t.Errorf("bad %d, accepted %d", proc.Counts.Bad.Load(), proc.Counts.Accepted.Load())
+	}
+}

@@ -1,0 +1,109 @@
+package encoder_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/personcluster/personcluster/messages"
+	"github.com/personcluster/personcluster/stages/encoder"
+	"github.com/personcluster/personcluster/stages/stage"
+	"github.com/personcluster/personcluster/stages/stage/stagetest"
+)
+
+func read(t *testing.T, js jetstream.JetStream, stream, filter string, want int) []jetstream.Msg {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}})
+		if err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		var got []jetstream.Msg
+		for {
+			msg, err := cons.Next(jetstream.FetchMaxWait(200 * time.Millisecond))
+			if err != nil {
+				break
+			}
+			got = append(got, msg)
+		}
+		cancel()
+		if len(got) >= want {
+			return got
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s %s: fewer than %d messages", stream, filter, want)
+	return nil
+}
+
+// Through the real stage loop on JetStream, batched: bad frames become dead letters on their
+// first delivery, the good ones get their vectors.
+func TestStageLoopDeadLettersBadFrames(t *testing.T) {
+	env := stagetest.Start(t, stage.Topology{Memory: true})
+	f := &fake{}
+	proc := encoder.New(f)
+	undecodable := frameFaces(t, 1, 1)
+	undecodable.Faces[0].FaceJPEG = []byte("garbage")
+	outside := frameFaces(t, 2, 1)
+	outside.Faces[0].FaceBox = messages.Box{10, 60, 30, 20} // the crop is 40 wide
+	ctx := context.Background()
+	for _, ff := range []*messages.FrameFaces{frameFaces(t, 0, 1, 2), undecodable, outside, frameFaces(t, 3, 4)} {
+		ff.Source = "src1"
+		data, err := messages.Encode(ff)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := env.JS.Publish(ctx, "faces.src1", data, jetstream.WithMsgID(messages.MsgID("src1", ff.Seq, "test"))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- stage.Run(runCtx, env.JS, stage.Config{Name: encoder.StageName, Stream: stage.StreamFaces, Consumer: stage.ConsumerEncoder,
+			BatchSize: 8, BatchWait: 300 * time.Millisecond, RetryDelay: 20 * time.Millisecond,
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, proc)
+	}()
+	out := read(t, env.JS, stage.StreamVectors, "facevec.src1", 4)
+	dead := read(t, env.JS, stage.StreamDead, "dead.encoder.src1", 2)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	vectors, placeholders := 0, 0
+	for _, m := range out {
+		fv, err := messages.DecodeAs[*messages.FaceVectors](m.Data())
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch fv.Model {
+		case "fake":
+			vectors += len(fv.Vectors)
+		case "dead_letter":
+			placeholders++
+		}
+	}
+	if len(out) != 4 || vectors != 3 || placeholders != 2 {
+		t.Errorf("%d outputs, %d vectors, %d placeholders; want 4, 3, 2", len(out), vectors, placeholders)
+	}
+	for _, m := range dead {
+		dl, err := messages.DecodeAs[*messages.DeadLetter](m.Data())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if dl.Deliveries != 1 || !(strings.Contains(dl.Reason, "not a JPEG") || strings.Contains(dl.Reason, "outside its 40x40 crop")) {
+			t.Errorf("dead letter after %d deliveries: %s", dl.Deliveries, dl.Reason)
+		}
+	}
+	if f.closed != 1 {
+		t.Errorf("encoder closed %d times", f.closed)
+	}
+}

@@ -67,9 +67,9 @@ func (f *frameParts) complete() bool { return f.face != nil && f.cloth != nil }
 
 type sourceState struct {
 	frames     map[int64]*frameParts
-	prefix     int64 // frames 0..prefix-1 are complete
-	base       int64 // live sources: frames before base were clustered in a window and forgotten
-	windows    int   // live sources: window results published
+	prefix     int64  // frames 0..prefix-1 are complete
+	base       int64  // live sources: frames before base were clustered in a window and forgotten
+	windows    int    // live sources: window results published
 	lastStream uint64 // highest stream sequence merged into the state
 	eosFace    *messages.EndOfStream
 	eosCloth   *messages.EndOfStream

@@ -66,6 +66,10 @@ func Write(dir string, r *messages.ClusterResult, fetch Fetcher) (string, error)
 	if err := os.RemoveAll(filepath.Join(root, "clusters")); err != nil {
 		return "", fmt.Errorf("output: clearing %s: %w", root, err)
 	}
+	// A result with no clusters still gets its folder (results.json, an empty montage, fingerprints).
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return "", fmt.Errorf("output: %w", err)
+	}
 	thumbs := make([][]image.Image, len(r.Clusters))
 	for ci, c := range r.Clusters {
 		cdir := filepath.Join(root, "clusters", fmt.Sprint(c.ID))

@@ -86,3 +86,18 @@ func TestWriteRefusesUnsafeSource(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// A video where no frame was accepted still gets a complete result folder.
+func TestWriteNoClusters(t *testing.T) {
+	r := &messages.ClusterResult{Source: "empty", Final: true, FramesSeen: 5, Params: messages.DefaultParams(), Fingerprints: "fp"}
+	dir := t.TempDir()
+	root, err := Write(dir, r, func(key string) ([]byte, error) { return []byte("gz"), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"results.json", "montage.png", "index.html", "fingerprints.json.gz"} {
+		if _, err := os.Stat(filepath.Join(root, f)); err != nil {
+			t.Error(err)
+		}
+	}
+}

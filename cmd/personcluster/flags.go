@@ -11,6 +11,7 @@ import (
 
 	"github.com/personcluster/personcluster/messages"
 	"github.com/personcluster/personcluster/stages/broker"
+	"github.com/personcluster/personcluster/stages/embedder"
 	"github.com/personcluster/personcluster/stages/pipeline"
 	"github.com/personcluster/personcluster/stages/stage"
 	"github.com/personcluster/personcluster/stages/vision"
@@ -78,6 +79,8 @@ func modelFlags(fs *flag.FlagSet) *pipeline.Models {
 	})
 	fs.StringVar(&m.Device, "device", "cpu", "clothing embedder device: cpu or cuda (falls back to cpu with a warning)")
 	fs.StringVar(&m.ClothManifest, "cloth-model", "", "JSON manifest of another clothing model (default: MobileNet v1)")
+	fs.IntVar(&m.ClothMaxBatch, "cloth-batch", embedder.DefaultMaxBatch, "most clothing crops in one inference")
+	fs.DurationVar(&m.ClothMaxWait, "cloth-wait", embedder.DefaultMaxWait, "longest wait for a fuller clothing batch")
 	return m
 }
 

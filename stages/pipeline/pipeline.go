@@ -53,6 +53,9 @@ type Models struct {
 	DlibUpsample  int     // dlib HOG upsampling, face_recognition's number_of_times_to_upsample (0 = 1, -1 = none)
 	Device        string  // clothing embedder: cpu or cuda
 	ClothManifest string  // JSON manifest of another clothing model
+	// ClothMaxBatch and ClothMaxWait group the embedder's crops into inferences (embedder.Config).
+	ClothMaxBatch int
+	ClothMaxWait  time.Duration
 }
 
 // DefaultModelsDir finds models/data: $PERSONCLUSTER_MODELS, ./models/data, or beside the binary.
@@ -147,7 +150,7 @@ func Build(ctx context.Context, name string, js jetstream.JetStream, o Options) 
 			return nil, fmt.Errorf("%w: opening %s: %w", ErrSetup, stage.SourcesBucket, err)
 		}
 		return &Spec{o.loop(name, stage.StreamIngest, stage.ConsumerReader, Tuning{Concurrency: 4, BatchWait: time.Second}),
-			reader.New(reader.Config{Logger: o.Logger}, kv)}, nil
+			reader.New(reader.Config{Logger: o.Logger, JetStream: js}, kv)}, nil
 	case Detector:
 		det, err := o.Models.OpenDetector()
 		if err != nil {
@@ -181,7 +184,12 @@ func Build(ctx context.Context, name string, js jetstream.JetStream, o Options) 
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrSetup, err)
 		}
-		return &Spec{o.loop(name, stage.StreamFaces, stage.ConsumerEmbedder, Tuning{Concurrency: 1, BatchSize: 16, BatchWait: 20 * time.Millisecond}), embedder.New(model)}, nil
+		proc, err := embedder.NewWithConfig(model, embedder.Config{MaxBatch: o.Models.ClothMaxBatch, MaxWait: o.Models.ClothMaxWait})
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrSetup, err)
+		}
+		// Two workers: one decodes the next messages' crops while the other's batch is in inference.
+		return &Spec{o.loop(name, stage.StreamFaces, stage.ConsumerEmbedder, Tuning{Concurrency: 2, BatchSize: 16, BatchWait: 20 * time.Millisecond}), proc}, nil
 	case Clusterer:
 		images, err := js.ObjectStore(ctx, stage.ImagesBucket)
 		if err != nil {

@@ -11,6 +11,10 @@ const (
 	MaxFrameSide    = 16384 // pixels, either side of a frame
 	MaxFacesInFrame = 256
 	MaxVectorDim    = 8192
+	// MaxMessageBytes bounds a message a stage accepts; larger ones are dead-lettered before
+	// decoding. It matches the embedded server's max payload (a frame of 16384² pixels does not
+	// fit: the reader's --max-width shrinks such sources).
+	MaxMessageBytes = 8 << 20
 )
 
 // Box is a face box in full-frame pixels, in the original's order: top, right, bottom, left.
@@ -365,6 +369,10 @@ type DeadLetter struct {
 	Headers    map[string][]string `msgpack:"headers"`
 	Data       []byte              `msgpack:"data"`
 	AtMillis   int64               `msgpack:"at"`
+	// Truncated: Data is only the head of the input, which was too large to keep whole
+	// (Size bytes); such a letter cannot be replayed.
+	Truncated bool  `msgpack:"truncated,omitempty"`
+	Size      int64 `msgpack:"size,omitempty"`
 }
 
 func (*DeadLetter) MessageType() Type { return TypeDeadLetter }
@@ -372,6 +380,9 @@ func (*DeadLetter) MessageType() Type { return TypeDeadLetter }
 func (m *DeadLetter) Validate() error {
 	if m.Stage == "" || m.Reason == "" {
 		return errors.New("dead letter without stage or reason")
+	}
+	if m.Size < 0 {
+		return fmt.Errorf("dead letter size %d < 0", m.Size)
 	}
 	return nil
 }

@@ -78,6 +78,9 @@ type DeadLetterHandler interface {
 // ErrPermanent marks errors that retrying cannot fix; match with errors.Is.
 var ErrPermanent = errors.New("permanent")
 
+// ErrTooLarge is the reason of an input refused for its size before decoding.
+var ErrTooLarge = errors.New("stage: message too large")
+
 type permanentError struct{ err error }
 
 func (e permanentError) Error() string        { return e.err.Error() }
@@ -103,8 +106,11 @@ type Config struct {
 	MaxDeliver   int           // attempts before a failing input is dead-lettered
 	RetryDelay   time.Duration // first NakWithDelay; doubles per attempt
 	DrainTimeout time.Duration
-	Logger       *slog.Logger
-	Metrics      *Registry
+	// MaxMessageBytes bounds an input's size; a larger one is dead-lettered before decoding
+	// (default messages.MaxMessageBytes).
+	MaxMessageBytes int
+	Logger          *slog.Logger
+	Metrics         *Registry
 }
 
 func (c *Config) setDefaults() {
@@ -125,6 +131,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.DrainTimeout <= 0 {
 		c.DrainTimeout = 30 * time.Second
+	}
+	if c.MaxMessageBytes <= 0 {
+		c.MaxMessageBytes = messages.MaxMessageBytes
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -241,6 +250,10 @@ func (l *loop) decode(ctx context.Context, msg jetstream.Msg) *Input {
 		in.Deliveries = md.NumDelivered
 		in.StreamSeq = md.Sequence.Stream
 	}
+	if n := len(msg.Data()); n > l.cfg.MaxMessageBytes {
+		l.deadLetter(ctx, in, fmt.Errorf("%w: %s: %d bytes, at most %d", ErrTooLarge, msg.Subject(), n, l.cfg.MaxMessageBytes))
+		return nil
+	}
 	m, err := messages.Decode(msg.Data())
 	if err != nil {
 		l.deadLetter(ctx, in, fmt.Errorf("decoding %s: %w", msg.Subject(), err))
@@ -304,6 +317,12 @@ func (l *loop) deadLetter(ctx context.Context, in *Input, reason error) {
 	if dl.Headers == nil {
 		dl.Headers = map[string][]string{}
 	}
+	// A dead letter must fit the server's max payload, or it could never be stored and the
+	// input would be redelivered until the server gives up on it: keep only the data's head.
+	if limit := int(l.pub.js.Conn().MaxPayload()) - deadLetterOverhead; limit > 0 && len(dl.Data) > limit {
+		dl.Size, dl.Truncated = int64(len(dl.Data)), true
+		dl.Data = dl.Data[:min(len(dl.Data), truncatedDataBytes)]
+	}
 	id := ""
 	if md, err := in.msg.Metadata(); err == nil {
 		id = fmt.Sprintf("dead.%s.%s.%d", l.cfg.Name, md.Stream, md.Sequence.Stream)
@@ -323,6 +342,12 @@ func (l *loop) deadLetter(ctx context.Context, in *Input, reason error) {
 		l.log.Warn("term failed", "err", err)
 	}
 }
+
+// deadLetterOverhead is room left in a dead letter for its other fields and headers.
+const deadLetterOverhead = 64 << 10
+
+// truncatedDataBytes is how much of an input too large to keep a dead letter holds.
+const truncatedDataBytes = 4 << 10
 
 func truncateReason(s string) string {
 	if len(s) > 200 {

@@ -344,3 +344,49 @@ func TestDeadLetterHandlerOutputs(t *testing.T) {
 		t.Errorf("%d outputs, %d dead-letter skips; want 3 and 1", len(faces), skipped)
 	}
 }
+
+// An input over MaxMessageBytes is dead-lettered before decoding, with its bytes; one whose dead
+// letter could not fit the server's max payload keeps only its head, marked truncated.
+func TestRunRefusesOversizedInput(t *testing.T) {
+	env := stagetest.Start(t, stage.Topology{})
+	proc := &scripted{calls: map[int64]int{}, behave: func(int64, int) error { return nil }}
+	big := encode(t, frame(0))
+	big = append(big, make([]byte, 3000)...) // trailing bytes: only the size check may refuse it
+	huge := make([]byte, int(env.NC.MaxPayload())-1024)
+	publish(t, env.JS, "frames.src1", big, "big")
+	publish(t, env.JS, "frames.src1", huge, "huge")
+	publish(t, env.JS, "frames.src1", encode(t, frame(1)), "ok")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	cfg := testConfig(env)
+	cfg.MaxMessageBytes = 2000
+	go func() { done <- stage.Run(ctx, env.JS, cfg, proc) }()
+	dead := collect(t, env.JS, stage.StreamDead, "dead.detector.src1", 2)
+	collect(t, env.JS, stage.StreamFaces, "faces.src1", 1)
+	cancel()
+	<-done
+	for _, m := range dead {
+		dl, err := messages.DecodeAs[*messages.DeadLetter](m.Data())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(dl.Reason, "too large") || dl.Deliveries != 1 {
+			t.Errorf("reason %q after %d deliveries", dl.Reason, dl.Deliveries)
+		}
+		switch {
+		case len(dl.Data) == len(big):
+			if dl.Truncated || string(dl.Data) != string(big) {
+				t.Errorf("the oversized input's dead letter does not hold its bytes")
+			}
+		case dl.Truncated:
+			if dl.Size != int64(len(huge)) || len(dl.Data) >= len(huge) {
+				t.Errorf("truncated dead letter: size %d, %d bytes kept", dl.Size, len(dl.Data))
+			}
+		default:
+			t.Errorf("dead letter of %d bytes, truncated %v", len(dl.Data), dl.Truncated)
+		}
+	}
+	if proc.calls[0] != 0 {
+		t.Errorf("the oversized frame reached the processor")
+	}
+}

@@ -77,6 +77,23 @@ type sourceState struct {
 	finished   bool
 	params     messages.Params
 	paramsSeen bool
+	// faceDim and clothDim are the lengths of the source's first vectors: every later vector
+	// of that part must match, or its message is bad input.
+	faceDim, clothDim int
+}
+
+// checkDim refuses vectors whose length differs from the source's first ones of that part.
+func checkDim(dim *int, part string, vectors [][]float32) error {
+	if len(vectors) == 0 {
+		return nil
+	}
+	if *dim == 0 {
+		*dim = len(vectors[0])
+	}
+	if n := len(vectors[0]); n != *dim {
+		return fmt.Errorf("%s vectors of length %d, the source's have %d", part, n, *dim)
+	}
+	return nil
 }
 
 // Stage is the clusterer's stage.Processor. It must run with concurrency 1 (one worker): its
@@ -138,12 +155,18 @@ func (st *sourceState) add(m messages.Message, streamSeq uint64) error {
 	}
 	switch m := m.(type) {
 	case *messages.FaceVectors:
+		if err := checkDim(&st.faceDim, "face", m.Vectors); err != nil {
+			return err
+		}
 		st.setParams(m.Params)
 		if m.Seq < st.base {
 			return nil
 		}
 		part(m.Seq).face = m
 	case *messages.ClothVectors:
+		if err := checkDim(&st.clothDim, "clothing", m.Vectors); err != nil {
+			return err
+		}
 		st.setParams(m.Params)
 		if m.Seq < st.base {
 			return nil

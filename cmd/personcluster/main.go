@@ -21,6 +21,7 @@ Usage:
                                            one stage, against a NATS server
   personcluster ingest --nats URL [flags] SOURCE   publish a video source (--cancel ID stops one)
   personcluster watch --nats URL [ID]      follow progress and results (--out DIR saves them)
+  personcluster dead list|replay --nats URL [flags]   show dead letters, re-inject them (dead -h)
   personcluster cluster [flags] FILE       re-cluster saved fingerprints (scipy-exact)
   personcluster eval --truth TRUTH.json RESULTS.json   score a result against ground truth (--json, --iou)
   personcluster help
@@ -49,6 +50,8 @@ func main() {
 		err = cmdIngest(ctx, args)
 	case "watch":
 		err = cmdWatch(ctx, args)
+	case "dead":
+		err = cmdDead(ctx, args)
 	case "cluster":
 		err = cmdCluster(args)
 	case "eval":

@@ -50,10 +50,22 @@ type Params struct {
 	Alpha       float64 `msgpack:"alpha"`
 	FaceWeight  float64 `msgpack:"face_w"`
 	ClothWeight float64 `msgpack:"cloth_w"`
+	// CannotLink keeps two faces of one frame out of one cluster (they are two people).
+	CannotLink bool `msgpack:"cannot_link,omitempty"`
+	// Cut picks the cut height: "" or CutRelative is the original's max(d)·(1−Sim);
+	// CutCalibrated is the face model's calibrated absolute height (Sim then only serves models
+	// without a calibration).
+	Cut string `msgpack:"cut,omitempty"`
 	// Live sources are clustered in windows of Quota accepted frames, each window forgotten
 	// once its result is out, so memory stays bounded however long the stream runs.
 	Live bool `msgpack:"live,omitempty"`
 }
+
+// Cut modes of Params.Cut.
+const (
+	CutRelative   = "relative"
+	CutCalibrated = "calibrated"
+)
 
 // DefaultParams are the original's settings.
 func DefaultParams() Params {
@@ -80,6 +92,11 @@ func (p Params) Validate() error {
 	}
 	if !(p.FaceWeight >= 0) || !(p.ClothWeight >= 0) || p.FaceWeight+p.ClothWeight == 0 || math.IsInf(p.FaceWeight+p.ClothWeight, 0) {
 		errs = append(errs, fmt.Errorf("part weights face %v cloth %v: need non-negative, finite, not both 0", p.FaceWeight, p.ClothWeight))
+	}
+	switch p.Cut {
+	case "", CutRelative, CutCalibrated:
+	default:
+		errs = append(errs, fmt.Errorf("cut %q unknown (relative or calibrated)", p.Cut))
 	}
 	switch p.Method {
 	case "single", "complete", "average", "weighted", "ward", "centroid", "median":

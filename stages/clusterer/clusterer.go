@@ -28,7 +28,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/personcluster/personcluster/messages"
-	"github.com/personcluster/personcluster/stages/clusterer/hac"
 	"github.com/personcluster/personcluster/stages/output"
 	"github.com/personcluster/personcluster/stages/stage"
 )
@@ -296,6 +295,7 @@ func (s *Stage) result(ctx context.Context, src string, st *sourceState, seqs []
 		res.FramesSeen = seqs[len(seqs)-1] + 1 - st.base
 	}
 	var points [][]float64
+	var faces Faces
 	var members []messages.Member
 	for _, seq := range seqs {
 		f := st.frames[seq]
@@ -306,6 +306,9 @@ func (s *Stage) result(ctx context.Context, src string, st *sourceState, seqs []
 		}
 		for j := range f.face.Vectors {
 			points = append(points, Fingerprint(f.face.Vectors[j], f.cloth.Vectors[j], st.params.FaceWeight, st.params.ClothWeight))
+			faces.Face = append(faces.Face, f.face.Vectors[j])
+			faces.Cloth = append(faces.Cloth, f.cloth.Vectors[j])
+			faces.Frame = append(faces.Frame, seq)
 			members = append(members, messages.Member{Seq: seq, Frame: f.face.Index, PTSMillis: f.face.PTSMillis, Face: j, Box: f.face.Boxes[j]})
 		}
 	}
@@ -313,7 +316,14 @@ func (s *Stage) result(ctx context.Context, src string, st *sourceState, seqs []
 		return nil, stage.Permanent(fmt.Errorf("clusterer: %s has %d faces, more than --max-faces %d", src, len(points), s.cfg.MaxFaces))
 	}
 	res.Faces = len(points)
-	labels, threshold, err := s.cluster(points, st.params)
+	scheme, calibrated := SchemeFor(st.params, s.cfg.Metric, res.FaceModel)
+	if st.params.Cut == messages.CutCalibrated && !calibrated && len(points) > 0 {
+		s.cfg.Logger.Warn("no calibrated cut for this face model; cutting at max(d)·(1−sim)", "source", src, "face_model", res.FaceModel, "sim", st.params.Sim)
+	}
+	var labels grouping
+	var threshold float64
+	var err error
+	labels.kept, labels.dropped, threshold, err = ClusterFaces(faces, scheme)
 	if err != nil {
 		return nil, stage.Permanent(fmt.Errorf("clusterer: %s: %w", src, err))
 	}
@@ -339,39 +349,6 @@ func (s *Stage) result(ctx context.Context, src string, st *sourceState, seqs []
 type grouping struct {
 	kept    [][]int
 	dropped []int
-}
-
-// cluster runs the original's cluster() on the fingerprints.
-func (s *Stage) cluster(points [][]float64, p messages.Params) (grouping, float64, error) {
-	var g grouping
-	switch n := len(points); {
-	case n == 0:
-		return g, 0, nil
-	case n == 1:
-		if p.MinCSize <= 1 {
-			g.kept = [][]int{{0}}
-		} else {
-			g.dropped = []int{0}
-		}
-		return g, 0, nil
-	}
-	r, err := hac.Cluster(points, nil, hac.Params{Method: p.Method, Metric: s.cfg.Metric, Sim: p.Sim, MinCSize: p.MinCSize})
-	if err != nil {
-		return g, 0, err
-	}
-	g.kept = r.Clusters
-	in := make([]bool, len(points))
-	for _, c := range r.Clusters {
-		for _, i := range c {
-			in[i] = true
-		}
-	}
-	for i, ok := range in {
-		if !ok {
-			g.dropped = append(g.dropped, i)
-		}
-	}
-	return g, r.Threshold, nil
 }
 
 // Fingerprint is the original's [face/‖face‖, cloth/‖cloth‖], each part scaled by its weight

@@ -1,0 +1,211 @@
+package clusterer
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/personcluster/personcluster/messages"
+	"github.com/personcluster/personcluster/stages/clusterer/hac"
+)
+
+// Scheme decides how the faces of one result are grouped.
+type Scheme struct {
+	Method   string // scipy linkage method
+	Metric   string // euclidean or cosine; only the exact scheme uses it
+	MinCSize int
+	// FaceWeight and ClothWeight scale the two parts of a face's description; 0 leaves one out.
+	FaceWeight, ClothWeight float64
+	// Sim cuts the tree at max(d)·(1−Sim), d the combined distances (without cannot-links).
+	Sim float64
+	// Cut, when above 0, is the absolute cut height instead (CalibratedCut); not with Exact.
+	Cut float64
+	// Exact runs the original's cluster() on the concatenated fingerprints [face/‖face‖,
+	// cloth/‖cloth‖], scipy-exact; the options below are then ignored.
+	Exact bool
+	// ScaleParts divides each part's distances by their largest before the parts are combined,
+	// so clothing counts as much as the face at equal weights. Without it the face part,
+	// whose distances spread about four times wider, decides nearly alone.
+	ScaleParts bool
+	// CannotLink keeps two faces of one frame out of one cluster: they are two people. It holds
+	// for average, complete and weighted linkage; single linkage can still chain around it.
+	CannotLink bool
+}
+
+// calibratedCuts are absolute cut heights per face model for fingerprints [w_f·face/‖face‖,
+// w_c·cloth/‖cloth‖] at w_f = 1, chosen on the labelled videos with average linkage and
+// cannot-links (go run ./stages/evaluate/ablation): BCubed F stays at its best over a range of
+// about ±0.05 (dlib) and ±0.1 (ONNX) around them.
+var calibratedCuts = map[string]float64{
+	"fr_feature-512":  1.2,  // MobileFaceNet (ONNX): same person ≲ 0.9, different ≳ 1.4
+	"dlib-resnet-128": 0.45, // dlib's ResNet: same person ≲ 0.35, different ≳ 0.55
+}
+
+// CalibratedCut is the calibrated absolute cut of a face model's fingerprints at face weight 1.
+func CalibratedCut(faceModel string) (float64, bool) {
+	c, ok := calibratedCuts[faceModel]
+	return c, ok
+}
+
+// SchemeFor is the scheme a run's parameters ask for. The original's settings (no cannot-link,
+// relative cut) give the scipy-exact scheme. calibrated is false where p asks for a calibrated
+// cut that faceModel lacks (or the face part is left out); the cut is then relative.
+func SchemeFor(p messages.Params, metric, faceModel string) (s Scheme, calibrated bool) {
+	s = Scheme{Method: p.Method, Metric: metric, MinCSize: p.MinCSize, FaceWeight: p.FaceWeight, ClothWeight: p.ClothWeight,
+		Sim: p.Sim, CannotLink: p.CannotLink}
+	if p.Cut == messages.CutCalibrated {
+		if c, ok := CalibratedCut(faceModel); ok && p.FaceWeight > 0 {
+			s.Cut, calibrated = c*p.FaceWeight, true
+		}
+	}
+	s.Exact = !s.CannotLink && s.Cut == 0
+	return s, calibrated
+}
+
+// Faces are the inputs of one clustering, one entry per face.
+type Faces struct {
+	Face, Cloth [][]float32
+	Frame       []int64 // the frame of each face (cannot-link groups)
+}
+
+// ErrScheme wraps invalid scheme settings and inputs.
+var ErrScheme = errors.New("clusterer: invalid clustering input")
+
+// ClusterFaces groups faces under s: the clusters kept (face indices, each ascending) and the
+// faces dropped by MinCSize, with the cut height used.
+func ClusterFaces(f Faces, s Scheme) (kept [][]int, dropped []int, threshold float64, err error) {
+	n := len(f.Face)
+	if len(f.Cloth) != n || (s.CannotLink && len(f.Frame) != n) {
+		return nil, nil, 0, fmt.Errorf("%w: %d face, %d clothing vectors and %d frames", ErrScheme, n, len(f.Cloth), len(f.Frame))
+	}
+	switch n {
+	case 0:
+		return nil, nil, 0, nil
+	case 1:
+		if s.MinCSize <= 1 {
+			return [][]int{{0}}, nil, 0, nil
+		}
+		return nil, []int{0}, 0, nil
+	}
+	p := hac.Params{Method: s.Method, Metric: s.Metric, Sim: s.Sim, MinCSize: s.MinCSize}
+	var r *hac.Result
+	if s.Exact {
+		points := make([][]float64, n)
+		for i := range points {
+			points[i] = Fingerprint(f.Face[i], f.Cloth[i], s.FaceWeight, s.ClothWeight)
+		}
+		r, err = hac.Cluster(points, nil, p)
+	} else {
+		r, err = clusterCombined(f, s, p)
+	}
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	in := make([]bool, n)
+	for _, c := range r.Clusters {
+		for _, i := range c {
+			in[i] = true
+		}
+	}
+	for i, ok := range in {
+		if !ok {
+			dropped = append(dropped, i)
+		}
+	}
+	return r.Clusters, dropped, r.Threshold, nil
+}
+
+func clusterCombined(f Faces, s Scheme, p hac.Params) (*hac.Result, error) {
+	p.Metric = hac.MetricEuclidean // the parts' distances are euclidean, whatever s.Metric says
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	n := len(f.Face)
+	d := make([]float64, hac.CondensedLen(n))
+	for _, part := range []struct {
+		vs [][]float32
+		w  float64
+	}{{f.Face, s.FaceWeight}, {f.Cloth, s.ClothWeight}} {
+		if s.ClothWeight == 0 && s.FaceWeight == 0 {
+			return nil, fmt.Errorf("%w: both part weights are 0", ErrScheme)
+		}
+		if part.w == 0 {
+			continue
+		}
+		pd, err := PartDistances(part.vs)
+		if err != nil {
+			return nil, err
+		}
+		scale := part.w
+		if s.ScaleParts {
+			if m := hac.MaxDistance(pd); m > 0 {
+				scale /= m
+			}
+		}
+		for k, v := range pd {
+			v *= scale
+			d[k] += v * v
+		}
+	}
+	for k, v := range d {
+		d[k] = math.Sqrt(v)
+	}
+	maxD := hac.MaxDistance(d)
+	t := maxD * (1 - s.Sim)
+	if s.Cut > 0 {
+		t = s.Cut
+	}
+	if s.CannotLink {
+		CannotLink(d, f.Frame, maxD)
+	}
+	return hac.ClusterAtInPlace(d, n, t, p)
+}
+
+// PartDistances are the condensed euclidean distances of the unit-normalised vectors of one
+// part (zero vectors stay zero).
+func PartDistances(vs [][]float32) ([]float64, error) {
+	points := make([][]float64, len(vs))
+	for i, v := range vs {
+		var norm float64
+		for _, x := range v {
+			norm += float64(x) * float64(x)
+		}
+		norm = math.Sqrt(norm)
+		if norm == 0 {
+			norm = 1
+		}
+		p := make([]float64, len(v))
+		for j, x := range v {
+			p[j] = float64(x) / norm
+		}
+		points[i] = p
+	}
+	d, err := hac.Pdist(points, hac.MetricEuclidean)
+	if err != nil {
+		return nil, fmt.Errorf("clusterer: %w", err)
+	}
+	return d, nil
+}
+
+// cannotLinkFactor puts two faces of one frame this many times the largest real distance
+// apart: far enough that an average over up to 10⁹ pairs still stays above any cut.
+const cannotLinkFactor = 1e12
+
+// CannotLink sets the condensed distance of every pair of faces of the same frame far above
+// maxD, so average, complete and weighted linkage never join clusters holding such a pair
+// below the cut.
+func CannotLink(d []float64, frames []int64, maxD float64) {
+	far := (maxD + 1) * cannotLinkFactor
+	byFrame := map[int64][]int{}
+	for i, fr := range frames {
+		byFrame[fr] = append(byFrame[fr], i)
+	}
+	n := len(frames)
+	for _, idx := range byFrame {
+		for a := 0; a < len(idx); a++ {
+			for b := a + 1; b < len(idx); b++ {
+				d[hac.CondensedIndex(n, idx[a], idx[b])] = far
+			}
+		}
+	}
+}

@@ -98,10 +98,12 @@ type requestFlags struct {
 	live        bool
 	s           messages.Sampling
 	p           messages.Params
+	fs          *flag.FlagSet
+	profile     *profileFlags
 }
 
 func addRequestFlags(fs *flag.FlagSet) *requestFlags {
-	r := &requestFlags{p: messages.DefaultParams()}
+	r := &requestFlags{p: messages.DefaultParams(), fs: fs, profile: addProfileFlags(fs)}
 	fs.StringVar(&r.source, "source", "", "source id (letters, digits, '_' and '-'; generated when empty)")
 	fs.BoolVar(&r.live, "live", false, "the source is live (stream or camera)")
 	fs.IntVar(&r.s.EveryN, "every", 1, "read every N-th frame")
@@ -114,7 +116,7 @@ func addRequestFlags(fs *flag.FlagSet) *requestFlags {
 	fs.IntVar(&r.p.MinFaces, "min-faces", r.p.MinFaces, "keep frames showing at least this many faces")
 	fs.IntVar(&r.p.MaxFaces, "max-faces", r.p.MaxFaces, "keep frames showing at most this many faces")
 	fs.IntVar(&r.p.Quota, "quota", r.p.Quota, "accepted frames before the first clustering")
-	fs.Float64Var(&r.p.Sim, "sim", r.p.Sim, "similarity: cut at max(d)·(1−sim)")
+	fs.Float64Var(&r.p.Sim, "sim", r.p.Sim, "similarity: cut at max(d)·(1−sim) (default: the tuned profile's calibrated cut; 0.55 in the original profile)")
 	fs.IntVar(&r.p.MinCSize, "min-csize", r.p.MinCSize, "drop clusters smaller than this")
 	fs.StringVar(&r.p.Method, "method", r.p.Method, "linkage: single, complete, average, weighted, ward, centroid, median")
 	fs.Float64Var(&r.p.FaceWeight, "face-weight", r.p.FaceWeight, "weight of the face part of a fingerprint (0: clothing only)")
@@ -130,6 +132,9 @@ func (r *requestFlags) request(uri string) (messages.IngestRequest, error) {
 	live := r.live || vision.IsLiveURI(uri)
 	req := messages.IngestRequest{Source: source, URI: uri, Live: live, Sampling: r.s, Params: r.p, AtMillis: time.Now().UnixMilli()}
 	req.Params.Live = live
+	if err := r.profile.apply(r.fs, &req.Params); err != nil {
+		return req, err
+	}
 	if err := req.Validate(); err != nil {
 		return req, err
 	}

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+
+	"github.com/personcluster/personcluster/messages"
+)
+
+// Clustering profiles of run and ingest.
+const (
+	// profileTuned (the default) keeps two faces of one frame apart and cuts at the face
+	// model's calibrated height unless --sim is given: settings measured to work for both face
+	// backends (see the ablation in the README).
+	profileTuned = "tuned"
+	// profileOriginal is the original's cluster(), scipy-exact: cut at max(d)·(1−sim), no
+	// cannot-links.
+	profileOriginal = "original"
+)
+
+type profileFlags struct {
+	profile    string
+	cannotLink bool
+}
+
+func addProfileFlags(fs *flag.FlagSet) *profileFlags {
+	pf := &profileFlags{}
+	fs.StringVar(&pf.profile, "profile", profileTuned, "clustering profile: tuned (cannot-links, the face model's calibrated cut unless --sim is given) or original (the original's scipy-exact cut at max(d)·(1−sim))")
+	fs.BoolVar(&pf.cannotLink, "cannot-link", true, "never put two faces of one frame in one cluster (default: on in the tuned profile, off in the original)")
+	return pf
+}
+
+// apply sets the clustering mode of p from the profile and the flags given explicitly.
+func (pf *profileFlags) apply(fs *flag.FlagSet, p *messages.Params) error {
+	switch pf.profile {
+	case profileTuned:
+		p.CannotLink, p.Cut = true, messages.CutCalibrated
+		if isSet(fs, "sim") {
+			p.Cut = messages.CutRelative
+		}
+	case profileOriginal:
+		p.CannotLink, p.Cut = false, ""
+	default:
+		return fmt.Errorf("personcluster: --profile %q: want %s or %s", pf.profile, profileTuned, profileOriginal)
+	}
+	if isSet(fs, "cannot-link") {
+		p.CannotLink = pf.cannotLink
+	}
+	return nil
+}

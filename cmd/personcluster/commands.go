@@ -122,28 +122,55 @@ func cmdServer(ctx context.Context, args []string) error {
 	host := fs.String("host", "127.0.0.1", "listen host (0.0.0.0 for other machines)")
 	port := fs.Int("port", 4222, "listen port")
 	config := fs.String("config", "", "nats-server config file (auth, TLS, cluster); overrides host and port")
+	name := fs.String("server-name", "", "this node's name, stable across restarts (required in a cluster)")
+	clusterName := fs.String("cluster-name", "personcluster", "JetStream cluster name (with --cluster)")
+	clusterListen := fs.String("cluster", "", "listen for the other nodes' routes on host:port (a cluster node)")
+	routes := fs.String("routes", "", "the other nodes' routes, comma-separated nats-route://host:port")
 	topo := topologyFlags(fs)
+	ensure := ensureFlag(fs)
+	// The server's own connection (in-process, so no TLS) creates the topology: where the
+	// config has users it needs one allowed to manage streams.
+	admin := &broker.ClientConfig{Name: "personcluster-server"}
+	clientAuthFlags(fs, admin)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	srv, err := broker.StartServer(broker.ServerConfig{StoreDir: *store, Host: *host, Port: *port, ConfigFile: *config, Logging: true})
+	scfg := broker.ServerConfig{Host: *host, Port: *port, ConfigFile: *config, Logging: true,
+		ServerName: *name, ClusterListen: *clusterListen}
+	if *config == "" || isSet(fs, "store") {
+		scfg.StoreDir = *store
+	}
+	if *clusterListen != "" || isSet(fs, "cluster-name") {
+		scfg.ClusterName = *clusterName
+	}
+	if *routes != "" {
+		scfg.Routes = strings.Split(*routes, ",")
+	}
+	srv, err := broker.StartServer(scfg)
 	if err != nil {
 		return err
 	}
 	defer srv.Stop()
-	nc, err := srv.Connect("personcluster-server")
-	if err != nil {
-		return err
+	if *ensure {
+		auth, err := admin.Options()
+		if err != nil {
+			return err
+		}
+		nc, err := srv.Connect("personcluster-server", auth...)
+		if err != nil {
+			return err
+		}
+		defer nc.Close()
+		js, err := broker.JetStream(nc)
+		if err != nil {
+			return err
+		}
+		// A cluster node waits for its peers: replicated streams need a quorum.
+		if err := broker.WaitJetStream(ctx, 5*time.Minute, func(ctx context.Context) error { return topo.Ensure(ctx, js) }); err != nil {
+			return err
+		}
 	}
-	defer nc.Close()
-	js, err := broker.JetStream(nc)
-	if err != nil {
-		return err
-	}
-	if err := topo.Ensure(ctx, js); err != nil {
-		return err
-	}
-	fmt.Fprintf(os.Stderr, "personcluster: NATS JetStream serving at %s (store %s)\n", srv.ClientURL(), *store)
+	fmt.Fprintf(os.Stderr, "personcluster: NATS JetStream serving at %s (store %s)\n", srv.ClientURL(), srv.StoreDir())
 	<-ctx.Done()
 	return nil
 }
@@ -159,7 +186,8 @@ func connect(ctx context.Context, c *broker.ClientConfig, topo *stage.Topology) 
 		return nil, nil, err
 	}
 	if topo != nil {
-		if err := topo.Ensure(ctx, js); err != nil {
+		// A cluster that is still electing its leaders answers after a while.
+		if err := broker.WaitJetStream(ctx, time.Minute, func(ctx context.Context) error { return topo.Ensure(ctx, js) }); err != nil {
 			nc.Close()
 			return nil, nil, err
 		}
@@ -172,6 +200,7 @@ func cmdStage(ctx context.Context, name string, args []string) error {
 	client := clientFlags(fs, "personcluster-"+name)
 	models := modelFlags(fs)
 	topo := topologyFlags(fs)
+	ensure := ensureFlag(fs)
 	tuning := tuningFlags(fs, name)
 	metricsAddr := fs.String("http", "", "serve /metrics and /healthz on this address (e.g. :9090)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
@@ -179,7 +208,11 @@ func cmdStage(ctx context.Context, name string, args []string) error {
 		return err
 	}
 	log := logger(*logLevel)
-	nc, js, err := connect(ctx, client, topo)
+	ensureTopo := topo
+	if !*ensure {
+		ensureTopo = nil
+	}
+	nc, js, err := connect(ctx, client, ensureTopo)
 	if err != nil {
 		return err
 	}

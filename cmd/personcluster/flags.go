@@ -48,6 +48,12 @@ func parse(fs *flag.FlagSet, args []string) error {
 func clientFlags(fs *flag.FlagSet, name string) *broker.ClientConfig {
 	c := &broker.ClientConfig{Name: name}
 	fs.StringVar(&c.URL, "nats", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated")
+	clientAuthFlags(fs, c)
+	return c
+}
+
+// clientAuthFlags are the credentials and TLS settings of a NATS client.
+func clientAuthFlags(fs *flag.FlagSet, c *broker.ClientConfig) {
 	fs.StringVar(&c.Creds, "nats-creds", "", "NATS credentials file (JWT + nkey)")
 	fs.StringVar(&c.NKeySeed, "nats-nkey", "", "NATS nkey seed file")
 	fs.StringVar(&c.User, "nats-user", "", "NATS user")
@@ -55,7 +61,6 @@ func clientFlags(fs *flag.FlagSet, name string) *broker.ClientConfig {
 	fs.StringVar(&c.TLSCA, "tls-ca", "", "CA certificate to verify the NATS server")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "client certificate for NATS TLS")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "client key for NATS TLS")
-	return c
 }
 
 func modelFlags(fs *flag.FlagSet) *pipeline.Models {
@@ -89,7 +94,20 @@ func topologyFlags(fs *flag.FlagSet) *stage.Topology {
 	fs.IntVar(&t.Replicas, "replicas", 1, "stream replicas (3 in a NATS cluster)")
 	fs.Int64Var(&t.MaxBytes, "stream-max-bytes", 1<<30, "size bound of each work stream; a full stream slows its producer")
 	fs.IntVar(&t.MaxDeliver, "max-deliver", 5, "attempts before a failing input is dead-lettered")
+	fs.DurationVar(&t.AckWait, "ack-wait", 60*time.Second, "redeliver an input whose stage died after this long without an ack")
 	return t
+}
+
+// isSet reports whether flag name was given (on the command line or by its variable).
+func isSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
+// ensureFlag: whether a process creates or updates the topology at start.
+func ensureFlag(fs *flag.FlagSet) *bool {
+	return fs.Bool("ensure", true, "create or update the streams, consumers and buckets at start (false where an admin made them: least-privilege users may not)")
 }
 
 // requestFlags are the per-source parameters of `run` and `ingest`.

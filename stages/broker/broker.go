@@ -3,8 +3,12 @@
 package broker
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -22,12 +26,17 @@ type ServerConfig struct {
 	ConfigFile    string // optional nats-server config file (auth, TLS, cluster)
 	MaxPayload    int32  // bytes; default 8 MiB so full-HD JPEG frames fit
 	Logging       bool
+	// A JetStream cluster node (all optional; a config file can say the same). ServerName must
+	// be stable across restarts: it is the node's identity among the JetStream peers.
+	ServerName    string
+	ClusterName   string
+	ClusterListen string   // host:port for the routes of the other nodes
+	Routes        []string // nats-route://host:port of the other nodes
 }
 
 // Server is a running embedded server.
 type Server struct {
 	*server.Server
-	inProcess bool
 }
 
 // StartServer starts an embedded JetStream server and waits until it accepts connections.
@@ -54,6 +63,34 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 		}
 	}
 	opts.DontListen = cfg.InProcessOnly
+	if cfg.ServerName != "" {
+		opts.ServerName = cfg.ServerName
+	}
+	if cfg.ClusterListen != "" {
+		host, port, err := splitHostPort(cfg.ClusterListen)
+		if err != nil {
+			return nil, fmt.Errorf("broker: cluster listen address: %w", err)
+		}
+		opts.Cluster.Host, opts.Cluster.Port = host, port
+	}
+	if cfg.ClusterName != "" {
+		opts.Cluster.Name = cfg.ClusterName
+	}
+	if len(cfg.Routes) > 0 {
+		var routes []string
+		for _, r := range cfg.Routes {
+			if r = strings.TrimSpace(r); r != "" {
+				routes = append(routes, r)
+			}
+		}
+		opts.Routes = server.RoutesFromStr(strings.Join(routes, ","))
+		if len(opts.Routes) != len(routes) {
+			return nil, fmt.Errorf("broker: bad route in %q", cfg.Routes)
+		}
+	}
+	if opts.Cluster.Port != 0 && opts.ServerName == "" {
+		return nil, errors.New("broker: a cluster node needs a stable server name (--server-name or server_name)")
+	}
 	if cfg.MaxPayload > 0 {
 		opts.MaxPayload = cfg.MaxPayload
 	} else if opts.MaxPayload == 0 {
@@ -68,22 +105,20 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 		s.ConfigureLogger()
 	}
 	go s.Start()
-	if !s.ReadyForConnections(20 * time.Second) {
+	if !s.ReadyForConnections(30 * time.Second) {
 		s.Shutdown()
-		return nil, errors.New("broker: the embedded server did not become ready in 20s")
+		return nil, errors.New("broker: the embedded server did not become ready in 30s")
 	}
-	return &Server{Server: s, inProcess: cfg.InProcessOnly}, nil
+	return &Server{Server: s}, nil
 }
 
-// Connect opens a client connection to this server (in-process when it has no listener).
+// Connect opens an in-process client connection to this server. It needs no TLS (in-process
+// connections skip it) but still authenticates: pass credentials in extra where the config
+// file has users.
 func (s *Server) Connect(name string, extra ...nats.Option) (*nats.Conn, error) {
 	opts := append([]nats.Option{nats.Name(name), nats.MaxReconnects(-1)}, extra...)
-	url := s.ClientURL()
-	if s.inProcess {
-		opts = append(opts, nats.InProcessServer(s.Server))
-		url = ""
-	}
-	nc, err := nats.Connect(url, opts...)
+	opts = append(opts, nats.InProcessServer(s.Server))
+	nc, err := nats.Connect("", opts...)
 	if err != nil {
 		return nil, fmt.Errorf("broker: connecting to the embedded server: %w", err)
 	}
@@ -158,9 +193,56 @@ func (c ClientConfig) Connect() (*nats.Conn, error) {
 
 // JetStream wraps a connection with the options personcluster uses everywhere.
 func JetStream(nc *nats.Conn) (jetstream.JetStream, error) {
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(512))
+	// The async publish timeout fails a publish whose ack never comes (the node that took it
+	// died): the stage loop then retries the input instead of waiting forever.
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(512), jetstream.WithPublishAsyncTimeout(PublishAckTimeout))
 	if err != nil {
 		return nil, fmt.Errorf("broker: opening JetStream: %w", err)
 	}
 	return js, nil
+}
+
+// PublishAckTimeout bounds the wait for a JetStream publish ack.
+const PublishAckTimeout = 30 * time.Second
+
+// WaitJetStream retries fn (typically Topology.Ensure) until it succeeds, ctx ends or wait
+// passes: a JetStream cluster answers only once its nodes have elected a meta leader, and a
+// replicated stream can be created only once enough nodes are up.
+func WaitJetStream(ctx context.Context, wait time.Duration, fn func(ctx context.Context) error) error {
+	deadline := time.Now().Add(wait)
+	delay := 250 * time.Millisecond
+	for {
+		attempt, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := fn(attempt)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil || time.Now().After(deadline) || isPermanentJSError(err) {
+			return fmt.Errorf("broker: JetStream not ready: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("broker: JetStream not ready: %w", err)
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 2*time.Second)
+	}
+}
+
+// isPermanentJSError is an error waiting cannot fix: a refused permission.
+func isPermanentJSError(err error) bool {
+	return errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrPermissionViolation)
+}
+
+func splitHostPort(addr string) (string, int, error) {
+	host, portText, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(portText)
+	if err != nil {
+		return "", 0, fmt.Errorf("bad port in %q", addr)
+	}
+	return host, port, nil
 }

@@ -47,38 +47,58 @@ func (p *Publisher) Publish(ctx context.Context, outs []Output) error {
 	if len(outs) == 0 {
 		return nil
 	}
-	msgs := make([]*nats.Msg, len(outs))
-	for i, out := range outs {
-		msg, err := EncodeMsg(out)
-		if err != nil {
-			return err
-		}
-		msgs[i] = msg
+	return p.PublishGroups(ctx, [][]Output{outs})[0]
+}
+
+// PublishGroups stores the outputs of several inputs at once and waits for every ack. It
+// returns one error per group: the first failure among that group's outputs (nil: all stored).
+func (p *Publisher) PublishGroups(ctx context.Context, groups [][]Output) []error {
+	errs := make([]error, len(groups))
+	type sent struct {
+		group int
+		msg   *nats.Msg
+		fut   jetstream.PubAckFuture
 	}
-	futures := make([]jetstream.PubAckFuture, len(msgs))
-	for i, msg := range msgs {
-		f, err := p.js.PublishMsgAsync(msg)
-		if err != nil {
-			return fmt.Errorf("publishing to %s: %w", msg.Subject, err)
-		}
-		futures[i] = f
-	}
-	for i, f := range futures {
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			if !IsStreamFull(err) {
-				return fmt.Errorf("publishing to %s: %w", msgs[i].Subject, err)
+	var pending []sent
+	for g, outs := range groups {
+		for _, out := range outs {
+			msg, err := EncodeMsg(out)
+			if err != nil {
+				errs[g] = err
+				break
 			}
-			if err := p.publishWhenRoom(ctx, msgs[i]); err != nil {
-				return err
+			f, err := p.js.PublishMsgAsync(msg)
+			if err != nil {
+				errs[g] = fmt.Errorf("publishing to %s: %w", msg.Subject, err)
+				break
+			}
+			pending = append(pending, sent{g, msg, f})
+		}
+	}
+	for _, s := range pending {
+		select {
+		case <-s.fut.Ok():
+		case err := <-s.fut.Err():
+			if !IsStreamFull(err) {
+				err = fmt.Errorf("publishing to %s: %w", s.msg.Subject, err)
+			} else {
+				err = p.publishWhenRoom(ctx, s.msg)
+			}
+			if err != nil {
+				if errs[s.group] == nil {
+					errs[s.group] = err
+				}
+				continue
 			}
 		case <-ctx.Done():
-			return fmt.Errorf("waiting for the ack of %s: %w", msgs[i].Subject, ctx.Err())
+			if errs[s.group] == nil {
+				errs[s.group] = fmt.Errorf("waiting for the ack of %s: %w", s.msg.Subject, ctx.Err())
+			}
+			continue
 		}
 		p.metrics.Out.Add(1)
 	}
-	return nil
+	return errs
 }
 
 // publishWhenRoom retries a publish refused by a full stream, backing off up to a second.

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -214,11 +215,13 @@ type loop struct {
 	proc Processor
 	pub  *Publisher
 	m    *StageMetrics
+	// backlog: the last pull returned messages, so the next one does not wait for a batch.
+	backlog atomic.Bool
 }
 
 func (l *loop) worker(ctx, work context.Context) {
 	for ctx.Err() == nil {
-		batch, err := l.cons.Fetch(l.cfg.BatchSize, jetstream.FetchMaxWait(l.cfg.BatchWait))
+		batch, err := l.fetch()
 		if err != nil {
 			if ctx.Err() == nil {
 				l.log.Warn("fetch failed", "err", err)
@@ -227,11 +230,14 @@ func (l *loop) worker(ctx, work context.Context) {
 			continue
 		}
 		var inputs []*Input
+		got := 0
 		for msg := range batch.Messages() {
+			got++
 			if in := l.decode(work, msg); in != nil {
 				inputs = append(inputs, in)
 			}
 		}
+		l.backlog.Store(got > 0)
 		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.Canceled) &&
 			!errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, jetstream.ErrNoMessages) {
 			l.log.Warn("fetch ended with an error", "err", err)
@@ -240,6 +246,15 @@ func (l *loop) worker(ctx, work context.Context) {
 			l.handle(work, inputs)
 		}
 	}
+}
+
+// fetch pulls up to BatchSize messages. When the last pull came back full, messages are likely
+// waiting: it takes those at once instead of waiting up to BatchWait for a full batch.
+func (l *loop) fetch() (jetstream.MessageBatch, error) {
+	if l.cfg.BatchSize > 1 && l.backlog.Load() {
+		return l.cons.FetchNoWait(l.cfg.BatchSize)
+	}
+	return l.cons.Fetch(l.cfg.BatchSize, jetstream.FetchMaxWait(l.cfg.BatchWait))
 }
 
 // decode turns a raw message into an Input, or dead-letters it and returns nil.
@@ -274,12 +289,20 @@ func (l *loop) handle(ctx context.Context, inputs []*Input) {
 			results[i].Err = err
 		}
 	}
-	for i, in := range inputs {
-		res := results[i]
-		if res.Err == nil {
-			res.Err = l.pub.Publish(ctx, res.Outputs)
+	// The outputs of the whole batch go out together: one wait for their acks, not one per input.
+	groups := make([][]Output, len(inputs))
+	for i := range inputs {
+		if results[i].Err == nil {
+			groups[i] = results[i].Outputs
 		}
-		l.settle(ctx, in, res.Err)
+	}
+	pubErrs := l.pub.PublishGroups(ctx, groups)
+	for i, in := range inputs {
+		err := results[i].Err
+		if err == nil {
+			err = pubErrs[i]
+		}
+		l.settle(ctx, in, err)
 	}
 }
 

@@ -38,11 +38,11 @@ test-short:
 	$(GO) test -short ./...
 
 FUZZTIME ?= 30s
+FUZZ_PKGS ?= ./messages ./stages/clusterer/hac ./stages/vision ./stages/evaluate
 fuzz:
-	@for t in $$($(GO) test -list '^Fuzz' ./messages | grep ^Fuzz); do \
-		$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./messages || exit 1; done
-	@for t in $$($(GO) test -list '^Fuzz' ./stages/clusterer/hac | grep ^Fuzz); do \
-		$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./stages/clusterer/hac || exit 1; done
+	@for p in $(FUZZ_PKGS); do \
+		for t in $$($(GO) test -list '^Fuzz' $$p | grep ^Fuzz); do \
+			$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$p || exit 1; done; done
 
 ## bench-cluster: the clusterer against scipy and fastcluster, side by side.
 bench-cluster: build

@@ -224,6 +224,22 @@ func (p *Proc) Stop(wait time.Duration) error {
 	return p.ExitErr()
 }
 
+// WaitExit waits for the current run to exit and returns its exit status.
+func (p *Proc) WaitExit(ctx context.Context) error {
+	p.mu.Lock()
+	done := p.done
+	p.mu.Unlock()
+	if done == nil {
+		return fmt.Errorf("proctest: %s never started", p.Name)
+	}
+	select {
+	case <-done:
+		return p.ExitErr()
+	case <-ctx.Done():
+		return fmt.Errorf("proctest: %s still running: %w", p.Name, ctx.Err())
+	}
+}
+
 // Restart starts the process again with the same arguments; it must have exited.
 func (p *Proc) Restart() {
 	p.h.T.Helper()

@@ -71,6 +71,7 @@ func modelFlags(fs *flag.FlagSet) *pipeline.Models {
 	fs.StringVar(&m.FaceBackend, "face-backend", "onnx", "face detector and encoder: onnx (UltraFace + fr_feature 512-d) or dlib (the original's HOG + 128-d ResNet)")
 	fs.StringVar(&m.Detector, "detector", "", "face detector: ultraface-320, ultraface-640 (small faces) or dlib-hog (default: the backend's, ultraface-320 or dlib-hog)")
 	fs.Float64Var(&m.DetectorScore, "detector-score", 0.7, "UltraFace face score threshold")
+	fs.IntVar(&m.DetectorTiles, "detector-tiles", 0, "also detect faces in N×N overlapping tiles of each frame (2: small faces, about 5× the detector's time; 0: whole frame only)")
 	fs.Func("dlib-upsample", "dlib HOG: times the frame is doubled before detection, 0..3 (default 1, the original's)", func(v string) error {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 || n > 3 {

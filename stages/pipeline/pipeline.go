@@ -50,6 +50,7 @@ type Models struct {
 	FaceBackend   string
 	Detector      string  // ultraface-320, ultraface-640 or dlib-hog; "" = the backend's (ultraface-320, dlib-hog)
 	DetectorScore float64 // UltraFace score threshold (0 = 0.7); dlib HOG keeps dlib's threshold 0
+	DetectorTiles int     // also detect in N×N overlapping tiles of the frame, for small faces (0 or 1: whole frame only)
 	DlibUpsample  int     // dlib HOG upsampling, face_recognition's number_of_times_to_upsample (0 = 1, -1 = none)
 	Device        string  // clothing embedder: cpu or cuda
 	ClothManifest string  // JSON manifest of another clothing model
@@ -226,6 +227,18 @@ func (m Models) backend() (string, error) {
 
 // OpenDetector opens the configured face detector.
 func (m Models) OpenDetector() (detector.FaceDetector, error) {
+	det, err := m.openDetector()
+	if err != nil || m.DetectorTiles <= 1 {
+		return det, err
+	}
+	tiled, err := detector.NewTiled(det, detector.TiledConfig{Cols: m.DetectorTiles, Rows: m.DetectorTiles})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSetup, err)
+	}
+	return tiled, nil
+}
+
+func (m Models) openDetector() (detector.FaceDetector, error) {
 	backend, err := m.backend()
 	if err != nil {
 		return nil, err

@@ -31,7 +31,7 @@ func logger(level string) *slog.Logger {
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		l = slog.LevelInfo
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l, ReplaceAttr: redactAttr}))
 }
 
 func cmdRun(ctx context.Context, args []string) error {
@@ -64,7 +64,7 @@ func cmdRun(ctx context.Context, args []string) error {
 	if _, err := reg.ServeHTTP(ctx, *metricsAddr, log); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "personcluster: source %s: %s\n", request.Source, request.URI)
+	fmt.Fprintf(os.Stderr, "personcluster: source %s: %s\n", request.Source, messages.Redacted(request.URI))
 	res, err := pipeline.RunLocal(ctx, pipeline.LocalOptions{
 		Options:  pipeline.Options{Models: *models, Logger: log, Metrics: reg},
 		StoreDir: *store, Listen: *listen, Out: *out, Request: request, Progress: os.Stderr, ProgressLines: !isTerminal(os.Stderr),
@@ -283,7 +283,7 @@ func cmdIngest(ctx context.Context, args []string) error {
 		return err
 	}
 	fmt.Println(request.Source)
-	fmt.Fprintf(os.Stderr, "queued %s as %s; follow it with: personcluster watch --nats %s %s\n", request.URI, request.Source, client.URL, request.Source)
+	fmt.Fprintf(os.Stderr, "queued %s as %s; follow it with: personcluster watch --nats %s %s\n", messages.Redacted(request.URI), request.Source, messages.Redacted(client.URL), request.Source)
 	return nil
 }
 
@@ -356,7 +356,7 @@ func cmdWatch(ctx context.Context, args []string) error {
 		}
 		defer sub.Unsubscribe()
 	}
-	fmt.Fprintf(os.Stderr, "watching %s on %s\n", source, nc.ConnectedUrl())
+	fmt.Fprintf(os.Stderr, "watching %s on %s\n", source, nc.ConnectedUrlRedacted())
 	for {
 		select {
 		case <-ctx.Done():

@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/personcluster/personcluster/messages"
 	"github.com/personcluster/personcluster/stages/pipeline"
 )
 
@@ -67,7 +68,7 @@ func main() {
 		if errors.Is(err, errUsage) {
 			os.Exit(2)
 		}
-		fmt.Fprintf(os.Stderr, "personcluster %s: %v\n", cmd, err)
+		fmt.Fprintf(os.Stderr, "personcluster %s: %s\n", cmd, messages.Redacted(err.Error()))
 		os.Exit(1)
 	}
 }

@@ -14,6 +14,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/personcluster/personcluster/messages"
 )
 
 // ServerConfig configures the embedded server.
@@ -186,7 +188,7 @@ func (c ClientConfig) Connect() (*nats.Conn, error) {
 	}
 	nc, err := nats.Connect(c.URL, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("broker: connecting to %s: %w", c.URL, err)
+		return nil, fmt.Errorf("broker: connecting to %s: %w", messages.Redacted(c.URL), err)
 	}
 	return nc, nil
 }

@@ -339,7 +339,7 @@ func (r *run) checkpoint(ctx context.Context) error {
 // status publishes a state or progress event on status.<source>.
 func (r *run) status(ctx context.Context, state, reason string) error {
 	r.mu.Lock()
-	st := &messages.Status{Source: r.req.Source, Stage: StageName, State: state, Reason: reason,
+	st := &messages.Status{Source: r.req.Source, Stage: StageName, State: state, Reason: messages.Redacted(reason),
 		FramesRead: r.prog.FramesRead, FramesPublished: r.prog.NextSeq, FramesTotal: r.total.Load(), AtMillis: time.Now().UnixMilli()}
 	r.mu.Unlock()
 	if state == messages.StateProgress || state == messages.StateReading {

@@ -13,6 +13,7 @@ import (
 
 	"gocv.io/x/gocv"
 
+	"github.com/personcluster/personcluster/messages"
 	"github.com/personcluster/personcluster/stages/vision"
 )
 
@@ -20,7 +21,8 @@ import (
 // source fails with this reason and the request is acknowledged, never retried.
 type sourceError struct{ err error }
 
-func (e sourceError) Error() string { return e.err.Error() }
+// Error never shows a URL's credentials: it becomes a status reason and a log line.
+func (e sourceError) Error() string { return messages.Redacted(e.err.Error()) }
 func (e sourceError) Unwrap() error { return e.err }
 
 func sourceErrorf(format string, args ...any) error {
@@ -126,7 +128,7 @@ func (s *source) open(ctx context.Context) error {
 func (s *source) backoff(ctx context.Context, cause error) error {
 	s.attempts++
 	d := time.Duration(math.Min(float64(s.cfg.ReconnectBackoff)*math.Pow(2, float64(s.attempts-1)), float64(s.cfg.MaxBackoff)))
-	s.log.Warn("source not answering; reconnecting", "uri", s.uri, "attempt", s.attempts, "of", s.cfg.Reconnects, "backoff", d, "err", cause)
+	s.log.Warn("source not answering; reconnecting", "uri", messages.Redacted(s.uri), "attempt", s.attempts, "of", s.cfg.Reconnects, "backoff", d, "err", cause)
 	if err := sleep(ctx, d); err != nil {
 		return err
 	}

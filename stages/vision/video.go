@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"gocv.io/x/gocv"
+
+	"github.com/personcluster/personcluster/messages"
 )
 
 // ErrOpen reports a source that cannot be opened.
@@ -53,11 +55,12 @@ func OpenVideo(uri string) (*Video, error) {
 		vc, err = gocv.VideoCaptureFileWithAPI(uri, gocv.VideoCaptureFFmpeg)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w %s: %v", ErrOpen, uri, err)
+		// OpenCV names the URL in its error: neither may show its credentials.
+		return nil, fmt.Errorf("%w %s: %s", ErrOpen, messages.Redacted(uri), messages.Redacted(err.Error()))
 	}
 	if !vc.IsOpened() {
 		vc.Close()
-		return nil, fmt.Errorf("%w %s: not a readable video", ErrOpen, uri)
+		return nil, fmt.Errorf("%w %s: not a readable video", ErrOpen, messages.Redacted(uri))
 	}
 	v := &Video{cap: vc, uri: uri, fps: vc.Get(gocv.VideoCaptureFPS), count: int64(vc.Get(gocv.VideoCaptureFrameCount))}
 	if v.fps <= 0 || v.fps > 1000 {

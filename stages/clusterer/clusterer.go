@@ -18,7 +18,6 @@ import (
 	"errors"
 	"fmt"
 	"image"
-	"image/jpeg"
 	"log/slog"
 	"math"
 	"sort"
@@ -403,7 +402,7 @@ func (s *Stage) storeObjects(ctx context.Context, src string, st *sourceState, r
 				return fmt.Errorf("clusterer: storing %s: %w", m.Image, err)
 			}
 			if len(columns[ci]) < output.MaxMontageRows {
-				if img, err := jpeg.Decode(bytes.NewReader(body)); err == nil {
+				if img, err := output.DecodeJPEG(body); err == nil { // bounded: a bomb is skipped
 					columns[ci] = append(columns[ci], img)
 				}
 			}

@@ -12,7 +12,6 @@ import (
 	"image"
 	"image/color"
 	"image/draw"
-	"image/jpeg"
 	"image/png"
 	"os"
 	"path/filepath"
@@ -90,7 +89,7 @@ func Write(dir string, r *messages.ClusterResult, fetch Fetcher) (string, error)
 			if err := os.WriteFile(filepath.Join(root, memberFile(c.ID, m)), data, 0o644); err != nil {
 				return "", fmt.Errorf("output: %w", err)
 			}
-			if img, err := jpeg.Decode(bytes.NewReader(data)); err == nil {
+			if img, err := DecodeJPEG(data); err == nil {
 				thumbs[ci] = append(thumbs[ci], img)
 			}
 		}

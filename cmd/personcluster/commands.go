@@ -19,6 +19,7 @@ import (
 	"github.com/personcluster/personcluster/messages"
 	"github.com/personcluster/personcluster/stages/broker"
 	"github.com/personcluster/personcluster/stages/clusterer/hac"
+	"github.com/personcluster/personcluster/stages/evaluate"
 	"github.com/personcluster/personcluster/stages/output"
 	"github.com/personcluster/personcluster/stages/pipeline"
 	"github.com/personcluster/personcluster/stages/reader"
@@ -44,6 +45,7 @@ func cmdRun(ctx context.Context, args []string) error {
 	jsonOut := fs.Bool("json", false, "print the result as JSON instead of a table")
 	logLevel := fs.String("log-level", "warn", "debug, info, warn or error")
 	metricsAddr := fs.String("http", "", "serve /metrics and /healthz on this address")
+	truthPath := fs.String("truth", "", "ground truth (testdata/video/*.truth.json): score the result against it, as `personcluster eval`")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: personcluster run [flags] VIDEO|URL|CAMERA-INDEX")
 		fs.PrintDefaults()
@@ -58,6 +60,12 @@ func cmdRun(ctx context.Context, args []string) error {
 	request, err := req.request(fs.Arg(0))
 	if err != nil {
 		return err
+	}
+	var truth *evaluate.Truth
+	if *truthPath != "" {
+		if truth, err = evaluate.LoadTruth(*truthPath); err != nil {
+			return err
+		}
 	}
 	log := logger(*logLevel)
 	reg := stage.NewRegistry()
@@ -79,6 +87,11 @@ func cmdRun(ctx context.Context, args []string) error {
 		}
 		if res.OutDir != "" {
 			fmt.Fprintf(os.Stderr, "wrote %s (open %s/index.html)\n", res.OutDir, res.OutDir)
+		}
+		if truth != nil {
+			if e := printEvaluation(os.Stdout, truth, res.Result, *jsonOut); e != nil && err == nil {
+				err = e
+			}
 		}
 	}
 	return err

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -92,3 +94,24 @@ func evalFaces(recs []output.FaceRecord) []evaluate.Face {
 // evalResult lists the faces of a cluster result, members and dropped ones (cluster −1), for
 // evaluate.Evaluate.
 func evalResult(r *messages.ClusterResult) []evaluate.Face { return evalFaces(output.FaceRecords(r)) }
+
+// printEvaluation scores a result of run --truth as eval scores its results.json.
+func printEvaluation(w io.Writer, truth *evaluate.Truth, r *messages.ClusterResult, asJSON bool) error {
+	data, err := json.Marshal(output.Results{ClusterResult: r, Faces: output.FaceRecords(r)})
+	if err != nil {
+		return fmt.Errorf("evaluate: %w", err)
+	}
+	faces, err := evaluate.DecodeResults(bytes.NewReader(data))
+	if err != nil {
+		return err
+	}
+	report, err := evaluate.Evaluate(truth, faces, evaluate.Options{})
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return evaluate.WriteJSON(w, report)
+	}
+	fmt.Fprintln(w)
+	return evaluate.WriteTable(w, report)
+}

@@ -65,3 +65,10 @@ models-internet:
 BENCH_EMBEDDER_FLAGS ?=
 bench-embedder:
 	$(GO) run ./stages/embedder/bench -threads 1,2 -batches 1,8,32 $(BENCH_EMBEDDER_FLAGS)
+
+## ablation: what face and clothing each contribute, with and without cannot-links, over a sim
+## sweep, per face backend, on the labelled videos: a table and out/ablation/ablation.png.
+## Runs the pipeline once per video and backend (kept in out/ablation for the next sweep).
+.PHONY: ablation
+ablation: build
+	$(GO) run ./stages/evaluate/ablation -bin bin/personcluster -videos $(dir $(SAMPLE)) -work out/ablation -png out/ablation/ablation.png

@@ -2,7 +2,8 @@
 # Installs the Debian packages personcluster builds and runs with. Quick when already installed.
 set -euo pipefail
 pkgs=(libopencv-dev libdlib-dev libdlib-data libblas-dev liblapack-dev libatlas-base-dev libjpeg-dev libpng-dev
-  pkg-config python3-scipy python3-fastcluster python3-numpy)
+  pkg-config python3-scipy python3-fastcluster python3-numpy
+  docker-compose) # validates docker-compose.yml in the tests (no Docker engine needed)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -88,6 +88,7 @@ func run(args []string, stdout io.Writer) error {
 		{"cast_public-dlib", "cast_public.mp4", "dlib", nil},
 		{"cast_hard-onnx", "cast_hard_public.mp4", "onnx", nil},
 		{"cast_hard-onnx640", "cast_hard_public.mp4", "onnx", []string{"--detector", "ultraface-640"}},
+		{"cast_hard-onnx640-tiled", "cast_hard_public.mp4", "onnx", []string{"--detector", "ultraface-640", "--detector-tiles", "2"}},
 		{"cast_hard-dlib", "cast_hard_public.mp4", "dlib", nil},
 	}
 	var points []Point

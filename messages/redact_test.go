@@ -31,6 +31,8 @@ func TestRedacted(t *testing.T) {
 	}
 }
 
+var schemeRE = regexp.MustCompile(`[A-Za-z][A-Za-z0-9+.\-]*://`)
+
 func FuzzRedacted(f *testing.F) {
 	f.Add("rtsp://admin:hunter2@10.0.0.5:554/stream1")
 	f.Add("nats://tok@h:4222,nats://u:p@h2?token=x")
@@ -40,7 +42,7 @@ func FuzzRedacted(f *testing.F) {
 			t.Fatalf("not idempotent: %q → %q → %q", s, r, Redacted(r))
 		}
 		// No userinfo survives: after every scheme:// the authority has no '@' but REDACTED's.
-		for _, loc := range regexp.MustCompile(`[A-Za-z][A-Za-z0-9+.\-]*://`).FindAllStringIndex(r, -1) {
+		for _, loc := range schemeRE.FindAllStringIndex(r, -1) {
 			auth := r[loc[1]:]
 			if j := strings.IndexAny(auth, "/ \t\n\r\"'<>\x60"); j >= 0 {
 				auth = auth[:j]

@@ -41,8 +41,7 @@ func TestLoadPartsSplitsFingerprints(t *testing.T) {
 	if d := p.faces.Face[0][0] - 0.6; d > 1e-6 || d < -1e-6 {
 		t.Errorf("face 0 = %v, want the unit vector (0.6, 0.8, 0)", p.faces.Face[0])
 	}
-	fp.ClothWeight = 2
-	if _, err := commonSplit([][]float64{{1, 1}}); err == nil {
+	if _, err := commonSplit([][]float64{{1, 2, 0}}); err == nil {
 		t.Error("a point that is not two unit vectors was split")
 	}
 }

@@ -241,6 +241,11 @@ func (l *loop) worker(ctx, work context.Context) {
 		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.Canceled) &&
 			!errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, jetstream.ErrNoMessages) {
 			l.log.Warn("fetch ended with an error", "err", err)
+			if got == 0 {
+				// The consumer cannot be reached (its leader is being elected after a NATS
+				// node died, say): back off instead of spinning on "no responders".
+				sleep(ctx, 500*time.Millisecond)
+			}
 		}
 		if len(inputs) > 0 {
 			l.handle(work, inputs)

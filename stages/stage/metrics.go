@@ -9,6 +9,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -73,6 +74,14 @@ type Registry struct {
 	mu     sync.Mutex
 	stages map[string]*StageMetrics
 	ready  map[string]func() error
+	extra  []extraMetric
+}
+
+// extraMetric is a stage's own counter or gauge, read when /metrics is scraped.
+type extraMetric struct {
+	name, help, typ string
+	labels          string // rendered {k="v",...}
+	get             func() int64
 }
 
 // NewRegistry returns an empty registry.
@@ -92,6 +101,27 @@ func (r *Registry) Stage(name string) *StageMetrics {
 	return m
 }
 
+// AddCounterFunc adds a stage's own counter (typ "counter" or "gauge"), read by get at every
+// scrape; series of one name share its help. labels are rendered in sorted key order.
+func (r *Registry) AddCounterFunc(name, help, typ string, labels map[string]string, get func() int64) {
+	keys := make([]string, 0, len(labels))
+	for k := range labels {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s=%q", k, labels[k])
+	}
+	rendered := ""
+	if len(parts) > 0 {
+		rendered = "{" + strings.Join(parts, ",") + "}"
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.extra = append(r.extra, extraMetric{name: name, help: help, typ: typ, labels: rendered, get: get})
+}
+
 // AddHealthCheck registers a check /healthz runs; a failing check answers 503.
 func (r *Registry) AddHealthCheck(name string, check func() error) {
 	r.mu.Lock()
@@ -106,6 +136,7 @@ func (r *Registry) WriteText(w io.Writer) error {
 	for n := range r.stages {
 		names = append(names, n)
 	}
+	extra := slices.Clone(r.extra)
 	r.mu.Unlock()
 	sort.Strings(names)
 	var b strings.Builder
@@ -136,6 +167,13 @@ func (r *Registry) WriteText(w io.Writer) error {
 		fmt.Fprintf(&b, "%s_bucket{stage=%q,le=\"+Inf\"} %d\n%s_sum{stage=%q} %g\n%s_count{stage=%q} %d\n",
 			h, n, m.latencyN, h, n, m.latencySum, h, n, m.latencyN)
 		m.mu.Unlock()
+	}
+	sort.SliceStable(extra, func(i, j int) bool { return extra[i].name < extra[j].name })
+	for i, e := range extra {
+		if i == 0 || extra[i-1].name != e.name {
+			fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n", e.name, e.help, e.name, e.typ)
+		}
+		fmt.Fprintf(&b, "%s%s %d\n", e.name, e.labels, e.get())
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

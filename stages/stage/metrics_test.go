@@ -57,3 +57,21 @@ func TestMetricsAndHealthEndpoints(t *testing.T) {
 		t.Errorf("p50 = %v, want the 25ms bucket", q)
 	}
 }
+
+func TestStageOwnCounters(t *testing.T) {
+	reg := stage.NewRegistry()
+	var accepted, tooFew int64 = 7, 2
+	reg.AddCounterFunc("personcluster_detector_frames_total", "Frames by verdict.", "counter", map[string]string{"verdict": "too_few_faces", "stage": "detector"}, func() int64 { return tooFew })
+	reg.AddCounterFunc("personcluster_detector_frames_total", "Frames by verdict.", "counter", map[string]string{"verdict": "accepted", "stage": "detector"}, func() int64 { return accepted })
+	var b strings.Builder
+	if err := reg.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	accepted++
+	want := "# HELP personcluster_detector_frames_total Frames by verdict.\n# TYPE personcluster_detector_frames_total counter\n" +
+		"personcluster_detector_frames_total{stage=\"detector\",verdict=\"too_few_faces\"} 2\n" +
+		"personcluster_detector_frames_total{stage=\"detector\",verdict=\"accepted\"} 7\n"
+	if !strings.Contains(b.String(), want) || strings.Count(b.String(), "# TYPE personcluster_detector_frames_total") != 1 {
+		t.Errorf("exposition:\n%s", b.String())
+	}
+}

@@ -204,8 +204,10 @@ func JetStream(nc *nats.Conn) (jetstream.JetStream, error) {
 	return js, nil
 }
 
-// PublishAckTimeout bounds the wait for a JetStream publish ack.
-const PublishAckTimeout = 30 * time.Second
+// PublishAckTimeout bounds the wait for a JetStream publish ack. A publish caught by the death
+// of the node that was to store it is never acked: the stage retries it after this long (the
+// retry is deduplicated by its message id if the first did get stored).
+const PublishAckTimeout = 10 * time.Second
 
 // WaitJetStream retries fn (typically Topology.Ensure) until it succeeds, ctx ends or wait
 // passes: a JetStream cluster answers only once its nodes have elected a meta leader, and a

@@ -79,7 +79,8 @@ func FreePort(t testing.TB) int {
 }
 
 // Harness starts processes of the binary for one test and stops them all when it ends; a
-// failed test gets the tail of every process log.
+// failed test gets the tail of every process log. PROCTEST_LOGS=DIR keeps the logs (and
+// whatever else the test writes in Dir) under DIR/<test name>.
 type Harness struct {
 	T   testing.TB
 	Bin string
@@ -94,7 +95,14 @@ type Harness struct {
 // New returns a harness; models come from testenv.ModelsDir.
 func New(t testing.TB) *Harness {
 	t.Helper()
-	h := &Harness{T: t, Bin: Binary(t), Dir: t.TempDir(),
+	dir := t.TempDir()
+	if keep := os.Getenv("PROCTEST_LOGS"); keep != "" {
+		dir = filepath.Join(keep, strings.ReplaceAll(t.Name(), "/", "_"))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := &Harness{T: t, Bin: Binary(t), Dir: dir,
 		Env: []string{"PERSONCLUSTER_MODELS=" + testenv.ModelsDir(t)}}
 	t.Cleanup(h.cleanup)
 	return h

@@ -163,6 +163,9 @@ func Build(ctx context.Context, name string, js jetstream.JetStream, o Options) 
 			det.Close()
 			return nil, fmt.Errorf("%w: %w", ErrSetup, err)
 		}
+		if o.Metrics != nil {
+			registerDetectorCounters(o.Metrics, &proc.Counts)
+		}
 		return &Spec{o.loop(name, stage.StreamFrames, stage.ConsumerDetector, Tuning{Concurrency: 1}), proc}, nil
 	case Encoder:
 		enc, err := o.Models.OpenEncoder()
@@ -321,4 +324,17 @@ func CloseAll(specs []*Spec) {
 	for _, sp := range specs {
 		_ = sp.Processor.Close(context.Background())
 	}
+}
+
+// registerDetectorCounters exports the detector's frame verdicts and face count.
+func registerDetectorCounters(reg *stage.Registry, c *detector.Counters) {
+	const frames = "personcluster_detector_frames_total"
+	const help = "Frames the detector judged, by verdict: accepted, too_few_faces, too_many_faces (skipped) or bad (dead letter)."
+	for verdict, get := range map[string]func() int64{
+		"accepted": c.Accepted.Load, detector.SkipTooFew: c.TooFew.Load, detector.SkipTooMany: c.TooMany.Load, "bad": c.Bad.Load,
+	} {
+		reg.AddCounterFunc(frames, help, "counter", map[string]string{"stage": Detector, "verdict": verdict}, get)
+	}
+	reg.AddCounterFunc("personcluster_detector_faces_total", "Faces found in accepted frames.", "counter",
+		map[string]string{"stage": Detector}, c.Faces.Load)
 }

@@ -3,6 +3,7 @@ package pipeline_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/personcluster/personcluster/messages"
 	"github.com/personcluster/personcluster/stages/internal/testenv"
 	"github.com/personcluster/personcluster/stages/pipeline"
+	"github.com/personcluster/personcluster/stages/stage"
 )
 
 // The whole pipeline in one process, on a real video, through a real in-process JetStream
@@ -25,14 +27,22 @@ func TestRunLocalOnRealVideo(t *testing.T) {
 	req := messages.IngestRequest{Source: "hamilton", URI: video, Params: messages.DefaultParams()}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
+	reg := stage.NewRegistry()
 	res, err := pipeline.RunLocal(ctx, pipeline.LocalOptions{
-		Options:  pipeline.Options{Models: pipeline.Models{Dir: testenv.ModelsDir(t), Threads: 1}},
+		Options:  pipeline.Options{Models: pipeline.Models{Dir: testenv.ModelsDir(t), Threads: 1}, Metrics: reg},
 		StoreDir: t.TempDir(), Out: out, Request: req,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := res.Result
+	var metrics strings.Builder
+	if err := reg.WriteText(&metrics); err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf(`personcluster_detector_frames_total{stage="detector",verdict="accepted"} %d`, r.FramesAccepted); !strings.Contains(metrics.String(), want) {
+		t.Errorf("/metrics lacks %q:\n%s", want, metrics.String())
+	}
 	if !r.Final || r.Partial {
 		t.Errorf("final=%v partial=%v, want a final, complete result", r.Final, r.Partial)
 	}

@@ -168,7 +168,7 @@ func (r *Registry) WriteText(w io.Writer) error {
 			h, n, m.latencyN, h, n, m.latencySum, h, n, m.latencyN)
 		m.mu.Unlock()
 	}
-	sort.SliceStable(extra, func(i, j int) bool { return extra[i].name < extra[j].name })
+	sort.SliceStable(extra, func(i, j int) bool { return extra[i].name+extra[i].labels < extra[j].name+extra[j].labels })
 	for i, e := range extra {
 		if i == 0 || extra[i-1].name != e.name {
 			fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n", e.name, e.help, e.name, e.typ)

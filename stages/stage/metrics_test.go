@@ -69,8 +69,8 @@ func TestStageOwnCounters(t *testing.T) {
 	}
 	accepted++
 	want := "# HELP personcluster_detector_frames_total Frames by verdict.\n# TYPE personcluster_detector_frames_total counter\n" +
-		"personcluster_detector_frames_total{stage=\"detector\",verdict=\"too_few_faces\"} 2\n" +
-		"personcluster_detector_frames_total{stage=\"detector\",verdict=\"accepted\"} 7\n"
+		"personcluster_detector_frames_total{stage=\"detector\",verdict=\"accepted\"} 7\n" +
+		"personcluster_detector_frames_total{stage=\"detector\",verdict=\"too_few_faces\"} 2\n"
 	if !strings.Contains(b.String(), want) || strings.Count(b.String(), "# TYPE personcluster_detector_frames_total") != 1 {
 		t.Errorf("exposition:\n%s", b.String())
 	}

@@ -181,7 +181,7 @@ type EndOfStream struct {
 	Frames     int64  `msgpack:"frames"`      // frames published
 	FramesRead int64  `msgpack:"frames_read"` // frames decoded from the source
 	Corrupt    int64  `msgpack:"corrupt"`     // frames that could not be decoded and were skipped
-	Reason     string `msgpack:"reason"`      // "end", "stop", "cancelled", "error: ..."
+	Reason     string `msgpack:"reason"`      // "end", "truncated" (the file broke off), "stop", "max_frames", "cancelled", "error: ..."
 	Params     Params `msgpack:"params"`
 }
 

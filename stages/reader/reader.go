@@ -126,6 +126,9 @@ func (s *Stage) Close(context.Context) error { return nil }
 
 // errLostOwnership: another reader has written the source's progress, so it holds the source
 // now (this reader's request lease ran out); this one stops without touching anything.
+// errShuttingDown ends a read when the stage stops; the request goes back to the queue.
+var errShuttingDown = errors.New("reader: the stage is shutting down; the next reader continues the source")
+
 var errLostOwnership = errors.New("reader: another reader has taken the source over")
 
 // run is the state of one source being read.
@@ -186,6 +189,13 @@ func (s *Stage) read(ctx context.Context, in *stage.Input, req *messages.IngestR
 	hbCtx, cancelHB := context.WithCancel(ctx)
 	readCtx, stopRead := context.WithCancelCause(ctx)
 	defer stopRead(nil)
+	go func() {
+		select {
+		case <-in.Stopping(): // SIGTERM: save progress below; the next reader continues
+			stopRead(errShuttingDown)
+		case <-readCtx.Done():
+		}
+	}()
 	hbDone := make(chan struct{})
 	go func() {
 		defer close(hbDone)

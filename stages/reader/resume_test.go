@@ -281,3 +281,65 @@ func TestLostOwnershipStops(t *testing.T) {
 		t.Error("the old reader ended a source it no longer owns")
 	}
 }
+
+// A reader told to stop (SIGTERM) stops reading at once rather than after its drain timeout,
+// saves its progress and leaves the request for the next reader, which finishes the source with
+// every frame exactly once.
+func TestShutdownHandsTheSourceOver(t *testing.T) {
+	path := sharedClip(t)
+	topo := testTopology()
+	topo.MaxBytes = 1 << 20 // the reader waits on a full stream: a long read
+	env := start(t, topo)
+	det := startDetector(t, env.JS, 4*time.Millisecond)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	kv, err := env.JS.KeyValue(ctx, stage.SourcesBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := loopConfig()
+	cfg.DrainTimeout = 10 * time.Minute // without the stop signal the read would run on
+	done := make(chan error, 1)
+	go func() { done <- stage.Run(ctx, env.JS, cfg, reader.New(readerConfig(env.JS), kv)) }()
+	ingest(t, env.JS, request("handover", path), "")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if p := progressOf(t, env.JS, "handover"); p != nil && p.NextSeq >= 60 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the reader made no progress")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("reader stage: %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the reader kept reading after it was told to stop")
+	}
+	first := progressOf(t, env.JS, "handover")
+	if first.State != messages.StateReading || first.NextSeq >= 275 {
+		t.Fatalf("progress after the stop: %+v", first)
+	}
+
+	startReader(t, env.JS, readerConfig(env.JS))
+	select {
+	case <-det.done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("no end of stream after the second reader took over")
+	}
+	det.mu.Lock()
+	defer det.mu.Unlock()
+	for seq := int64(0); seq < 275; seq++ {
+		if n := det.seqs[seq]; n != 1 {
+			t.Errorf("frame %d delivered %d times", seq, n)
+		}
+	}
+	if st := finalStatus(t, env.JS, "handover", 10*time.Second); st.State != messages.StateDone || st.FramesPublished != 275 {
+		t.Errorf("final status %+v", st)
+	}
+}

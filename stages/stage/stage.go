@@ -32,7 +32,13 @@ type Input struct {
 	Received   time.Time
 	msg        jetstream.Msg
 	pub        *Publisher
+	stopping   <-chan struct{}
 }
+
+// Stopping is closed when the stage begins to shut down (SIGTERM). Processors that work on one
+// input for long (the reader reads a whole video) stop there, save their progress and return a
+// transient error, so the input goes back to the queue instead of running on for DrainTimeout.
+func (in *Input) Stopping() <-chan struct{} { return in.stopping }
 
 // InProgress tells JetStream the input is still being worked on (resets its ack timer).
 func (in *Input) InProgress() error {
@@ -188,7 +194,7 @@ func Run(ctx context.Context, js jetstream.JetStream, cfg Config, proc Processor
 	})
 	defer stopDrain()
 
-	l := &loop{cfg: cfg, log: log, cons: cons, proc: proc, pub: pub, m: m}
+	l := &loop{cfg: cfg, log: log, cons: cons, proc: proc, pub: pub, m: m, stopping: ctx.Done()}
 	var wg sync.WaitGroup
 	for w := 0; w < cfg.Concurrency; w++ {
 		wg.Add(1)
@@ -215,6 +221,8 @@ type loop struct {
 	proc Processor
 	pub  *Publisher
 	m    *StageMetrics
+	// stopping is the outer context's Done: the stage is shutting down.
+	stopping <-chan struct{}
 	// backlog: the last pull returned messages, so the next one does not wait for a batch.
 	backlog atomic.Bool
 }
@@ -265,7 +273,7 @@ func (l *loop) fetch() (jetstream.MessageBatch, error) {
 // decode turns a raw message into an Input, or dead-letters it and returns nil.
 func (l *loop) decode(ctx context.Context, msg jetstream.Msg) *Input {
 	l.m.In.Add(1)
-	in := &Input{Subject: msg.Subject(), Source: lastToken(msg.Subject()), Received: time.Now(), msg: msg, pub: l.pub}
+	in := &Input{Subject: msg.Subject(), Source: lastToken(msg.Subject()), Received: time.Now(), msg: msg, pub: l.pub, stopping: l.stopping}
 	if md, err := msg.Metadata(); err == nil {
 		in.Deliveries = md.NumDelivered
 		in.StreamSeq = md.Sequence.Stream

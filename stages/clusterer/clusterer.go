@@ -536,24 +536,30 @@ func (s *Stage) Close(context.Context) error { return nil }
 // FingerprintFile is the saved form of the vectors a result clustered: the case format that
 // `personcluster cluster` and hac.ReadCaseFile read, plus which face each point is.
 type FingerprintFile struct {
-	Source      string            `json:"source"`
-	Method      string            `json:"method"`
-	Metric      string            `json:"metric"`
-	Sim         float64           `json:"sim"`
-	MinCSize    int               `json:"min_csize"`
-	FaceModel   string            `json:"face_model"`
-	ClothModel  string            `json:"cloth_model"`
-	FaceWeight  float64           `json:"face_weight"`
-	ClothWeight float64           `json:"cloth_weight"`
-	Points      [][]float64       `json:"points"`
-	Members     []messages.Member `json:"members"`
+	Source      string  `json:"source"`
+	Method      string  `json:"method"`
+	Metric      string  `json:"metric"`
+	Sim         float64 `json:"sim"`
+	MinCSize    int     `json:"min_csize"`
+	FaceModel   string  `json:"face_model"`
+	ClothModel  string  `json:"cloth_model"`
+	FaceWeight  float64 `json:"face_weight"`
+	ClothWeight float64 `json:"cloth_weight"`
+	// How the stage cut these points: the result's cut height, and whether faces of one frame
+	// were kept apart. `personcluster cluster` re-clusters with the original's scipy-exact cut
+	// at max(d)·(1−sim), which these do not change.
+	Threshold  float64           `json:"threshold"`
+	CannotLink bool              `json:"cannot_link,omitempty"`
+	Cut        string            `json:"cut,omitempty"`
+	Points     [][]float64       `json:"points"`
+	Members    []messages.Member `json:"members"`
 }
 
 // EncodeFingerprints writes the gzip JSON fingerprint file of a result.
 func EncodeFingerprints(res *messages.ClusterResult, points [][]float64, members []messages.Member, metric string) ([]byte, error) {
 	f := FingerprintFile{Source: res.Source, Method: res.Params.Method, Metric: metric, Sim: res.Params.Sim, MinCSize: res.Params.MinCSize,
 		FaceModel: res.FaceModel, ClothModel: res.ClothModel, FaceWeight: res.Params.FaceWeight, ClothWeight: res.Params.ClothWeight,
-		Points: points, Members: members}
+		Threshold: res.Threshold, CannotLink: res.Params.CannotLink, Cut: res.Params.Cut, Points: points, Members: members}
 	if f.Points == nil {
 		f.Points = [][]float64{}
 	}

@@ -123,6 +123,13 @@ func Open(spec Spec, opts Options) (*Session, error) {
 		if err := so.SetInterOpNumThreads(1); err != nil {
 			return nil, fmt.Errorf("onnx: setting threads: %w", err)
 		}
+		if opts.Threads > 1 {
+			// Pool threads that spin between operators burn a core another stage needs: the
+			// stages of one process share a few cores, so idle pool threads sleep instead.
+			if err := so.AddSessionConfigEntry("session.intra_op.allow_spinning", "0"); err != nil {
+				return nil, fmt.Errorf("onnx: setting threads: %w", err)
+			}
+		}
 	}
 	device := CPU
 	if opts.Device == CUDA {

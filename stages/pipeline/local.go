@@ -50,13 +50,55 @@ func RunLocal(ctx context.Context, lo LocalOptions) (*LocalResult, error) {
 	if err := lo.Request.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrSetup, err)
 	}
+	l, err := StartLocal(ctx, lo)
+	if err != nil {
+		return nil, err
+	}
+	defer l.Close()
+	out, err := l.Process(ctx, lo.Request)
+	if out != nil {
+		out.Elapsed = time.Since(started)
+	}
+	return out, err
+}
+
+// Local is an embedded JetStream server with every stage running on it, in this process. It
+// processes sources one after another (Process) until Close.
+type Local struct {
+	lo         LocalOptions
+	srv        *broker.Server
+	nc         *nats.Conn
+	js         jetstream.JetStream
+	det        *detector.Stage
+	stagesDone chan error
+	stopStages context.CancelFunc
+	cleanup    []func()
+}
+
+// Conn is the in-process connection the stages use (for taps: benchmarks, watchers).
+func (l *Local) Conn() *nats.Conn { return l.nc }
+
+// JetStream is the stages' JetStream handle.
+func (l *Local) JetStream() jetstream.JetStream { return l.js }
+
+// Detector is the running detector stage (for its counters).
+func (l *Local) Detector() *detector.Stage { return l.det }
+
+// StartLocal starts the embedded server and every stage. lo.Request is not used.
+func StartLocal(ctx context.Context, lo LocalOptions) (_ *Local, err error) {
+	l := &Local{lo: lo}
+	defer func() {
+		if err != nil {
+			l.Close()
+		}
+	}()
 	store := lo.StoreDir
 	if store == "" {
 		tmp, err := os.MkdirTemp("", "personcluster-js-")
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrSetup, err)
 		}
-		defer os.RemoveAll(tmp)
+		l.cleanup = append(l.cleanup, func() { os.RemoveAll(tmp) })
 		store = tmp
 	}
 	scfg := broker.ServerConfig{StoreDir: store, InProcessOnly: lo.Listen == ""}
@@ -71,39 +113,65 @@ func RunLocal(ctx context.Context, lo LocalOptions) (*LocalResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrSetup, err)
 	}
-	defer srv.Stop()
-	nc, err := srv.Connect("personcluster-run")
-	if err != nil {
+	l.srv = srv
+	l.cleanup = append(l.cleanup, srv.Stop)
+	if l.nc, err = srv.Connect("personcluster-run"); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrSetup, err)
 	}
-	defer nc.Close()
-	js, err := broker.JetStream(nc)
-	if err != nil {
+	l.cleanup = append(l.cleanup, l.nc.Close)
+	if l.js, err = broker.JetStream(l.nc); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrSetup, err)
 	}
-	if err := (stage.Topology{}).Ensure(ctx, js); err != nil {
+	if err := (stage.Topology{}).Ensure(ctx, l.js); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrSetup, err)
 	}
 	if lo.Metrics == nil {
 		lo.Metrics = stage.NewRegistry()
+		l.lo.Metrics = lo.Metrics
 	}
 	var specs []*Spec
 	for _, name := range All {
-		sp, err := Build(ctx, name, js, lo.Options)
+		sp, err := Build(ctx, name, l.js, lo.Options)
 		if err != nil {
 			CloseAll(specs)
 			return nil, err
 		}
 		specs = append(specs, sp)
 	}
-	var det *detector.Stage
 	for _, sp := range specs {
 		if d, ok := sp.Processor.(*detector.Stage); ok {
-			det = d
+			l.det = d
 		}
 	}
+	stageCtx, stopStages := context.WithCancel(context.WithoutCancel(ctx))
+	l.stopStages = stopStages
+	l.stagesDone = make(chan error, 1)
+	go func() { l.stagesDone <- Run(stageCtx, l.js, specs) }()
+	return l, nil
+}
 
-	src := lo.Request.Source
+// Close stops the stages (letting in-flight work finish) and the server. Safe to call twice.
+func (l *Local) Close() {
+	if l.stopStages != nil {
+		l.stopStages()
+		<-l.stagesDone
+		l.stopStages = nil
+	}
+	for i := len(l.cleanup) - 1; i >= 0; i-- {
+		l.cleanup[i]()
+	}
+	l.cleanup = nil
+}
+
+// Process ingests one source (a new source id each time), waits for its final result and
+// writes the output folder.
+func (l *Local) Process(ctx context.Context, req messages.IngestRequest) (*LocalResult, error) {
+	started := time.Now()
+	if err := req.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSetup, err)
+	}
+	lo, nc, js, det := l.lo, l.nc, l.js, l.det
+	src := req.Source
 	results := make(chan *messages.ClusterResult, 4)
 	statuses := make(chan *messages.Status, 64)
 	resSub, err := nc.Subscribe(messages.Subject(messages.SubjectResults, src), func(m *nats.Msg) {
@@ -128,15 +196,7 @@ func RunLocal(ctx context.Context, lo LocalOptions) (*LocalResult, error) {
 	}
 	defer stSub.Unsubscribe()
 
-	stageCtx, stopStages := context.WithCancel(context.WithoutCancel(ctx))
-	stagesDone := make(chan error, 1)
-	go func() { stagesDone <- Run(stageCtx, js, specs) }()
-	defer func() {
-		stopStages()
-		<-stagesDone
-	}()
-
-	if err := Ingest(ctx, js, &lo.Request); err != nil {
+	if err := Ingest(ctx, js, &req); err != nil {
 		return nil, err
 	}
 	out := &LocalResult{}
@@ -151,8 +211,8 @@ func RunLocal(ctx context.Context, lo LocalOptions) (*LocalResult, error) {
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
-		case err := <-stagesDone:
-			stagesDone <- err
+		case err := <-l.stagesDone:
+			l.stagesDone <- err
 			return nil, fmt.Errorf("pipeline: a stage stopped early: %w", err)
 		case s := <-statuses:
 			last = *s

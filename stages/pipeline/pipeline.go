@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -44,6 +45,13 @@ type Models struct {
 	Dir     string // models folder (make deps fills models/data)
 	ORTLib  string // libonnxruntime.so; default Dir/lib/libonnxruntime.so
 	Threads int    // intra-op threads per ONNX session
+	// EmbedderThreads is the clothing embedder's intra-op threads. The embedder is the
+	// heaviest model per face and runs one inference at a time, so by default (0) it takes two
+	// threads where there are two cores and Threads is 1, and Threads otherwise; the detector
+	// and the face encoder keep Threads (1: their inference runs on the calling worker). With
+	// more than one thread a session's idle pool threads sleep instead of spinning (onnx.Open),
+	// so an embedder inference never holds a core the other stages need.
+	EmbedderThreads int
 	// FaceBackend picks the face detector and encoder: "onnx" (default: UltraFace, fr_landmark
 	// and fr_feature through onnxruntime) or "dlib" (the original's: dlib HOG and the 128-d
 	// ResNet descriptor, models from Dir/dlib).
@@ -81,6 +89,17 @@ func (m Models) lib() string {
 		return m.ORTLib
 	}
 	return filepath.Join(m.Dir, "lib", "libonnxruntime.so")
+}
+
+// EmbedderIntraOp is the embedder's intra-op thread count, defaults applied.
+func (m Models) EmbedderIntraOp() int {
+	switch {
+	case m.EmbedderThreads > 0:
+		return m.EmbedderThreads
+	case m.Threads <= 1 && runtime.NumCPU() >= 2:
+		return 2
+	}
+	return m.Threads
 }
 
 func (m Models) init() error {
@@ -166,7 +185,13 @@ func Build(ctx context.Context, name string, js jetstream.JetStream, o Options) 
 		if o.Metrics != nil {
 			registerDetectorCounters(o.Metrics, &proc.Counts)
 		}
-		return &Spec{o.loop(name, stage.StreamFrames, stage.ConsumerDetector, Tuning{Concurrency: 1}), proc}, nil
+		// UltraFace is safe for concurrent use: two workers overlap one frame's JPEG decoding,
+		// crops and publishing with the other's inference.
+		def := Tuning{Concurrency: 1}
+		if _, ok := det.(*detector.UltraFace); ok {
+			def.Concurrency = 2
+		}
+		return &Spec{o.loop(name, stage.StreamFrames, stage.ConsumerDetector, def), proc}, nil
 	case Encoder:
 		enc, err := o.Models.OpenEncoder()
 		if err != nil {
@@ -184,7 +209,7 @@ func Build(ctx context.Context, name string, js jetstream.JetStream, o Options) 
 				return nil, fmt.Errorf("%w: %w", ErrSetup, err)
 			}
 		}
-		model, err := embedder.OpenModel(man, o.Models.Dir, onnx.Options{Threads: o.Models.Threads, Device: onnx.Device(o.Models.Device), Logger: o.Logger})
+		model, err := embedder.OpenModel(man, o.Models.Dir, onnx.Options{Threads: o.Models.EmbedderIntraOp(), Device: onnx.Device(o.Models.Device), Logger: o.Logger})
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrSetup, err)
 		}

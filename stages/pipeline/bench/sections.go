@@ -1,0 +1,473 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"gocv.io/x/gocv"
+
+	"github.com/personcluster/personcluster/messages"
+	"github.com/personcluster/personcluster/stages/broker"
+	"github.com/personcluster/personcluster/stages/clusterer/hac"
+	"github.com/personcluster/personcluster/stages/detector"
+	"github.com/personcluster/personcluster/stages/embedder"
+	"github.com/personcluster/personcluster/stages/encoder"
+	"github.com/personcluster/personcluster/stages/onnx"
+	"github.com/personcluster/personcluster/stages/pipeline"
+	"github.com/personcluster/personcluster/stages/reader/readerbench"
+	"github.com/personcluster/personcluster/stages/stage"
+	"github.com/personcluster/personcluster/stages/vision"
+)
+
+const benchSource = "bench"
+
+func runSection(ctx context.Context, o options, name string) ([]StageRow, error) {
+	switch name {
+	case "reader":
+		return benchReader(ctx, o)
+	case "detector", "encoder", "embedder":
+		return benchModelStage(ctx, o, name)
+	case "clusterer":
+		return benchClusterer(o)
+	}
+	return nil, fmt.Errorf("bench: unknown section %q", name)
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	return s[len(s)/2]
+}
+
+// benchReader: the reader stage (decode, JPEG, publish to a file-store JetStream, as in `run`)
+// against a bare gocv decode loop over the same file, interleaved, median of 3.
+func benchReader(ctx context.Context, o options) ([]StageRow, error) {
+	env, err := readerbench.Start(readerbench.Options{})
+	if err != nil {
+		return nil, err
+	}
+	defer env.Close()
+	if _, err := readerbench.Bare(o.video); err != nil {
+		return nil, err
+	}
+	if _, err := env.Read(ctx, o.video); err != nil {
+		return nil, err
+	}
+	var bare, rd []float64
+	for range 3 {
+		b, err := readerbench.Bare(o.video)
+		if err != nil {
+			return nil, err
+		}
+		a, err := env.Read(ctx, o.video)
+		if err != nil {
+			return nil, err
+		}
+		bare, rd = append(bare, b.FPS()), append(rd, a.FPS())
+	}
+	b, r := median(bare), median(rd)
+	return []StageRow{{Stage: "reader", Unit: "frames/s", Rate: r, Bare: "gocv decode loop", BareR: b, Ratio: r / b}}, nil
+}
+
+// env is an embedded JetStream server (memory storage) with the personcluster topology.
+type env struct {
+	srv *broker.Server
+	nc  *nats.Conn
+	js  jetstream.JetStream
+	dir string
+}
+
+func startEnv(ctx context.Context) (*env, error) {
+	dir, err := os.MkdirTemp("", "pcbench-")
+	if err != nil {
+		return nil, err
+	}
+	e := &env{dir: dir}
+	if e.srv, err = broker.StartServer(broker.ServerConfig{StoreDir: dir, InProcessOnly: true}); err != nil {
+		e.close()
+		return nil, err
+	}
+	if e.nc, err = e.srv.Connect("pcbench"); err != nil {
+		e.close()
+		return nil, err
+	}
+	if e.js, err = broker.JetStream(e.nc); err != nil {
+		e.close()
+		return nil, err
+	}
+	if err := (stage.Topology{Memory: true}).Ensure(ctx, e.js); err != nil {
+		e.close()
+		return nil, err
+	}
+	return e, nil
+}
+
+func (e *env) close() {
+	if e.nc != nil {
+		e.nc.Close()
+	}
+	if e.srv != nil {
+		e.srv.Stop()
+	}
+	os.RemoveAll(e.dir)
+}
+
+func (e *env) publish(ctx context.Context, subject string, seq int64, stageName string, m messages.Message) error {
+	msg, err := stage.EncodeMsg(stage.Output{Subject: subject, MsgID: messages.MsgID(benchSource, seq, stageName), Message: m})
+	if err != nil {
+		return err
+	}
+	_, err = e.js.PublishMsg(ctx, msg)
+	return err
+}
+
+// frames decodes the video and returns its frames as the reader publishes them (JPEG 90).
+func frames(path string) ([]*messages.Frame, error) {
+	v, err := vision.OpenVideo(path)
+	if err != nil {
+		return nil, err
+	}
+	defer v.Close()
+	m := gocv.NewMat()
+	defer m.Close()
+	var out []*messages.Frame
+	for i := int64(0); v.Read(&m); i++ {
+		data, err := vision.EncodeJPEG(m, 90)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, &messages.Frame{Source: benchSource, Seq: i, Index: i, Width: m.Cols(), Height: m.Rows(), Scale: 1,
+			JPEG: data, Params: messages.DefaultParams()})
+	}
+	return out, nil
+}
+
+func models(o options) pipeline.Models {
+	return pipeline.Models{Dir: o.models, Threads: o.threads, EmbedderThreads: o.embThreads}
+}
+
+// benchModelStage fills the stage's input stream (frames for the detector, the detector's
+// FrameFaces for the encoder and the embedder), runs the stage as `run` builds it (its batch
+// size, workers and threads) until every input is acked, and times the bare inference of its
+// models on the same number of frames or faces at the same batch size and thread count, before
+// and after the stage.
+func benchModelStage(ctx context.Context, o options, name string) ([]StageRow, error) {
+	fs, err := frames(o.video)
+	if err != nil {
+		return nil, err
+	}
+	e, err := startEnv(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer e.close()
+	m := models(o)
+	n, faces := 0, 0
+	var accepted []*messages.FrameFaces
+	if name == pipeline.Detector {
+		for _, f := range fs {
+			if err := e.publish(ctx, messages.Subject(messages.SubjectFrames, benchSource), f.Seq, "reader", f); err != nil {
+				return nil, err
+			}
+		}
+		n = len(fs)
+	} else {
+		det, err := m.OpenDetector()
+		if err != nil {
+			return nil, err
+		}
+		ds, err := detector.New(detector.Config{}, det)
+		if err != nil {
+			return nil, err
+		}
+		for _, f := range fs {
+			ff, err := ds.Frame(f)
+			if err != nil {
+				return nil, err
+			}
+			if err := e.publish(ctx, messages.Subject(messages.SubjectFaces, benchSource), f.Seq, "detector", ff); err != nil {
+				return nil, err
+			}
+			faces += len(ff.Faces)
+			if ff.Accepted {
+				accepted = append(accepted, ff)
+			}
+		}
+		ds.Close(ctx)
+		n = len(fs)
+	}
+	fs = fs[:min(len(fs), 40)] // enough distinct frames for the bare detector
+
+	// Bare inference, timed before and after the stage.
+	var bare func() (float64, error)
+	var bareWhat string
+	var closeBare func()
+	reg := stage.NewRegistry()
+	spec, err := pipeline.Build(ctx, name, e.js, pipeline.Options{Models: m, Logger: quiet(), Metrics: reg})
+	if err != nil {
+		return nil, err
+	}
+	unit := "frames/s"
+	switch name {
+	case pipeline.Detector:
+		det, err := m.OpenDetector()
+		if err != nil {
+			return nil, err
+		}
+		u, ok := det.(*detector.UltraFace)
+		if !ok {
+			return nil, fmt.Errorf("bench: detector %s is not UltraFace", det.Name())
+		}
+		closeBare = func() { u.Close() }
+		var blobs [][]float32
+		for _, f := range fs {
+			img, err := vision.DecodeJPEG(f.JPEG, messages.MaxFrameSide)
+			if err != nil {
+				return nil, err
+			}
+			b, err := u.Prepare(nil, img)
+			img.Close()
+			if err != nil {
+				return nil, err
+			}
+			blobs = append(blobs, b)
+		}
+		bareWhat = fmt.Sprintf("ORT %s, batch 1, %d thread(s)", u.Name(), max(1, o.threads))
+		bare = func() (float64, error) {
+			t0 := time.Now()
+			for i := range n {
+				if _, _, err := u.Infer(blobs[i%len(blobs)]); err != nil {
+					return 0, err
+				}
+			}
+			return float64(n) / time.Since(t0).Seconds(), nil
+		}
+	case pipeline.Encoder:
+		unit = "faces/s"
+		enc, err := m.OpenEncoder()
+		if err != nil {
+			return nil, err
+		}
+		oe, ok := enc.(*encoder.ONNXEncoder)
+		if !ok {
+			return nil, fmt.Errorf("bench: encoder %s is not the ONNX one", enc.Name())
+		}
+		closeBare = func() { oe.Close() }
+		// The stage encodes the faces of one pulled batch of messages together.
+		batch := int(math.Round(float64(faces) / float64(n) * float64(spec.Config.BatchSize)))
+		bareWhat = fmt.Sprintf("ORT fr_landmark + fr_feature, batch %d, %d thread(s)", batch, max(1, o.threads))
+		bare = func() (float64, error) {
+			t0 := time.Now()
+			for done := 0; done < faces; done += batch {
+				if err := oe.BareRun(min(batch, faces-done), batch); err != nil {
+					return 0, err
+				}
+			}
+			return float64(faces) / time.Since(t0).Seconds(), nil
+		}
+	case pipeline.Embedder:
+		unit = "faces/s"
+		es, ok := spec.Processor.(*embedder.Stage)
+		if !ok {
+			return nil, fmt.Errorf("bench: embedder stage of type %T", spec.Processor)
+		}
+		if err := onnx.Init(m.Dir + "/lib/libonnxruntime.so"); err != nil {
+			return nil, err
+		}
+		th := m.EmbedderIntraOp()
+		model, err := embedder.OpenModel(embedder.MobileNetV1, m.Dir, onnx.Options{Threads: th})
+		if err != nil {
+			return nil, err
+		}
+		closeBare = func() { model.Close() }
+		batch := es.Config().MaxBatch
+		bareWhat = fmt.Sprintf("ORT %s, batch %d, %d thread(s)", model.Name(), batch, max(1, th))
+		blob := make([]float32, batch*model.ImageLen())
+		bare = func() (float64, error) {
+			t0 := time.Now()
+			for done := 0; done < faces; done += batch {
+				k := min(batch, faces-done)
+				if _, err := model.Infer(blob[:k*model.ImageLen()], k); err != nil {
+					return 0, err
+				}
+			}
+			return float64(faces) / time.Since(t0).Seconds(), nil
+		}
+	}
+	defer closeBare()
+	if _, err := bare(); err != nil { // warm-up
+		return nil, err
+	}
+	b1, err := bare()
+	if err != nil {
+		return nil, err
+	}
+	if err := o.startProfiles(); err != nil {
+		return nil, err
+	}
+	rate, err := runStage(ctx, e, name, spec, reg, n)
+	if perr := o.stopProfiles(); perr != nil && err == nil {
+		err = perr
+	}
+	if err != nil {
+		return nil, err
+	}
+	b2, err := bare()
+	if err != nil {
+		return nil, err
+	}
+	bareRate := (b1 + b2) / 2
+	if unit == "faces/s" {
+		rate *= float64(faces) / float64(n)
+	}
+	detail := fmt.Sprintf("%d workers, fetch batch %d", spec.Config.Concurrency, spec.Config.BatchSize)
+	if es, ok := spec.Processor.(*embedder.Stage); ok {
+		st := es.Stats()
+		if st.Inferences > 0 {
+			detail += fmt.Sprintf(", mean inference batch %.1f", float64(st.Images)/float64(st.Inferences))
+		}
+	}
+	return []StageRow{{Stage: name, Unit: unit, Rate: rate, Bare: bareWhat, BareR: bareRate, Ratio: rate / bareRate, Detail: detail}}, nil
+}
+
+// runStage runs the built stage until n inputs are acked and returns inputs/s from its first
+// ack to its last (model loading and the first batch are not throughput).
+func runStage(ctx context.Context, e *env, name string, spec *pipeline.Spec, reg *stage.Registry, n int) (float64, error) {
+	sctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- stage.Run(sctx, e.js, spec.Config, spec.Processor) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	m := reg.Stage(name)
+	var t0 time.Time
+	var a0 int64
+	deadline := time.Now().Add(10 * time.Minute)
+	for time.Now().Before(deadline) {
+		a := m.Acked.Load() + m.Dead.Load()
+		if a > 0 && t0.IsZero() {
+			t0, a0 = time.Now(), a
+		}
+		if a >= int64(n) {
+			if a == a0 {
+				return 0, fmt.Errorf("bench: %s: every input acked in its first batch; not enough inputs to time", name)
+			}
+			return float64(a-a0) / time.Since(t0).Seconds(), nil
+		}
+		select {
+		case err := <-done:
+			return 0, fmt.Errorf("bench: %s stopped: %v", name, err)
+		case <-time.After(time.Millisecond):
+		}
+	}
+	return 0, fmt.Errorf("bench: %s: %d of %d inputs acked after 10 minutes", name, m.Acked.Load(), n)
+}
+
+// benchClusterer: hac (pdist, linkage, cut) against scipy on the same synthetic fingerprints
+// (clusters of 512+512-d points, the ONNX face and MobileNet clothing vectors' sizes).
+func benchClusterer(o options) ([]StageRow, error) {
+	var rows []StageRow
+	for _, n := range []int{1000, 4000} {
+		pts := synthPoints(n, 512+512, 1)
+		var goT []float64
+		for range 3 {
+			t0 := time.Now()
+			d, err := hac.Pdist(pts, hac.MetricEuclidean)
+			if err != nil {
+				return nil, err
+			}
+			thr := hac.Threshold(d, hac.DefaultSim)
+			z, err := hac.LinkageInPlace(d, n, "average")
+			if err != nil {
+				return nil, err
+			}
+			if _, err := hac.Fcluster(z, thr); err != nil {
+				return nil, err
+			}
+			goT = append(goT, time.Since(t0).Seconds())
+		}
+		sp, err := scipyTime(o.python, pts)
+		if err != nil {
+			return nil, err
+		}
+		g := median(goT)
+		rows = append(rows, StageRow{Stage: fmt.Sprintf("clusterer n=%d", n), Unit: "clusterings/s", Rate: 1 / g,
+			Bare: "scipy pdist+linkage+fcluster", BareR: 1 / sp, Ratio: sp / g})
+	}
+	return rows, nil
+}
+
+func synthPoints(n, dim int, seed uint64) [][]float64 {
+	r := rand.New(rand.NewPCG(seed, 2))
+	k := max(2, n/30)
+	centres := make([][]float64, k)
+	for i := range centres {
+		centres[i] = make([]float64, dim)
+		for j := range centres[i] {
+			centres[i][j] = r.NormFloat64()
+		}
+	}
+	pts := make([][]float64, n)
+	for i := range pts {
+		c := centres[r.IntN(k)]
+		pts[i] = make([]float64, dim)
+		for j := range pts[i] {
+			pts[i][j] = c[j] + 0.4*r.NormFloat64()
+		}
+	}
+	return pts
+}
+
+// scipyTime runs stages/clusterer/hac/bench/scipy_cluster.py on the points and returns its
+// pdist+linkage+fcluster seconds.
+func scipyTime(python string, pts [][]float64) (float64, error) {
+	f, err := os.CreateTemp("", "pcbench-points-*.f64")
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(f.Name())
+	w := bufio.NewWriter(f)
+	if err := binary.Write(w, binary.LittleEndian, slices.Concat(pts...)); err != nil {
+		return 0, err
+	}
+	if err := w.Flush(); err != nil {
+		return 0, err
+	}
+	f.Close()
+	var best float64
+	for range 3 {
+		cmd := exec.Command(python, "stages/clusterer/hac/bench/scipy_cluster.py", f.Name(), strconv.Itoa(len(pts)), strconv.Itoa(len(pts[0])), "average",
+			strconv.FormatFloat(hac.DefaultSim, 'g', -1, 64))
+		cmd.Stderr = os.Stderr
+		out, err := cmd.Output()
+		if err != nil {
+			return 0, fmt.Errorf("bench: scipy (run from the repository root, with python3-scipy): %w", err)
+		}
+		var s struct {
+			Total float64 `json:"total_s"`
+		}
+		if err := json.Unmarshal(out, &s); err != nil {
+			return 0, fmt.Errorf("bench: scipy output: %w", err)
+		}
+		if best == 0 || s.Total < best {
+			best = s.Total
+		}
+	}
+	return best, nil
+}

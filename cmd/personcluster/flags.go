@@ -68,6 +68,7 @@ func modelFlags(fs *flag.FlagSet) *pipeline.Models {
 	fs.StringVar(&m.Dir, "models", pipeline.DefaultModelsDir(), "models folder (make deps fills models/data)")
 	fs.StringVar(&m.ORTLib, "ort-lib", "", "libonnxruntime.so (default: MODELS/lib/libonnxruntime.so)")
 	fs.IntVar(&m.Threads, "threads", 1, "onnxruntime intra-op threads per model")
+	fs.IntVar(&m.EmbedderThreads, "embedder-threads", 0, "the clothing embedder's intra-op threads (0: 2 on a machine with 2 or more cores when --threads is 1, else --threads)")
 	fs.StringVar(&m.FaceBackend, "face-backend", "onnx", "face detector and encoder: onnx (UltraFace + fr_feature 512-d) or dlib (the original's HOG + 128-d ResNet)")
 	fs.StringVar(&m.Detector, "detector", "", "face detector: ultraface-320, ultraface-640 (small faces) or dlib-hog (default: the backend's, ultraface-320 or dlib-hog)")
 	fs.Float64Var(&m.DetectorScore, "detector-score", 0.7, "UltraFace face score threshold")

@@ -440,6 +440,18 @@ func (s *Stage) putBuf(b []float32) {
 	defer s.bufMu.Unlock()
 	if len(s.bufs) < 4 {
 		s.bufs = append(s.bufs, b)
+		return
+	}
+	// Keep the largest: a pool of small buffers would never serve a large batch again, and
+	// each miss allocates (and clears) a new blob of tens of MB.
+	small := 0
+	for i, c := range s.bufs {
+		if cap(c) < cap(s.bufs[small]) {
+			small = i
+		}
+	}
+	if cap(b) > cap(s.bufs[small]) {
+		s.bufs[small] = b
 	}
 }
 

@@ -115,6 +115,7 @@ include auth.conf
 // results equal the one-process run's; then two more, and the leader node of PC_FACES and
 // one encoder replica are killed mid-stream: both results still arrive complete.
 func TestClusterAuthTLS(t *testing.T) {
+	skipShort(t)
 	video := testenv.Shared(t, hamiltonClip)
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()

@@ -20,6 +20,13 @@ import (
 
 func TestMain(m *testing.M) { proctest.Main(m) }
 
+// skipShort skips the tests that run the pipeline as processes (a minute or two in all) under -short.
+func skipShort(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs every stage as a process on the real models; skipped with -short")
+	}
+}
+
 const hamiltonClip = "video/short_hamilton_clip.mp4"
 
 // faultRequest samples every other frame of the Hamilton clip (138 frames, 43 with 2–4
@@ -137,6 +144,7 @@ func checkComplete(ctx context.Context, t *testing.T, js jetstream.JetStream, wa
 // "server") with SIGKILL when the at-th message on subject.<source> is seen, restarts it, and
 // checks that the final result equals an undisturbed run's.
 func runFault(t *testing.T, victim, subject string, at int) {
+	skipShort(t)
 	video := testenv.Shared(t, hamiltonClip)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()

@@ -48,7 +48,12 @@ fuzz:
 bench-cluster: build
 	$(GO) run ./stages/clusterer/hac/bench -n 1000,4000,10000 -python /usr/bin/python3
 
-bench: bench-cluster
+## bench: one table, every figure measured in the same run: each stage against the bare rate of
+## what it wraps, the clusterer against scipy, embedder replicas as separate processes, and the
+## whole pipeline on cast_public.mp4. BENCH_FLAGS=--json for machines; -soak 10m for memory.
+BENCH_FLAGS ?=
+bench: build
+	$(GO) run ./stages/pipeline/bench -video $(abspath ../shared/testdata/video/cast_public.mp4) $(BENCH_FLAGS)
 
 clean:
 	rm -rf bin out

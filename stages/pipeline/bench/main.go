@@ -34,7 +34,7 @@ type options struct {
 	cpuprofile, memprofile string
 	child                  string
 	soak                   time.Duration
-	python                 string
+	python, bin            string
 	cpuFile                *os.File
 }
 
@@ -66,12 +66,13 @@ func main() {
 	flag.StringVar(&o.video, "video", "../shared/testdata/video/cast_public.mp4", "video for the pipeline and the stages")
 	flag.IntVar(&o.threads, "threads", 1, "onnxruntime intra-op threads per session (the binary's default --threads)")
 	flag.IntVar(&o.embThreads, "embedder-threads", 0, "the clothing embedder's intra-op threads (0: -threads)")
-	flag.StringVar(&o.only, "only", "", "comma-separated sections: reader,detector,encoder,embedder,dlib,clusterer,pipeline (default all)")
+	flag.StringVar(&o.only, "only", "", "comma-separated sections: reader,detector,encoder,embedder,clusterer,scaling,pipeline (default all)")
 	flag.BoolVar(&o.jsonOut, "json", false, "print JSON instead of a table")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "CPU profile of the timed pipeline run (with -only pipeline)")
 	flag.StringVar(&o.memprofile, "memprofile", "", "allocation profile of the timed pipeline run (with -only pipeline)")
 	flag.DurationVar(&o.soak, "soak", 0, "instead of the table: run the pipeline on the video looped for this long and report RSS after 1 minute and at the end")
 	flag.StringVar(&o.python, "python", "/usr/bin/python3", "python with scipy, for the clusterer")
+	flag.StringVar(&o.bin, "bin", "bin/personcluster", "the binary, for the scaling section (stages as separate processes)")
 	flag.StringVar(&o.child, "child", "", "internal: run one section in this process and print its JSON")
 	flag.Parse()
 	if err := run(context.Background(), o); err != nil {
@@ -99,7 +100,7 @@ func run(ctx context.Context, o options) error {
 	}
 	// Each section runs in its own process: its peak RSS and CPU time are its own, and one
 	// section's native allocations do not shape the next one's.
-	for _, sec := range []string{"reader", "detector", "encoder", "embedder", "clusterer"} {
+	for _, sec := range []string{"reader", "detector", "encoder", "embedder", "clusterer", "scaling"} {
 		if !o.want(sec) {
 			continue
 		}
@@ -122,7 +123,7 @@ func run(ctx context.Context, o options) error {
 // child runs one section in a new process of this binary and decodes its JSON.
 func child(o options, section string, v any) error {
 	args := []string{"-child", section, "-models", o.models, "-video", o.video, "-threads", fmt.Sprint(o.threads), "-embedder-threads", fmt.Sprint(o.embThreads),
-		"-python", o.python, "-soak", o.soak.String()}
+		"-python", o.python, "-bin", o.bin, "-soak", o.soak.String()}
 	if o.cpuprofile != "" {
 		args = append(args, "-cpuprofile", o.cpuprofile)
 	}

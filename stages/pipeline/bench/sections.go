@@ -41,6 +41,8 @@ func runSection(ctx context.Context, o options, name string) ([]StageRow, error)
 		return benchModelStage(ctx, o, name)
 	case "clusterer":
 		return benchClusterer(o)
+	case "scaling":
+		return benchScaling(ctx, o)
 	}
 	return nil, fmt.Errorf("bench: unknown section %q", name)
 }

@@ -310,6 +310,30 @@ func (l *loop) handle(ctx context.Context, inputs []*Input) {
 		}
 	}
 	pubErrs := l.pub.PublishGroups(ctx, groups)
+	// A failed publish is the server's trouble (a stream leader being elected after a node
+	// died, a restart), not the input's: retry it here a few times, keeping the inputs alive,
+	// rather than spending the inputs' redeliveries and dead-lettering good input.
+	for attempt, delay := 0, publishRetryDelay; attempt < publishRetries && ctx.Err() == nil; attempt, delay = attempt+1, delay*2 {
+		retry := make([][]Output, len(groups))
+		failed := false
+		for i, err := range pubErrs {
+			if err != nil && results[i].Err == nil && len(groups[i]) > 0 {
+				retry[i], failed = groups[i], true
+				_ = inputs[i].InProgress()
+			}
+		}
+		if !failed {
+			break
+		}
+		l.log.Warn("publishing outputs failed; retrying", "attempt", attempt+1, "delay", delay, "err", firstErr(pubErrs))
+		sleep(ctx, delay)
+		again := l.pub.PublishGroups(ctx, retry)
+		for i := range retry {
+			if retry[i] != nil {
+				pubErrs[i] = again[i]
+			}
+		}
+	}
 	for i, in := range inputs {
 		err := results[i].Err
 		if err == nil {
@@ -317,6 +341,22 @@ func (l *loop) handle(ctx context.Context, inputs []*Input) {
 		}
 		l.settle(ctx, in, err)
 	}
+}
+
+// publishRetries and publishRetryDelay bound the in-place retries of failed publishes: about
+// 8 s in all, doubling from 250 ms, enough for a JetStream leader election.
+const (
+	publishRetries    = 5
+	publishRetryDelay = 250 * time.Millisecond
+)
+
+func firstErr(errs []error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // settle acks, retries or dead-letters one input according to err.

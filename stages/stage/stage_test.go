@@ -390,3 +390,48 @@ func TestRunRefusesOversizedInput(t *testing.T) {
 		t.Errorf("the oversized frame reached the processor")
 	}
 }
+
+// A publish that fails because the output stream cannot be reached (here: it is gone, and comes
+// back) is retried in place: the input is processed once, not redelivered, not dead-lettered.
+func TestRunRetriesFailedPublishInPlace(t *testing.T) {
+	topo := stage.Topology{}
+	env := stagetest.Start(t, topo)
+	ctx := context.Background()
+	if err := env.JS.DeleteStream(ctx, stage.StreamFaces); err != nil {
+		t.Fatal(err)
+	}
+	processed := make(chan struct{})
+	var once sync.Once
+	proc := &scripted{calls: map[int64]int{}, behave: func(int64, int) error {
+		once.Do(func() { close(processed) })
+		return nil
+	}}
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	reg := stage.NewRegistry()
+	cfg := testConfig(env)
+	cfg.Metrics = reg
+	done := make(chan error, 1)
+	go func() { done <- stage.Run(runCtx, env.JS, cfg, proc) }()
+	publish(t, env.JS, "frames.src1", encode(t, frame(0)), "")
+	<-processed
+	time.Sleep(1500 * time.Millisecond) // the first publish (no response after 0.5 s) and a retry fail meanwhile
+	if _, err := env.JS.Stream(ctx, stage.StreamFaces); err == nil {
+		t.Fatal("faces stream still there")
+	}
+	if err := topo.Ensure(ctx, env.JS); err != nil {
+		t.Fatal(err)
+	}
+	collect(t, env.JS, stage.StreamFaces, "faces.src1", 1)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	proc.mu.Lock()
+	defer proc.mu.Unlock()
+	m := reg.Stage("detector")
+	if proc.calls[0] != 1 || m.Retried.Load() != 0 || m.Dead.Load() != 0 || m.Acked.Load() != 1 {
+		t.Errorf("processed %d times, %d redeliveries, %d dead letters, %d acked; want 1, 0, 0, 1",
+			proc.calls[0], m.Retried.Load(), m.Dead.Load(), m.Acked.Load())
+	}
+}

@@ -429,7 +429,9 @@ func (s *Stage) getBuf(n int) []float32 {
 			return b[:n]
 		}
 	}
-	return make([]float32, n)
+	// Capacity in whole blocks of 16 images: a few sizes, so that buffers are reused.
+	per := max(1, s.per)
+	return make([]float32, n, (n/per+16)/16*16*per)
 }
 
 func (s *Stage) putBuf(b []float32) {
@@ -438,7 +440,8 @@ func (s *Stage) putBuf(b []float32) {
 	}
 	s.bufMu.Lock()
 	defer s.bufMu.Unlock()
-	if len(s.bufs) < 4 {
+	// Two: as many as the stage's two workers hold at once. More would keep tens of MB each.
+	if len(s.bufs) < 2 {
 		s.bufs = append(s.bufs, b)
 		return
 	}

@@ -218,8 +218,8 @@ func print(o options, rep *Report) error {
 	}
 	fmt.Printf("%s, %d cores, onnxruntime %d thread(s) per session, load before: %s\n", rep.Machine, rep.Cores, rep.Threads, rep.Load)
 	if s := rep.Soak; s != nil {
-		fmt.Printf("soak %s: %d sources, %d frames, %.1f accepted frames/s; RSS after 1 min %.0f MiB, at the end %.0f MiB (%+.1f%%), peak %.0f MiB\n",
-			s.Duration, s.Sources, s.Frames, s.AcceptedPerSec, s.RSS1MinMiB, s.RSSEndMiB, s.GrowthPct, s.PeakMiB)
+		fmt.Printf("soak %s: %d sources, %d frames, %.1f accepted frames/s; RSS after 1 min %.0f MiB, at the end %.0f MiB (%+.1f%%), peak %.0f MiB; Go heap %.0f → %.0f MiB\n",
+			s.Duration, s.Sources, s.Frames, s.AcceptedPerSec, s.RSS1MinMiB, s.RSSEndMiB, s.GrowthPct, s.PeakMiB, s.GoHeap1MinMiB, s.GoHeapEndMiB)
 		return nil
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -257,4 +257,6 @@ type SoakResult struct {
 	RSSEndMiB      float64 `json:"rss_end_mib"`
 	GrowthPct      float64 `json:"growth_pct"`
 	PeakMiB        float64 `json:"peak_rss_mib"`
+	GoHeap1MinMiB  float64 `json:"go_heap_1min_mib"`
+	GoHeapEndMiB   float64 `json:"go_heap_end_mib"`
 }

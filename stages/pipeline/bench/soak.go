@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime/metrics"
 	"sync"
 	"time"
 
@@ -20,6 +21,7 @@ func runSoak(ctx context.Context, o options) (*SoakResult, error) {
 	}
 	defer l.Close()
 	start := time.Now()
+	res := &SoakResult{Duration: o.soak.String()}
 	var mu sync.Mutex
 	var rss1 float64
 	stop := make(chan struct{})
@@ -36,12 +38,12 @@ func runSoak(ctx context.Context, o options) (*SoakResult, error) {
 			if rss1 == 0 && time.Since(start) >= time.Minute {
 				mu.Lock()
 				rss1 = float64(rssKiB("VmRSS")) / 1024
+				res.GoHeap1MinMiB = goHeapMiB()
 				mu.Unlock()
 				fmt.Fprintf(os.Stderr, "bench: soak: RSS after 1 minute %.0f MiB\n", rss1)
 			}
 		}
 	})
-	res := &SoakResult{Duration: o.soak.String()}
 	var accepted int64
 	for i := 0; time.Since(start) < o.soak; i++ {
 		r, err := l.Process(ctx, messages.IngestRequest{Source: fmt.Sprintf("soak-%d", i), URI: o.video, Params: messages.DefaultParams()})
@@ -53,14 +55,15 @@ func runSoak(ctx context.Context, o options) (*SoakResult, error) {
 		res.Sources++
 		res.Frames += r.Result.FramesSeen
 		accepted += r.Result.FramesAccepted
-		if i%10 == 0 {
-			fmt.Fprintf(os.Stderr, "bench: soak: %s, %d sources, RSS %.0f MiB\n", time.Since(start).Round(time.Second), res.Sources, float64(rssKiB("VmRSS"))/1024)
+		if i%5 == 0 {
+			fmt.Fprintf(os.Stderr, "bench: soak: %s, %d sources, RSS %.0f MiB, Go heap %.0f MiB\n", time.Since(start).Round(time.Second), res.Sources, float64(rssKiB("VmRSS"))/1024, goHeapMiB())
 		}
 	}
 	close(stop)
 	wg.Wait()
 	elapsed := time.Since(start)
 	res.RSSEndMiB = float64(rssKiB("VmRSS")) / 1024
+	res.GoHeapEndMiB = goHeapMiB()
 	res.RSS1MinMiB = rss1
 	if rss1 > 0 {
 		res.GrowthPct = 100 * (res.RSSEndMiB - rss1) / rss1
@@ -68,4 +71,11 @@ func runSoak(ctx context.Context, o options) (*SoakResult, error) {
 	res.PeakMiB = float64(rssKiB("VmHWM")) / 1024
 	res.AcceptedPerSec = float64(accepted) / elapsed.Seconds()
 	return res, nil
+}
+
+// goHeapMiB is the Go heap in use (objects, live or not yet swept): what of RSS is Go's.
+func goHeapMiB() float64 {
+	smp := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(smp)
+	return float64(smp[0].Value.Uint64()) / (1 << 20)
 }

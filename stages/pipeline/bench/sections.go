@@ -337,7 +337,7 @@ func benchModelStage(ctx context.Context, o options, name string) ([]StageRow, e
 	if unit == "faces/s" {
 		rate *= float64(faces) / float64(n)
 	}
-	detail := fmt.Sprintf("%d workers, fetch batch %d", spec.Config.Concurrency, spec.Config.BatchSize)
+	detail := fmt.Sprintf("%d workers, fetch batch %d", max(1, spec.Config.Concurrency), max(1, spec.Config.BatchSize))
 	if es, ok := spec.Processor.(*embedder.Stage); ok {
 		st := es.Stats()
 		if st.Inferences > 0 {

@@ -110,21 +110,31 @@ func checkComplete(ctx context.Context, t *testing.T, js jetstream.JetStream, wa
 	if err := proctest.Compare(want, got); err != nil {
 		t.Error(err)
 	}
-	results, err := proctest.Results(ctx, js, got.Source)
-	if err != nil {
-		t.Fatal(err)
-	}
-	quota, final := 0, 0
-	for _, r := range results {
-		if r.Final {
-			final++
-		} else {
-			quota++
-		}
-	}
 	wantQuota := 1
 	if want.Partial {
 		wantQuota = 0
+	}
+	// A replicated stream's info can lag the message a direct get just returned (a replica
+	// answers one, the leader the other): read again for a few seconds before judging.
+	var results []*messages.ClusterResult
+	var quota, final int
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		var err error
+		if results, err = proctest.Results(ctx, js, got.Source); err != nil {
+			t.Fatal(err)
+		}
+		quota, final = 0, 0
+		for _, r := range results {
+			if r.Final {
+				final++
+			} else {
+				quota++
+			}
+		}
+		if (quota == wantQuota && final == 1) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(250 * time.Millisecond)
 	}
 	if quota != wantQuota || final != 1 {
 		t.Errorf("%s: %d quota and %d final results stored, want %d and 1", got.Source, quota, final, wantQuota)

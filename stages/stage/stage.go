@@ -287,8 +287,38 @@ func (l *loop) decode(ctx context.Context, msg jetstream.Msg) *Input {
 		l.deadLetter(ctx, in, fmt.Errorf("decoding %s: %w", msg.Subject(), err))
 		return nil
 	}
+	// A message names its source twice, in the subject and in the body; a publisher allowed
+	// on one source's subject must not reach another source's state through the body.
+	if src, ok := sourceOf(m); ok && src != in.Source {
+		l.deadLetter(ctx, in, fmt.Errorf("%w: %s for source %q on %s", ErrWrongSource, m.MessageType(), src, msg.Subject()))
+		return nil
+	}
 	in.Message = m
 	return in
+}
+
+// ErrWrongSource: a message's body names another source than its subject.
+var ErrWrongSource = errors.New("stage: message for another source")
+
+// sourceOf is the source a data message names in its body.
+func sourceOf(m messages.Message) (string, bool) {
+	switch v := m.(type) {
+	case *messages.IngestRequest:
+		return v.Source, true
+	case *messages.Frame:
+		return v.Source, true
+	case *messages.EndOfStream:
+		return v.Source, true
+	case *messages.FrameFaces:
+		return v.Source, true
+	case *messages.FaceVectors:
+		return v.Source, true
+	case *messages.ClothVectors:
+		return v.Source, true
+	case *messages.ClusterResult:
+		return v.Source, true
+	}
+	return "", false
 }
 
 func (l *loop) handle(ctx context.Context, inputs []*Input) {

@@ -435,3 +435,35 @@ func TestRunRetriesFailedPublishInPlace(t *testing.T) {
 			proc.calls[0], m.Retried.Load(), m.Dead.Load(), m.Acked.Load())
 	}
 }
+
+// A frame whose body names another source than its subject is dead-lettered unprocessed.
+func TestRunRefusesMessageForAnotherSource(t *testing.T) {
+	env := stagetest.Start(t, stage.Topology{})
+	proc := &scripted{calls: map[int64]int{}, behave: func(int64, int) error { return nil }}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- stage.Run(ctx, env.JS, testConfig(env), proc) }()
+	forged := frame(7)
+	forged.Source = "victim"
+	publish(t, env.JS, "frames.src1", encode(t, forged), "")
+	publish(t, env.JS, "frames.src1", encode(t, frame(8)), "")
+	dead := collect(t, env.JS, stage.StreamDead, "dead.detector.src1", 1)
+	collect(t, env.JS, stage.StreamFaces, "faces.src1", 1)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	dl, err := messages.DecodeAs[*messages.DeadLetter](dead[0].Data())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(dl.Reason, `source "victim"`) {
+		t.Errorf("reason %q", dl.Reason)
+	}
+	proc.mu.Lock()
+	defer proc.mu.Unlock()
+	if proc.calls[7] != 0 || proc.calls[8] != 1 {
+		t.Errorf("processed %v: the forged frame must not reach the processor", proc.calls)
+	}
+}

@@ -64,6 +64,9 @@ type frameParts struct {
 func (f *frameParts) complete() bool { return f.face != nil && f.cloth != nil }
 
 type sourceState struct {
+	// stored names the crops already in the object store: the final result shares most
+	// members with the quota result, and a crop is stored once.
+	stored     map[string]bool
 	frames     map[int64]*frameParts
 	prefix     int64  // frames 0..prefix-1 are complete
 	base       int64  // live sources: frames before base were clustered in a window and forgotten
@@ -269,6 +272,7 @@ func (st *sourceState) forget(seq int64) {
 	}
 	st.base = seq
 	st.prefix = max(st.prefix, seq)
+	st.stored = nil // the next window's members are all later frames
 }
 
 // keepFrom is the lowest stream sequence still needed to rebuild the state: that of the oldest
@@ -398,8 +402,14 @@ func (s *Stage) storeObjects(ctx context.Context, src string, st *sourceState, r
 			}
 			body := f.face.Bodies[m.Face]
 			m.Image = fmt.Sprintf("%s/faces/%06d-%d.jpg", src, m.Seq, m.Face)
-			if _, err := s.images.PutBytes(ctx, m.Image, body); err != nil {
-				return fmt.Errorf("clusterer: storing %s: %w", m.Image, err)
+			if !st.stored[m.Image] {
+				if _, err := s.images.PutBytes(ctx, m.Image, body); err != nil {
+					return fmt.Errorf("clusterer: storing %s: %w", m.Image, err)
+				}
+				if st.stored == nil {
+					st.stored = map[string]bool{}
+				}
+				st.stored[m.Image] = true
 			}
 			if len(columns[ci]) < output.MaxMontageRows {
 				if img, err := output.DecodeJPEG(body); err == nil { // bounded: a bomb is skipped

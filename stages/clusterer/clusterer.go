@@ -297,7 +297,6 @@ func (s *Stage) result(ctx context.Context, src string, st *sourceState, seqs []
 	} else {
 		res.FramesSeen = seqs[len(seqs)-1] + 1 - st.base
 	}
-	var points [][]float64
 	var faces Faces
 	var members []messages.Member
 	for _, seq := range seqs {
@@ -308,19 +307,18 @@ func (s *Stage) result(ctx context.Context, src string, st *sourceState, seqs []
 			continue
 		}
 		for j := range f.face.Vectors {
-			points = append(points, Fingerprint(f.face.Vectors[j], f.cloth.Vectors[j], st.params.FaceWeight, st.params.ClothWeight))
 			faces.Face = append(faces.Face, f.face.Vectors[j])
 			faces.Cloth = append(faces.Cloth, f.cloth.Vectors[j])
 			faces.Frame = append(faces.Frame, seq)
 			members = append(members, messages.Member{Seq: seq, Frame: f.face.Index, PTSMillis: f.face.PTSMillis, Face: j, Box: f.face.Boxes[j]})
 		}
 	}
-	if len(points) > s.cfg.MaxFaces {
-		return nil, stage.Permanent(fmt.Errorf("clusterer: %s has %d faces, more than --max-faces %d", src, len(points), s.cfg.MaxFaces))
+	if len(members) > s.cfg.MaxFaces {
+		return nil, stage.Permanent(fmt.Errorf("clusterer: %s has %d faces, more than --max-faces %d", src, len(members), s.cfg.MaxFaces))
 	}
-	res.Faces = len(points)
+	res.Faces = len(members)
 	scheme, calibrated := SchemeFor(st.params, s.cfg.Metric, res.FaceModel)
-	if st.params.Cut == messages.CutCalibrated && !calibrated && len(points) > 0 {
+	if st.params.Cut == messages.CutCalibrated && !calibrated && len(members) > 0 {
 		s.cfg.Logger.Warn("no calibrated cut for this face model; cutting at max(d)·(1−sim)", "source", src, "face_model", res.FaceModel, "sim", st.params.Sim)
 	}
 	var labels grouping
@@ -342,7 +340,7 @@ func (s *Stage) result(ctx context.Context, src string, st *sourceState, seqs []
 		res.Dropped = append(res.Dropped, members[idx])
 	}
 	if !s.cfg.NoImages && s.images != nil {
-		if err := s.storeObjects(ctx, src, st, res, kind, points, members); err != nil {
+		if err := s.storeObjects(ctx, src, st, res, kind, faces, members); err != nil {
 			return nil, err
 		}
 	}
@@ -382,8 +380,12 @@ func Fingerprint(face, cloth []float32, faceWeight, clothWeight float64) []float
 // storeObjects puts each member's upper-body crop, the montage and the fingerprints in the
 // object store.
 func (s *Stage) storeObjects(ctx context.Context, src string, st *sourceState, res *messages.ClusterResult, kind string,
-	points [][]float64, members []messages.Member) error {
+	faces Faces, members []messages.Member) error {
 	res.Bucket = stage.ImagesBucket
+	points := make([][]float64, len(faces.Face))
+	for i := range points {
+		points[i] = Fingerprint(faces.Face[i], faces.Cloth[i], res.Params.FaceWeight, res.Params.ClothWeight)
+	}
 	fp, err := EncodeFingerprints(res, points, members, s.cfg.Metric)
 	if err != nil {
 		return err

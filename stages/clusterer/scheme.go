@@ -166,19 +166,7 @@ func clusterCombined(f Faces, s Scheme, p hac.Params) (*hac.Result, error) {
 func PartDistances(vs [][]float32) ([]float64, error) {
 	points := make([][]float64, len(vs))
 	for i, v := range vs {
-		var norm float64
-		for _, x := range v {
-			norm += float64(x) * float64(x)
-		}
-		norm = math.Sqrt(norm)
-		if norm == 0 {
-			norm = 1
-		}
-		p := make([]float64, len(v))
-		for j, x := range v {
-			p[j] = float64(x) / norm
-		}
-		points[i] = p
+		points[i] = Fingerprint(v, nil, 1, 0) // the unit vector, as in a fingerprint
 	}
 	d, err := hac.Pdist(points, hac.MetricEuclidean)
 	if err != nil {

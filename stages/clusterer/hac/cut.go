@@ -18,15 +18,7 @@ func ClusterAtInPlace(d []float64, n int, t float64, p Params) (*Result, error) 
 	if math.IsNaN(t) || math.IsInf(t, 0) || t < 0 {
 		return nil, fmt.Errorf("%w: cut height %v is not a finite, non-negative number", ErrBadParam, t)
 	}
-	z, err := LinkageInPlace(d, n, p.Method)
-	if err != nil {
-		return nil, err
-	}
-	labels, err := Fcluster(z, t)
-	if err != nil {
-		return nil, err
-	}
-	return &Result{Threshold: t, Clusters: GroupLabels(labels, p.MinCSize), Linkage: z, Labels: labels}, nil
+	return cutOwned(d, n, t, p)
 }
 
 // MaxDistance is the largest value of condensed distances (0 for none): the

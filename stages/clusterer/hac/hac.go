@@ -169,7 +169,11 @@ func clusterOwned(d []float64, n int, timestamps []float64, p Params) (*Result, 
 		}
 	}
 	// The threshold comes from d before the linkage reuses d's storage.
-	t := Threshold(d, p.Sim)
+	return cutOwned(d, n, Threshold(d, p.Sim), p)
+}
+
+// cutOwned runs the linkage on d, which it may overwrite, cuts at t and filters.
+func cutOwned(d []float64, n int, t float64, p Params) (*Result, error) {
 	z, err := LinkageInPlace(d, n, p.Method)
 	if err != nil {
 		return nil, err

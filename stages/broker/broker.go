@@ -69,7 +69,7 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 		opts.ServerName = cfg.ServerName
 	}
 	if cfg.ClusterListen != "" {
-		host, port, err := splitHostPort(cfg.ClusterListen)
+		host, port, err := SplitHostPort(cfg.ClusterListen)
 		if err != nil {
 			return nil, fmt.Errorf("broker: cluster listen address: %w", err)
 		}
@@ -239,7 +239,8 @@ func isPermanentJSError(err error) bool {
 	return errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrPermissionViolation)
 }
 
-func splitHostPort(addr string) (string, int, error) {
+// SplitHostPort splits "host:port" into the host and a numeric port.
+func SplitHostPort(addr string) (string, int, error) {
 	host, portText, err := net.SplitHostPort(addr)
 	if err != nil {
 		return "", 0, err

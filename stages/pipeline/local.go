@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
-	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -103,7 +101,7 @@ func StartLocal(ctx context.Context, lo LocalOptions) (_ *Local, err error) {
 	}
 	scfg := broker.ServerConfig{StoreDir: store, InProcessOnly: lo.Listen == ""}
 	if lo.Listen != "" {
-		host, port, err := splitHostPort(lo.Listen)
+		host, port, err := broker.SplitHostPort(lo.Listen)
 		if err != nil {
 			return nil, fmt.Errorf("%w: --listen: %w", ErrSetup, err)
 		}
@@ -299,16 +297,4 @@ func Ingest(ctx context.Context, js jetstream.JetStream, req *messages.IngestReq
 		return fmt.Errorf("pipeline: publishing the ingest request of %s: %w", req.Source, err)
 	}
 	return nil
-}
-
-func splitHostPort(addr string) (string, int, error) {
-	host, portText, err := net.SplitHostPort(addr)
-	if err != nil {
-		return "", 0, err
-	}
-	port, err := strconv.Atoi(portText)
-	if err != nil {
-		return "", 0, fmt.Errorf("bad port in %q", addr)
-	}
-	return host, port, nil
 }

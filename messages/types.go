@@ -27,6 +27,18 @@ func (b Box) Left() int   { return b[3] }
 func (b Box) Width() int  { return b[1] - b[3] }
 func (b Box) Height() int { return b[2] - b[0] }
 
+// IoU is the intersection over union of two boxes (0 when the union is empty).
+func (b Box) IoU(o Box) float64 {
+	ix := max(0, min(b.Right(), o.Right())-max(b.Left(), o.Left()))
+	iy := max(0, min(b.Bottom(), o.Bottom())-max(b.Top(), o.Top()))
+	inter := float64(ix * iy)
+	union := float64(b.Width()*b.Height()+o.Width()*o.Height()) - inter
+	if union <= 0 {
+		return 0
+	}
+	return inter / union
+}
+
 // Sampling says which frames of a source the reader publishes (the original's -S, -k and -s).
 type Sampling struct {
 	EveryN      int     `msgpack:"every_n,omitempty"`    // publish every N-th frame (0 or 1: all)

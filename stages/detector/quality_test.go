@@ -59,17 +59,6 @@ func loadImglab(t testing.TB, path string) []annotated {
 	return out
 }
 
-func iou(a, b messages.Box) float64 {
-	ix := max(0, min(a.Right(), b.Right())-max(a.Left(), b.Left()))
-	iy := max(0, min(a.Bottom(), b.Bottom())-max(a.Top(), b.Top()))
-	inter := float64(ix * iy)
-	union := float64(a.Width()*a.Height()+b.Width()*b.Height()) - inter
-	if union <= 0 {
-		return 0
-	}
-	return inter / union
-}
-
 // match pairs detections with truth boxes greedily by IoU (best pairs first) and returns the
 // number of pairs with IoU ≥ minIoU.
 func match(truth, found []messages.Box, minIoU float64) int {
@@ -83,7 +72,7 @@ func match(truth, found []messages.Box, minIoU float64) int {
 				if usedT[i] || usedF[j] {
 					continue
 				}
-				if v := iou(tb, fb); v >= best {
+				if v := tb.IoU(fb); v >= best {
 					best, bi, bj = v, i, j
 				}
 			}

@@ -125,7 +125,7 @@ func nms(dets []Detection, iou float64) []Detection {
 	for _, d := range dets {
 		ok := true
 		for _, k := range kept {
-			if boxIoU(d.Box, k.Box) > iou {
+			if d.Box.IoU(k.Box) > iou {
 				ok = false
 				break
 			}
@@ -135,15 +135,4 @@ func nms(dets []Detection, iou float64) []Detection {
 		}
 	}
 	return kept
-}
-
-func boxIoU(a, b messages.Box) float64 {
-	ix := max(0, min(a.Right(), b.Right())-max(a.Left(), b.Left()))
-	iy := max(0, min(a.Bottom(), b.Bottom())-max(a.Top(), b.Top()))
-	inter := float64(ix * iy)
-	union := float64(a.Width()*a.Height()+b.Width()*b.Height()) - inter
-	if union <= 0 {
-		return 0
-	}
-	return inter / union
 }

@@ -110,7 +110,7 @@ func locateChip(t testing.TB, det detector.FaceDetector, chip gocv.Mat) (gocv.Ma
 	box, found := chipBox, false
 	best := 0.2
 	for _, d := range dets {
-		if v := iou(d.Box, chipBox); v > best {
+		if v := d.Box.IoU(chipBox); v > best {
 			best, box, found = v, d.Box, true
 		}
 	}
@@ -124,17 +124,6 @@ func locateChip(t testing.TB, det detector.FaceDetector, chip gocv.Mat) (gocv.Ma
 		t.Fatal(err)
 	}
 	return crop, messages.Box{box.Top() - r.Y1, box.Right() - r.X1, box.Bottom() - r.Y1, box.Left() - r.X1}, found
-}
-
-func iou(a, b messages.Box) float64 {
-	ix := max(0, min(a.Right(), b.Right())-max(a.Left(), b.Left()))
-	iy := max(0, min(a.Bottom(), b.Bottom())-max(a.Top(), b.Top()))
-	inter := float64(ix * iy)
-	union := float64(a.Width()*a.Height()+b.Width()*b.Height()) - inter
-	if union <= 0 {
-		return 0
-	}
-	return inter / union
 }
 
 type identityResult struct {

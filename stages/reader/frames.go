@@ -15,6 +15,7 @@ import (
 
 	"github.com/personcluster/personcluster/messages"
 	"github.com/personcluster/personcluster/stages/stage"
+	"github.com/personcluster/personcluster/stages/vision"
 )
 
 // job is one frame on its way from the decoder to JetStream.
@@ -251,8 +252,8 @@ func (p *pipeline) encodeLoop() {
 	defer p.encoders.Done()
 	resized := gocv.NewMat()
 	defer resized.Close()
-	enc := newJPEGEncoder()
-	defer enc.close()
+	enc := vision.NewJPEGEncoder()
+	defer enc.Close()
 	for j := range p.work {
 		if p.ctx.Err() == nil {
 			j.frame, j.err = p.encode(j, enc, &resized)
@@ -265,7 +266,7 @@ func (p *pipeline) encodeLoop() {
 	}
 }
 
-func (p *pipeline) encode(j *job, enc *jpegEncoder, resized *gocv.Mat) (*messages.Frame, error) {
+func (p *pipeline) encode(j *job, enc *vision.JPEGEncoder, resized *gocv.Mat) (*messages.Frame, error) {
 	r := p.r
 	img, scale := *j.mat, 1.0
 	if mw := r.req.Sampling.MaxWidth; mw > 0 && img.Cols() > mw {
@@ -277,7 +278,7 @@ func (p *pipeline) encode(j *job, enc *jpegEncoder, resized *gocv.Mat) (*message
 	if img.Cols() > messages.MaxFrameSide || img.Rows() > messages.MaxFrameSide {
 		return nil, sourceErrorf("reader: frame %d of %s is %dx%d, more than %d per side; set --max-width", j.index, r.req.URI, img.Cols(), img.Rows(), messages.MaxFrameSide)
 	}
-	data, err := enc.encode(img, r.quality)
+	data, err := enc.Encode(img, r.quality)
 	if err != nil {
 		return nil, sourceErrorf("reader: frame %d of %s: %w", j.index, r.req.URI, err)
 	}

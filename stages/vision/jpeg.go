@@ -75,28 +75,38 @@ static int pcv_decode(const unsigned char *data, unsigned long len, unsigned cha
 	return 0;
 }
 
-// pcv_encode compresses packed 8-bit BGR rows into a buffer libjpeg allocates (*out, *len; the
-// caller frees it) with OpenCV's imencode settings: jpeg_set_defaults, the quality, baseline.
-// It returns 0, or 1 with msg set.
-static int pcv_encode(const unsigned char *bgr, int w, int h, size_t stride, int quality, unsigned char **out, unsigned long *len, char *msg) {
+// pcv_jpeg is one encoder's state: the error trap and a reusable output buffer.
+typedef struct {
+	pcv_err err;
+	unsigned char *buf; // malloc'd; libjpeg may replace it with a bigger one
+	unsigned long cap;
+	unsigned char *out; // where libjpeg wrote (buf, or its replacement)
+	unsigned long len;
+} pcv_jpeg;
+
+// pcv_encode compresses packed 8-bit BGR rows into s->out[0:s->len] with OpenCV's imencode
+// settings (jpeg_set_defaults, the quality, baseline; libjpeg-turbo's SIMD islow DCT). A grown
+// output buffer is kept for the next image. It returns 0, or 1 with s->err.msg set.
+static int pcv_encode(pcv_jpeg *s, const unsigned char *bgr, int w, int h, size_t stride, int quality) {
 	struct jpeg_compress_struct c;
-	pcv_err e;
 	memset(&c, 0, sizeof c);
-	memset(&e, 0, sizeof e);
-	c.err = jpeg_std_error(&e.pub);
-	e.pub.error_exit = pcv_error_exit;
-	e.pub.output_message = pcv_silent;
-	*out = NULL;
-	*len = 0;
-	if (setjmp(e.jump)) {
+	memset(&s->err, 0, sizeof s->err);
+	c.err = jpeg_std_error(&s->err.pub);
+	s->err.pub.error_exit = pcv_error_exit;
+	s->err.pub.output_message = pcv_silent;
+	s->out = s->buf;
+	s->len = s->cap;
+	if (setjmp(s->err.jump)) {
 		jpeg_destroy_compress(&c);
-		free(*out);
-		*out = NULL;
-		memcpy(msg, e.msg, JMSG_LENGTH_MAX);
+		if (s->out != s->buf) {
+			free(s->out);
+		}
+		s->out = NULL;
+		s->len = 0;
 		return 1;
 	}
 	jpeg_create_compress(&c);
-	jpeg_mem_dest(&c, out, len);
+	jpeg_mem_dest(&c, &s->out, &s->len);
 	c.image_width = (JDIMENSION)w;
 	c.image_height = (JDIMENSION)h;
 	c.input_components = 3;
@@ -110,12 +120,18 @@ static int pcv_encode(const unsigned char *bgr, int w, int h, size_t stride, int
 	}
 	jpeg_finish_compress(&c);
 	jpeg_destroy_compress(&c);
+	if (s->out != s->buf) { // grown: keep the bigger buffer
+		free(s->buf);
+		s->buf = s->out;
+		s->cap = s->len;
+	}
 	return 0;
 }
 */
 import "C"
 
 import (
+	"errors"
 	"fmt"
 	"unsafe"
 
@@ -148,10 +164,43 @@ func decodeDirect(data []byte, w, h int) (m gocv.Mat, ok bool, err error) {
 	return gocv.Mat{}, false, nil
 }
 
-// encodeDirect JPEG-encodes an 8-bit BGR image with libjpeg-turbo: OpenCV's imencode bytes (the
-// same library and settings) without its intermediate copies. ok is false for images it does not
+// JPEGEncoder JPEG-encodes images as EncodeJPEG does (OpenCV's imencode bytes), reusing one
+// output buffer between calls: no allocation in C per image. One per goroutine; Close frees it.
+type JPEGEncoder struct {
+	s *C.pcv_jpeg
+}
+
+// NewJPEGEncoder returns an encoder; Close it when done.
+func NewJPEGEncoder() *JPEGEncoder {
+	return &JPEGEncoder{s: (*C.pcv_jpeg)(C.calloc(1, C.size_t(unsafe.Sizeof(C.pcv_jpeg{}))))}
+}
+
+// Encode encodes img at quality (1..100); images libjpeg is not given directly (other types,
+// non-continuous) go through EncodeJPEG.
+func (e *JPEGEncoder) Encode(img gocv.Mat, quality int) ([]byte, error) {
+	if img.Empty() {
+		return nil, ErrEmpty
+	}
+	if data, ok, err := e.encode(img, quality); ok {
+		return data, err
+	}
+	return EncodeJPEG(img, quality)
+}
+
+// Close frees the encoder's buffers; safe to call twice.
+func (e *JPEGEncoder) Close() {
+	if e.s == nil {
+		return
+	}
+	C.free(unsafe.Pointer(e.s.buf))
+	C.free(unsafe.Pointer(e.s))
+	e.s = nil
+}
+
+// encode JPEG-encodes an 8-bit BGR image with libjpeg-turbo: OpenCV's imencode bytes (the same
+// library and settings) without its intermediate copies. ok is false for images it does not
 // handle (other types, non-continuous), which the caller gives to OpenCV.
-func encodeDirect(img gocv.Mat, quality int) (data []byte, ok bool, err error) {
+func (e *JPEGEncoder) encode(img gocv.Mat, quality int) (data []byte, ok bool, err error) {
 	if img.Type() != gocv.MatTypeCV8UC3 || !img.IsContinuous() || quality < 1 || quality > 100 {
 		return nil, false, nil
 	}
@@ -159,12 +208,19 @@ func encodeDirect(img gocv.Mat, quality int) (data []byte, ok bool, err error) {
 	if err != nil || len(pix) < img.Rows()*img.Step() {
 		return nil, false, nil
 	}
-	var out *C.uchar
-	var n C.ulong
-	var msg [C.JMSG_LENGTH_MAX]C.char
-	if C.pcv_encode((*C.uchar)(unsafe.Pointer(&pix[0])), C.int(img.Cols()), C.int(img.Rows()), C.size_t(img.Step()), C.int(quality), &out, &n, &msg[0]) != 0 {
-		return nil, true, fmt.Errorf("vision: encoding JPEG: %s", C.GoString(&msg[0]))
+	// pix is OpenCV's memory, not Go's: C may read it freely.
+	if C.pcv_encode(e.s, (*C.uchar)(unsafe.Pointer(&pix[0])), C.int(img.Cols()), C.int(img.Rows()), C.size_t(img.Step()), C.int(quality)) != 0 {
+		return nil, true, fmt.Errorf("vision: encoding JPEG: %s", C.GoString(&e.s.err.msg[0]))
 	}
-	defer C.free(unsafe.Pointer(out))
-	return C.GoBytes(unsafe.Pointer(out), C.int(n)), true, nil
+	if e.s.len == 0 {
+		return nil, true, errors.New("vision: encoding JPEG: empty output")
+	}
+	return C.GoBytes(unsafe.Pointer(e.s.out), C.int(e.s.len)), true, nil
+}
+
+// encodeDirect is encode with an encoder of its own.
+func encodeDirect(img gocv.Mat, quality int) (data []byte, ok bool, err error) {
+	e := NewJPEGEncoder()
+	defer e.Close()
+	return e.encode(img, quality)
 }

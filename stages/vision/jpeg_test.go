@@ -1,4 +1,4 @@
-package reader
+package vision
 
 import (
 	"bytes"
@@ -6,15 +6,13 @@ import (
 	"testing"
 
 	"gocv.io/x/gocv"
-
-	"github.com/personcluster/personcluster/stages/vision"
 )
 
-// The direct libjpeg encoder must give OpenCV's bytes exactly, whatever the size and quality,
-// for frames that fill their Mat and for views into a bigger one.
+// The reusable encoder must give OpenCV's bytes exactly, whatever the size and quality, for
+// frames that fill their Mat and for views into a bigger one, as its buffer grows and shrinks.
 func TestJPEGEncoderMatchesOpenCV(t *testing.T) {
-	enc := newJPEGEncoder()
-	defer enc.close()
+	enc := NewJPEGEncoder()
+	defer enc.Close()
 	big := gocv.NewMatWithSize(300, 500, gocv.MatTypeCV8UC3)
 	defer big.Close()
 	gocv.RandU(&big, gocv.NewScalar(0, 0, 0, 0), gocv.NewScalar(255, 255, 255, 0))
@@ -32,37 +30,41 @@ func TestJPEGEncoderMatchesOpenCV(t *testing.T) {
 		img  gocv.Mat
 		q    int
 	}{{"odd", odd, 90}, {"big", big, 100}, {"big", big, 90}, {"odd", odd, 10}, {"view", view, 75}, {"grey", grey, 90}, {"big", big, 1}} {
-		got, err := enc.encode(c.img, c.q)
+		got, err := enc.Encode(c.img, c.q)
 		if err != nil {
 			t.Fatalf("%s q%d: %v", c.name, c.q, err)
 		}
-		want, err := vision.EncodeJPEG(c.img, c.q)
+		buf, err := gocv.IMEncodeWithParams(gocv.JPEGFileExt, c.img, []int{gocv.IMWriteJpegQuality, c.q})
 		if err != nil {
 			t.Fatal(err)
 		}
+		want := append([]byte(nil), buf.GetBytes()...)
+		buf.Close()
 		if !bytes.Equal(got, want) {
 			t.Errorf("%s q%d: %d bytes, OpenCV gives %d different ones", c.name, c.q, len(got), len(want))
 		}
 	}
-	if _, err := enc.encode(gocv.NewMat(), 90); err == nil {
+	empty := gocv.NewMat()
+	defer empty.Close()
+	if _, err := enc.Encode(empty, 90); err == nil {
 		t.Error("encoding an empty Mat succeeded")
 	}
 }
 
 // libjpeg errors come back as errors (its default handler would exit the process).
 func TestJPEGEncoderError(t *testing.T) {
-	enc := newJPEGEncoder()
-	defer enc.close()
+	enc := NewJPEGEncoder()
+	defer enc.Close()
 	m := gocv.NewMatWithSize(10, 70000, gocv.MatTypeCV8UC3) // wider than JPEG allows
 	defer m.Close()
-	if _, err := enc.encode(m, 90); err == nil {
+	if _, err := enc.Encode(m, 90); err == nil {
 		t.Fatal("a 70000-pixel-wide JPEG was encoded")
 	} else {
 		t.Log(err)
 	}
 	small := gocv.NewMatWithSize(8, 8, gocv.MatTypeCV8UC3)
 	defer small.Close()
-	if _, err := enc.encode(small, 90); err != nil {
+	if _, err := enc.Encode(small, 90); err != nil {
 		t.Errorf("the encoder does not work after an error: %v", err)
 	}
 }
@@ -78,18 +80,18 @@ func BenchmarkJPEG(b *testing.B) {
 		b.Skip("no frame")
 	}
 	vc.Close()
-	b.Run("opencv", func(b *testing.B) {
+	b.Run("one-shot", func(b *testing.B) {
 		for range b.N {
-			if _, err := vision.EncodeJPEG(m, 90); err != nil {
+			if _, err := EncodeJPEG(m, 90); err != nil {
 				b.Fatal(err)
 			}
 		}
 	})
-	b.Run("libjpeg", func(b *testing.B) {
-		enc := newJPEGEncoder()
-		defer enc.close()
+	b.Run("reused", func(b *testing.B) {
+		enc := NewJPEGEncoder()
+		defer enc.Close()
 		for range b.N {
-			if _, err := enc.encode(m, 90); err != nil {
+			if _, err := enc.Encode(m, 90); err != nil {
 				b.Fatal(err)
 			}
 		}

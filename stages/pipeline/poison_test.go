@@ -26,6 +26,7 @@ import (
 	"github.com/personcluster/personcluster/stages/internal/testenv"
 	"github.com/personcluster/personcluster/stages/pipeline"
 	"github.com/personcluster/personcluster/stages/stage"
+	"github.com/personcluster/personcluster/stages/stage/stagetest"
 )
 
 // cluster is a running deployment in this process: a real JetStream server and every stage
@@ -42,24 +43,9 @@ const testMaxDeliver = 3
 // startCluster starts a server whose max payload is maxPayload (0: the default) and every stage.
 func startCluster(t *testing.T, maxPayload int32, tuning map[string]pipeline.Tuning) *cluster {
 	t.Helper()
-	srv, err := broker.StartServer(broker.ServerConfig{StoreDir: t.TempDir(), Port: -1, MaxPayload: maxPayload})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
-	nc, err := srv.Connect("test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := broker.JetStream(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	env := stagetest.StartServer(t, broker.ServerConfig{MaxPayload: maxPayload}, stage.Topology{MaxDeliver: testMaxDeliver})
+	srv, nc, js := env.Server, env.NC, env.JS
 	ctx := context.Background()
-	if err := (stage.Topology{MaxDeliver: testMaxDeliver}).Ensure(ctx, js); err != nil {
-		t.Fatal(err)
-	}
 	if tuning == nil {
 		tuning = map[string]pipeline.Tuning{}
 	}

@@ -24,7 +24,20 @@ type Env struct {
 // to it, creates the topology, and stops everything when the test ends.
 func Start(t testing.TB, topo stage.Topology) *Env {
 	t.Helper()
-	srv, err := broker.StartServer(broker.ServerConfig{StoreDir: t.TempDir(), Port: -1})
+	return StartServer(t, broker.ServerConfig{}, topo)
+}
+
+// StartServer is Start with server settings of the test's own (a smaller max payload, say);
+// an empty StoreDir is a t.TempDir() and a zero Port a random one.
+func StartServer(t testing.TB, cfg broker.ServerConfig, topo stage.Topology) *Env {
+	t.Helper()
+	if cfg.StoreDir == "" {
+		cfg.StoreDir = t.TempDir()
+	}
+	if cfg.Port == 0 {
+		cfg.Port = -1
+	}
+	srv, err := broker.StartServer(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -97,15 +95,7 @@ func evalResult(r *messages.ClusterResult) []evaluate.Face { return evalFaces(ou
 
 // printEvaluation scores a result of run --truth as eval scores its results.json.
 func printEvaluation(w io.Writer, truth *evaluate.Truth, r *messages.ClusterResult, asJSON bool) error {
-	data, err := json.Marshal(output.Results{ClusterResult: r, Faces: output.FaceRecords(r)})
-	if err != nil {
-		return fmt.Errorf("evaluate: %w", err)
-	}
-	faces, err := evaluate.DecodeResults(bytes.NewReader(data))
-	if err != nil {
-		return err
-	}
-	report, err := evaluate.Evaluate(truth, faces, evaluate.Options{})
+	report, err := evaluate.Evaluate(truth, evalResult(r), evaluate.Options{})
 	if err != nil {
 		return err
 	}

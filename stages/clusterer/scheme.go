@@ -120,15 +120,15 @@ func clusterCombined(f Faces, s Scheme, p hac.Params) (*hac.Result, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
+	if s.ClothWeight == 0 && s.FaceWeight == 0 {
+		return nil, fmt.Errorf("%w: both part weights are 0", ErrScheme)
+	}
 	n := len(f.Face)
 	d := make([]float64, hac.CondensedLen(n))
 	for _, part := range []struct {
 		vs [][]float32
 		w  float64
 	}{{f.Face, s.FaceWeight}, {f.Cloth, s.ClothWeight}} {
-		if s.ClothWeight == 0 && s.FaceWeight == 0 {
-			return nil, fmt.Errorf("%w: both part weights are 0", ErrScheme)
-		}
 		if part.w == 0 {
 			continue
 		}

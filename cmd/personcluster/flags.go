@@ -69,9 +69,14 @@ func modelFlags(fs *flag.FlagSet) *pipeline.Models {
 	fs.StringVar(&m.ORTLib, "ort-lib", "", "libonnxruntime.so (default: MODELS/lib/libonnxruntime.so)")
 	fs.IntVar(&m.Threads, "threads", 1, "onnxruntime intra-op threads per model")
 	fs.IntVar(&m.EmbedderThreads, "embedder-threads", 0, "the clothing embedder's intra-op threads (0: 2 on a machine with 2 or more cores when --threads is 1, else --threads)")
-	fs.StringVar(&m.FaceBackend, "face-backend", "onnx", "face detector and encoder: onnx (UltraFace + fr_feature 512-d) or dlib (the original's HOG + 128-d ResNet)")
-	fs.StringVar(&m.Detector, "detector", "", "face detector: ultraface-320, ultraface-640 (small faces) or dlib-hog (default: the backend's, ultraface-320 or dlib-hog)")
-	fs.Float64Var(&m.DetectorScore, "detector-score", 0.7, "UltraFace face score threshold")
+	fs.StringVar(&m.FaceBackend, "face-backend", "onnx", "face encoder: onnx (fr_feature 512-d) or dlib (the original's 128-d ResNet)")
+	fs.StringVar(&m.Detector, "detector", pipeline.DetectorRetinaFace, "face detector: retinaface (finds small and partly covered faces), ultraface-320, ultraface-640 or dlib-hog (the original's)")
+	fs.Float64Var(&m.DetectorScore, "detector-score", 0, "score a face needs (0: the detector's default, 0.5 for retinaface, 0.7 for ultraface)")
+	fs.Func("detector-zoom", "retinaface: give doubtful faces a second, enlarged look (default true; false: the frame's scale only, about half the time)", func(v string) error {
+		on, err := strconv.ParseBool(v)
+		m.DetectorNoZoom = !on
+		return err
+	})
 	fs.IntVar(&m.DetectorTiles, "detector-tiles", 0, "also detect faces in N×N overlapping tiles of each frame (2: small faces, about 5× the detector's time; 0: whole frame only)")
 	fs.Func("dlib-upsample", "dlib HOG: times the frame is doubled before detection, 0..3 (default 1, the original's)", func(v string) error {
 		n, err := strconv.Atoi(v)

@@ -52,16 +52,19 @@ type Models struct {
 	// more than one thread a session's idle pool threads sleep instead of spinning (onnx.Open),
 	// so an embedder inference never holds a core the other stages need.
 	EmbedderThreads int
-	// FaceBackend picks the face detector and encoder: "onnx" (default: UltraFace, fr_landmark
-	// and fr_feature through onnxruntime) or "dlib" (the original's: dlib HOG and the 128-d
-	// ResNet descriptor, models from Dir/dlib).
-	FaceBackend   string
-	Detector      string  // ultraface-320, ultraface-640 or dlib-hog; "" = the backend's (ultraface-320, dlib-hog)
-	DetectorScore float64 // UltraFace score threshold (0 = 0.7); dlib HOG keeps dlib's threshold 0
-	DetectorTiles int     // also detect in N×N overlapping tiles of the frame, for small faces (0 or 1: whole frame only)
-	DlibUpsample  int     // dlib HOG upsampling, face_recognition's number_of_times_to_upsample (0 = 1, -1 = none)
-	Device        string  // clothing embedder: cpu or cuda
-	ClothManifest string  // JSON manifest of another clothing model
+	// FaceBackend picks the face encoder: "onnx" (default: fr_landmark and fr_feature through
+	// onnxruntime) or "dlib" (the original's 128-d ResNet descriptor, models from Dir/dlib).
+	FaceBackend string
+	// Detector names the face detector, the same for both backends: retinaface (the default:
+	// RetinaFace-MobileNet0.25 with a second, enlarged look at its doubtful finds, for small and
+	// partly covered faces), ultraface-320, ultraface-640, or dlib-hog (the original's).
+	Detector       string
+	DetectorScore  float64 // score a face needs (0: the detector's default, 0.5 RetinaFace, 0.7 UltraFace); dlib HOG keeps dlib's 0
+	DetectorNoZoom bool    // retinaface: the frame's scale only, no second look
+	DetectorTiles  int     // also detect in N×N overlapping tiles of the frame, for small faces (0 or 1: whole frame only)
+	DlibUpsample   int     // dlib HOG upsampling, face_recognition's number_of_times_to_upsample (0 = 1, -1 = none)
+	Device         string  // clothing embedder: cpu or cuda
+	ClothManifest  string  // JSON manifest of another clothing model
 	// ClothMaxBatch and ClothMaxWait group the embedder's crops into inferences (embedder.Config).
 	ClothMaxBatch int
 	ClothMaxWait  time.Duration
@@ -266,22 +269,49 @@ func (m Models) OpenDetector() (detector.FaceDetector, error) {
 	return tiled, nil
 }
 
+// Face detectors.
+const (
+	DetectorRetinaFace   = "retinaface"
+	DetectorUltraFace320 = "ultraface-320"
+	DetectorUltraFace640 = "ultraface-640"
+	DetectorDlibHOG      = "dlib-hog"
+)
+
 func (m Models) openDetector() (detector.FaceDetector, error) {
-	backend, err := m.backend()
-	if err != nil {
+	if _, err := m.backend(); err != nil {
 		return nil, err
 	}
 	name := m.Detector
 	if name == "" {
-		name = map[string]string{BackendONNX: "ultraface-320", BackendDlib: "dlib-hog"}[backend]
+		name = DetectorRetinaFace
 	}
 	cfg := detector.UltraFaceConfig{Threads: m.Threads, Threshold: float32(m.DetectorScore)}
 	switch name {
-	case "ultraface-320":
+	case DetectorRetinaFace:
+		if err := m.init(); err != nil {
+			return nil, err
+		}
+		rcfg := detector.RetinaFaceConfig{Path: filepath.Join(m.Dir, "face", "retinaface-mnet025-640.onnx"), Threads: m.Threads, Threshold: float32(m.DetectorScore)}
+		if !m.DetectorNoZoom {
+			rcfg.Threshold = detector.RetinaFaceProposalScore
+		}
+		det, err := detector.NewRetinaFace(rcfg)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrSetup, err)
+		}
+		if m.DetectorNoZoom {
+			return det, nil
+		}
+		zoom, err := detector.NewZoom(det, detector.ZoomConfig{Accept: float32(m.DetectorScore), Confirm: float32(m.DetectorScore)})
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrSetup, err)
+		}
+		return zoom, nil
+	case DetectorUltraFace320:
 		cfg.Path, cfg.Width, cfg.Height = filepath.Join(m.Dir, "face", "fr_detect.onnx"), 320, 240
-	case "ultraface-640":
+	case DetectorUltraFace640:
 		cfg.Path, cfg.Width, cfg.Height, cfg.RGB = filepath.Join(m.Dir, "face", "version-RFB-640.onnx"), 640, 480, true
-	case "dlib-hog":
+	case DetectorDlibHOG:
 		up := m.DlibUpsample
 		switch {
 		case up == 0:
@@ -295,7 +325,7 @@ func (m Models) openDetector() (detector.FaceDetector, error) {
 		}
 		return det, nil
 	default:
-		return nil, fmt.Errorf("%w: unknown detector %q (ultraface-320, ultraface-640 or dlib-hog)", ErrSetup, m.Detector)
+		return nil, fmt.Errorf("%w: unknown detector %q (retinaface, ultraface-320, ultraface-640 or dlib-hog)", ErrSetup, m.Detector)
 	}
 	if err := m.init(); err != nil {
 		return nil, err

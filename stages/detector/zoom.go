@@ -33,7 +33,8 @@ type ZoomConfig struct {
 	// CellSide is a mosaic cell's side in pixels (default 320: the 2×2 mosaic is RetinaFace's
 	// 640×640 input at scale 1).
 	CellSide int
-	// MaxLooks bounds the second looks per image, best proposals first (default 64).
+	// MaxLooks bounds the second looks per image, best proposals first (default 8: two
+	// inferences; crowds of small faces would otherwise cost a dozen).
 	MaxLooks int
 	// MinSide: a second look does not confirm a face narrower or lower than this many pixels of
 	// the image (default 24). Smaller ones are too small to describe, and most of what a second
@@ -58,7 +59,7 @@ func (c *ZoomConfig) setDefaults() {
 		c.CellSide = 320
 	}
 	if c.MaxLooks == 0 {
-		c.MaxLooks = 64
+		c.MaxLooks = 8
 	}
 	if c.MinSide == 0 {
 		c.MinSide = 24
@@ -102,10 +103,14 @@ func (z *Zoom) Detect(img gocv.Mat) ([]Detection, error) {
 		return nil, err
 	}
 	var out, doubtful []Detection
+	// A second look keeps faces of MinSide or more, and finds them about the proposal's size:
+	// proposals much smaller are not worth a look.
+	minLook := z.cfg.MinSide * 3 / 4
 	for _, p := range proposals {
-		if p.Score >= z.cfg.Accept {
+		switch {
+		case p.Score >= z.cfg.Accept:
 			out = append(out, p)
-		} else {
+		case max(p.Box.Width(), p.Box.Height()) >= minLook:
 			doubtful = append(doubtful, p)
 		}
 	}

@@ -3,6 +3,7 @@ package pipeline_test
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,34 +13,51 @@ import (
 	"github.com/personcluster/personcluster/stages/pipeline"
 )
 
-// The accuracy goal of the default settings (the tuned profile: cannot-links and the face
-// model's calibrated cut) with both face backends: on the labelled cast video the people found
-// are the people there (BCubed F ≥ 0.95) and the faces are found (recall ≥ 0.9).
-func TestDefaultsClusterTheCastVideo(t *testing.T) {
+// The accuracy goals of the default settings (the RetinaFace detector with its second look,
+// the tuned profile: cannot-links and the face model's calibrated cut) with both face backends.
+// On the labelled cast video the people found are the people there (BCubed F ≥ 0.95) and the
+// faces are found (recall ≥ 0.9). On the hard one (faces 36–70 px, blurred, dimmed, a third
+// partly covered) at least 0.8 of the faces are found, and the dlib descriptor groups them with
+// BCubed F ≥ 0.9. The 512-d ONNX descriptor groups shots of different people whose faces are
+// covered alike (a bar over the mouth, over the forehead): measured F 0.78, checked here
+// against 0.75 so that it does not get worse unnoticed.
+func TestDefaultsClusterTheCastVideos(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs every model over a 240-frame video, twice")
+		t.Skip("runs every model over two 240-frame videos, twice")
 	}
-	video := testenv.Shared(t, "video/cast_public.mp4")
-	truth, err := evaluate.LoadTruth(video + ".truth.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, backend := range []string{"onnx", "dlib"} {
-		t.Run(backend, func(t *testing.T) {
+	for _, c := range []struct {
+		video               string
+		backend             string
+		minRecall, minF     float64
+		minPrecision, minDP float64
+	}{
+		{"video/cast_public.mp4", "onnx", 0.9, 0.95, 0.9, 0.9},
+		{"video/cast_public.mp4", "dlib", 0.9, 0.95, 0.9, 0.9},
+		{"video/cast_hard_public.mp4", "onnx", 0.8, 0.75, 0.95, 0.7},
+		{"video/cast_hard_public.mp4", "dlib", 0.8, 0.9, 0.95, 0.9},
+	} {
+		name := strings.TrimSuffix(filepath.Base(c.video), ".mp4") + "-" + c.backend
+		t.Run(name, func(t *testing.T) {
+			video := testenv.Shared(t, c.video)
+			truth, err := evaluate.LoadTruth(video + ".truth.json")
+			if err != nil {
+				t.Fatal(err)
+			}
 			params := messages.DefaultParams()
 			params.CannotLink, params.Cut = true, messages.CutCalibrated
 			out := t.TempDir()
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 			defer cancel()
-			_, err := pipeline.RunLocal(ctx, pipeline.LocalOptions{
-				Options:  pipeline.Options{Models: pipeline.Models{Dir: testenv.ModelsDir(t), Threads: 1, FaceBackend: backend}},
+			source := strings.ReplaceAll(name, "_", "-")
+			_, err = pipeline.RunLocal(ctx, pipeline.LocalOptions{
+				Options:  pipeline.Options{Models: pipeline.Models{Dir: testenv.ModelsDir(t), Threads: 1, FaceBackend: c.backend}},
 				StoreDir: t.TempDir(), Out: out,
-				Request: messages.IngestRequest{Source: "cast-" + backend, URI: video, Params: params},
+				Request: messages.IngestRequest{Source: source, URI: video, Params: params},
 			})
 			if err != nil {
 				t.Fatal(err)
 			}
-			faces, err := evaluate.LoadResults(filepath.Join(out, "cast-"+backend))
+			faces, err := evaluate.LoadResults(filepath.Join(out, source))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -47,14 +65,14 @@ func TestDefaultsClusterTheCastVideo(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			c := rep.Clustering
+			cl := rep.Clustering
 			t.Logf("%s: detection recall %.3f precision %.3f; %d clusters for %d identities, BCubed P %.3f R %.3f F %.3f",
-				backend, rep.All.Recall, rep.All.Precision, c.Clusters, c.Identities, c.BCubed.Precision, c.BCubed.Recall, c.BCubed.F)
-			if c.BCubed.F < 0.95 {
-				t.Errorf("BCubed F %.3f < 0.95", c.BCubed.F)
+				name, rep.All.Recall, rep.All.Precision, cl.Clusters, cl.Identities, cl.BCubed.Precision, cl.BCubed.Recall, cl.BCubed.F)
+			if cl.BCubed.F < c.minF || cl.BCubed.Precision < c.minDP {
+				t.Errorf("BCubed F %.3f, precision %.3f; want ≥ %.2f and ≥ %.2f", cl.BCubed.F, cl.BCubed.Precision, c.minF, c.minDP)
 			}
-			if rep.All.Recall < 0.9 || rep.All.Precision < 0.9 {
-				t.Errorf("detection recall %.3f, precision %.3f; want ≥ 0.9", rep.All.Recall, rep.All.Precision)
+			if rep.All.Recall < c.minRecall || rep.All.Precision < c.minPrecision {
+				t.Errorf("detection recall %.3f, precision %.3f; want ≥ %.2f and ≥ %.2f", rep.All.Recall, rep.All.Precision, c.minRecall, c.minPrecision)
 			}
 		})
 	}

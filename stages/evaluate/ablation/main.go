@@ -87,9 +87,10 @@ func run(args []string, stdout io.Writer) error {
 		{"cast_public-onnx", "cast_public.mp4", "onnx", nil},
 		{"cast_public-dlib", "cast_public.mp4", "dlib", nil},
 		{"cast_hard-onnx", "cast_hard_public.mp4", "onnx", nil},
-		{"cast_hard-onnx640", "cast_hard_public.mp4", "onnx", []string{"--detector", "ultraface-640"}},
-		{"cast_hard-onnx640-tiled", "cast_hard_public.mp4", "onnx", []string{"--detector", "ultraface-640", "--detector-tiles", "2"}},
 		{"cast_hard-dlib", "cast_hard_public.mp4", "dlib", nil},
+		// The earlier default detector and the original's, for comparison.
+		{"cast_hard-onnx-ultraface320", "cast_hard_public.mp4", "onnx", []string{"--detector", "ultraface-320"}},
+		{"cast_hard-dlib-hog", "cast_hard_public.mp4", "dlib", []string{"--detector", "dlib-hog"}},
 	}
 	var points []Point
 	for _, r := range runs {

@@ -21,8 +21,8 @@ type Detection struct {
 }
 
 // FaceDetector finds faces in a BGR image. Detections come best first; boxes lie inside the
-// image. Implementations: UltraFace (ONNX, the default) and dlibface.Detector (dlib HOG, the
-// original's).
+// image. Implementations: RetinaFace wrapped in Zoom (the default), UltraFace (ONNX),
+// dlibface.Detector (dlib HOG, the original's), and the Tiled and Zoom wrappers.
 type FaceDetector interface {
 	Detect(img gocv.Mat) ([]Detection, error)
 	Name() string

@@ -317,7 +317,7 @@ func (s *Stage) result(ctx context.Context, src string, st *sourceState, seqs []
 		return nil, stage.Permanent(fmt.Errorf("clusterer: %s has %d faces, more than --max-faces %d", src, len(members), s.cfg.MaxFaces))
 	}
 	res.Faces = len(members)
-	scheme, calibrated := SchemeFor(st.params, s.cfg.Metric, res.FaceModel)
+	scheme, calibrated := SchemeFor(st.params, s.cfg.Metric, res.FaceModel, res.ClothModel)
 	if st.params.Cut == messages.CutCalibrated && !calibrated && len(members) > 0 {
 		s.cfg.Logger.Warn("no calibrated cut for this face model; cutting at max(d)·(1−sim)", "source", src, "face_model", res.FaceModel, "sim", st.params.Sim)
 	}

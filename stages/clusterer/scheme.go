@@ -33,30 +33,42 @@ type Scheme struct {
 }
 
 // calibratedCuts are absolute cut heights per face model for fingerprints [w_f·face/‖face‖,
-// w_c·cloth/‖cloth‖] at w_f = 1, chosen on the labelled videos with average linkage and
-// cannot-links (go run ./stages/evaluate/ablation): BCubed F stays at its best over a range of
-// about ±0.05 (dlib) and ±0.1 (ONNX) around them.
+// w_c·cloth/‖cloth‖] at w_f = 1, w_c = 0, chosen on the labelled videos with average linkage
+// and cannot-links (go run ./stages/evaluate/ablation): BCubed F stays at its best over a range
+// of about ±0.05 (dlib) and ±0.1 (ONNX) around them.
 var calibratedCuts = map[string]float64{
 	"fr_feature-512":  1.2,  // MobileFaceNet (ONNX): same person ≲ 0.9, different ≳ 1.4
 	"dlib-resnet-128": 0.45, // dlib's ResNet: same person ≲ 0.35, different ≳ 0.55
 }
 
-// CalibratedCut is the calibrated absolute cut of a face model's fingerprints at face weight 1.
-func CalibratedCut(faceModel string) (float64, bool) {
+// clothSpreads are, per clothing model, how far apart one person's normalised clothing vectors
+// lie: the 90th percentile of same-person distances on the labelled videos (0.15 and 0.17 on
+// cast_public and cast_hard for MobileNet; different people's median 0.22–0.24).
+var clothSpreads = map[string]float64{
+	"mobilenet_v1-512": 0.15,
+}
+
+// CalibratedCut is the calibrated absolute cut of fingerprints of a face and a clothing model
+// at the given part weights. Squared distances add across the parts, so the cut is
+// √((w_f·face cut)² + (w_c·clothing spread)²): the clothing part widens it by what one person's
+// outfit varies, and faces then need clothing that agrees to join (a clothing model without a
+// measured spread adds nothing). ok is false for an unknown face model or a face weight of 0.
+func CalibratedCut(faceModel, clothModel string, faceWeight, clothWeight float64) (cut float64, ok bool) {
 	c, ok := calibratedCuts[faceModel]
-	return c, ok
+	if !ok || faceWeight <= 0 {
+		return 0, false
+	}
+	return math.Hypot(c*faceWeight, clothSpreads[clothModel]*clothWeight), true
 }
 
 // SchemeFor is the scheme a run's parameters ask for. The original's settings (no cannot-link,
 // relative cut) give the scipy-exact scheme. calibrated is false where p asks for a calibrated
 // cut that faceModel lacks (or the face part is left out); the cut is then relative.
-func SchemeFor(p messages.Params, metric, faceModel string) (s Scheme, calibrated bool) {
+func SchemeFor(p messages.Params, metric, faceModel, clothModel string) (s Scheme, calibrated bool) {
 	s = Scheme{Method: p.Method, Metric: metric, MinCSize: p.MinCSize, FaceWeight: p.FaceWeight, ClothWeight: p.ClothWeight,
 		Sim: p.Sim, CannotLink: p.CannotLink}
 	if p.Cut == messages.CutCalibrated {
-		if c, ok := CalibratedCut(faceModel); ok && p.FaceWeight > 0 {
-			s.Cut, calibrated = c*p.FaceWeight, true
-		}
+		s.Cut, calibrated = CalibratedCut(faceModel, clothModel, p.FaceWeight, p.ClothWeight)
 	}
 	s.Exact = !s.CannotLink && s.Cut == 0
 	return s, calibrated

@@ -1,6 +1,7 @@
 package clusterer
 
 import (
+	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -126,20 +127,32 @@ func TestScaleAndWeights(t *testing.T) {
 
 func TestSchemeFor(t *testing.T) {
 	p := messages.DefaultParams()
-	if s, _ := SchemeFor(p, "euclidean", "fr_feature-512"); !s.Exact || s.Cut != 0 {
+	if s, _ := SchemeFor(p, "euclidean", "fr_feature-512", "mobilenet_v1-512"); !s.Exact || s.Cut != 0 {
 		t.Errorf("the original's params must give the exact scheme: %+v", s)
 	}
 	p.Cut, p.CannotLink = messages.CutCalibrated, true
-	s, ok := SchemeFor(p, "euclidean", "fr_feature-512")
+	s, ok := SchemeFor(p, "euclidean", "fr_feature-512", "some-cloth-model")
 	if !ok || s.Exact || s.Cut != 1.2 || !s.CannotLink {
-		t.Errorf("calibrated ONNX: %+v %v", s, ok)
+		t.Errorf("calibrated ONNX, clothing without a measured spread: %+v %v", s, ok)
 	}
-	p.FaceWeight = 2
-	if s, _ := SchemeFor(p, "euclidean", "dlib-resnet-128"); s.Cut != 0.9 {
+	// Squared distances add across the parts: the clothing's spread widens the cut.
+	if s, _ := SchemeFor(p, "euclidean", "dlib-resnet-128", "mobilenet_v1-512"); math.Abs(s.Cut-math.Sqrt(0.45*0.45+0.15*0.15)) > 1e-12 {
+		t.Errorf("calibrated dlib with MobileNet clothing: cut %v", s.Cut)
+	}
+	p.FaceWeight, p.ClothWeight = 2, 0
+	if s, _ := SchemeFor(p, "euclidean", "dlib-resnet-128", "mobilenet_v1-512"); s.Cut != 0.9 {
 		t.Errorf("calibrated cut scales with the face weight: %+v", s)
 	}
+	p.FaceWeight, p.ClothWeight = 1, 2
+	if s, _ := SchemeFor(p, "euclidean", "fr_feature-512", "mobilenet_v1-512"); math.Abs(s.Cut-math.Hypot(1.2, 0.3)) > 1e-12 {
+		t.Errorf("calibrated cut grows with the clothing weight: %+v", s)
+	}
 	p.CannotLink = false
-	if s, ok := SchemeFor(p, "euclidean", "some-model"); ok || s.Cut != 0 || !s.Exact {
+	if s, ok := SchemeFor(p, "euclidean", "some-model", "mobilenet_v1-512"); ok || s.Cut != 0 || !s.Exact {
 		t.Errorf("unknown model falls back to the relative cut: %+v %v", s, ok)
+	}
+	p.FaceWeight, p.CannotLink = 0, true
+	if _, ok := SchemeFor(p, "euclidean", "fr_feature-512", "mobilenet_v1-512"); ok {
+		t.Error("no face part, yet a calibrated cut")
 	}
 }

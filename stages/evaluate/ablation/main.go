@@ -119,7 +119,7 @@ func run(args []string, stdout io.Writer) error {
 			for _, cl := range []bool{false, true} {
 				params := messages.DefaultParams()
 				params.FaceWeight, params.ClothWeight, params.CannotLink, params.Cut = m.FaceWeight, m.ClothWeight, cl, messages.CutCalibrated
-				def, _ := clusterer.SchemeFor(params, "euclidean", p.model)
+				def, _ := clusterer.SchemeFor(params, "euclidean", p.model, p.cloth)
 				if def.ScaleParts = m.ScaleParts; m.ScaleParts {
 					def.Cut = 0 // calibrated for unscaled parts only: scaled parts are cut at sim 0.55
 				}

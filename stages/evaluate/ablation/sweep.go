@@ -19,6 +19,7 @@ type parts struct {
 	frameNos []int64
 	faceDim  int
 	model    string // face model
+	cloth    string // clothing model
 }
 
 // loadParts reads a fingerprints file written with weights 1 and 1, whose points are
@@ -45,7 +46,7 @@ func loadParts(path string) (*parts, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ablation: %s: %w", path, err)
 	}
-	p.faceDim, p.model = k, fp.FaceModel
+	p.faceDim, p.model, p.cloth = k, fp.FaceModel, fp.ClothModel
 	for i, pt := range fp.Points {
 		p.faces.Face = append(p.faces.Face, toF32(pt[:k]))
 		p.faces.Cloth = append(p.faces.Cloth, toF32(pt[k:]))

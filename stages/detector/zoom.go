@@ -103,14 +103,17 @@ func (z *Zoom) Detect(img gocv.Mat) ([]Detection, error) {
 		return nil, err
 	}
 	var out, doubtful []Detection
+	for _, p := range proposals {
+		if p.Score >= z.cfg.Accept {
+			out = append(out, p)
+		}
+	}
 	// A second look keeps faces of MinSide or more, and finds them about the proposal's size:
-	// proposals much smaller are not worth a look.
+	// proposals much smaller are not worth a look, nor those lying largely on a face already
+	// kept (parts and echoes of it: on the cast video most doubtful proposals are such).
 	minLook := z.cfg.MinSide * 3 / 4
 	for _, p := range proposals {
-		switch {
-		case p.Score >= z.cfg.Accept:
-			out = append(out, p)
-		case max(p.Box.Width(), p.Box.Height()) >= minLook:
+		if p.Score < z.cfg.Accept && max(p.Box.Width(), p.Box.Height()) >= minLook && !onKeptFace(p.Box, out) {
 			doubtful = append(doubtful, p)
 		}
 	}
@@ -131,6 +134,19 @@ func (z *Zoom) Detect(img gocv.Mat) ([]Detection, error) {
 		}
 	}
 	return nms(out, 0.3), nil
+}
+
+// onKeptFace tells whether more than 30% of b lies on one of the kept faces.
+func onKeptFace(b messages.Box, kept []Detection) bool {
+	r := image.Rect(b.Left(), b.Top(), b.Right(), b.Bottom())
+	area := r.Dx() * r.Dy()
+	for _, k := range kept {
+		in := r.Intersect(image.Rect(k.Box.Left(), k.Box.Top(), k.Box.Right(), k.Box.Bottom()))
+		if !in.Empty() && 10*in.Dx()*in.Dy() > 3*area {
+			return true
+		}
+	}
+	return false
 }
 
 // second looks at up to Cells² proposals in one mosaic.

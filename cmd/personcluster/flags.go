@@ -72,7 +72,7 @@ func modelFlags(fs *flag.FlagSet) *pipeline.Models {
 	fs.StringVar(&m.FaceBackend, "face-backend", "onnx", "face encoder: onnx (fr_feature 512-d) or dlib (the original's 128-d ResNet)")
 	fs.StringVar(&m.Detector, "detector", pipeline.DetectorRetinaFace, "face detector: retinaface (finds small and partly covered faces), ultraface-320, ultraface-640 or dlib-hog (the original's)")
 	fs.Float64Var(&m.DetectorScore, "detector-score", 0, "score a face needs (0: the detector's default, 0.5 for retinaface, 0.7 for ultraface)")
-	fs.Func("detector-zoom", "retinaface: give doubtful faces a second, enlarged look (default true; false: the frame's scale only, about half the time)", func(v string) error {
+	fs.BoolFunc("detector-zoom", "retinaface: give doubtful faces a second, enlarged look (default true; =false: the frame's scale only)", func(v string) error {
 		on, err := strconv.ParseBool(v)
 		m.DetectorNoZoom = !on
 		return err

@@ -187,6 +187,16 @@ func TestZoomFindsASmallFaceAndMapsItBack(t *testing.T) {
 	b := big[0].Box
 	want := messages.Box{at.Y + b.Top()/shrink, at.X + b.Right()/shrink, at.Y + b.Bottom()/shrink, at.X + b.Left()/shrink}
 
+	// At the frame's scale RetinaFace does not keep it: the second look has to.
+	plain, err := whole.Detect(frame)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range plain {
+		if d.Box.IoU(want) >= 0.4 {
+			t.Fatalf("RetinaFace alone found the %d-px face (score %.2f): the test needs a smaller one", want.Width(), d.Score)
+		}
+	}
 	z := openRetinaZoom(t)
 	got, err := z.Detect(frame)
 	if err != nil {
@@ -199,9 +209,8 @@ func TestZoomFindsASmallFaceAndMapsItBack(t *testing.T) {
 }
 
 // Small, blurred and partly covered faces (cast_hard_public.mp4, every 8th frame): the second
-// look finds at least 0.8 of them with no false ones, far more than RetinaFace at the frame's
-// scale, and every face of the plain cast video. (Measured every 4th frame: frame scale 0.43,
-// zoom 0.873 at 2.2× the time; cast_public 1.000.)
+// look finds at least 0.8 of them (measured 0.867, no false face), far more than RetinaFace at
+// the frame's scale (0.434), and all but a few of the plain cast video's (measured 1.000).
 func TestZoomFindsSmallAndCoveredFaces(t *testing.T) {
 	if testing.Short() {
 		t.Skip("reads two videos")
@@ -241,7 +250,11 @@ func TestZoomFindsSmallAndCoveredFaces(t *testing.T) {
 		v.Close()
 		t.Logf("%s: RetinaFace recall %.3f precision %.3f; with the second look recall %.3f precision %.3f",
 			video, sw.recall(), sw.precision(), sz.recall(), sz.precision())
-		if sz.recall() < 0.8 || sz.precision() < 0.95 || sz.recall() < sw.recall()+0.2 && video == "video/cast_hard_public.mp4" {
+		minRecall := 0.98
+		if video == "video/cast_hard_public.mp4" {
+			minRecall = max(0.8, sw.recall()+0.2)
+		}
+		if sz.recall() < minRecall || sz.precision() < 0.98 {
 			t.Errorf("%s: zoom recall %.3f precision %.3f (frame scale %.3f)", video, sz.recall(), sz.precision(), sw.recall())
 		}
 	}

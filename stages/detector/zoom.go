@@ -73,8 +73,8 @@ func NewZoom(det FaceDetector, cfg ZoomConfig) (*Zoom, error) {
 	if !(cfg.Accept > 0 && cfg.Accept <= 1) || !(cfg.Confirm > 0 && cfg.Confirm < 1) || !(cfg.Context >= 1 && cfg.Context <= 16) ||
 		cfg.Cells < 1 || cfg.Cells > 8 || cfg.CellSide < 32 || cfg.CellSide > 2048 || cfg.MaxLooks < 0 || cfg.MinSide < 0 {
 		det.Close()
-		return nil, fmt.Errorf("detector: zoom: accept %v, confirm %v, context %v, %d×%d cells of %d px, %d looks: want scores in (0,1), context 1..16, 1..8 cells of 32..2048 px",
-			cfg.Accept, cfg.Confirm, cfg.Context, cfg.Cells, cfg.Cells, cfg.CellSide, cfg.MaxLooks)
+		return nil, fmt.Errorf("detector: zoom: accept %v, confirm %v, context %v, %d×%d cells of %d px, %d looks, min side %d: want accept in (0,1], confirm in (0,1), context 1..16, 1..8 cells of 32..2048 px, looks and min side ≥ 0",
+			cfg.Accept, cfg.Confirm, cfg.Context, cfg.Cells, cfg.Cells, cfg.CellSide, cfg.MaxLooks, cfg.MinSide)
 	}
 	return &Zoom{inner: det, cfg: cfg}, nil
 }

@@ -16,7 +16,7 @@ import (
 // The accuracy goals of the default settings (the RetinaFace detector with its second look,
 // the tuned profile: cannot-links and the face model's calibrated cut) with both face backends.
 // On the labelled cast video the people found are the people there (BCubed F ≥ 0.95) and the
-// faces are found (recall ≥ 0.9). On the hard one (faces 36–70 px, blurred, dimmed, a third
+// faces are found (recall ≥ 0.9). On the hard one (faces 35–71 px, blurred, dimmed, a third
 // partly covered) at least 0.8 of the faces are found, and the dlib descriptor with clothing
 // groups them with BCubed F ≥ 0.9 (measured 0.946; face only 0.876). The 512-d ONNX descriptor
 // groups shots of different people whose faces are covered alike (a bar over the mouth, over

@@ -188,10 +188,11 @@ func Build(ctx context.Context, name string, js jetstream.JetStream, o Options) 
 		if o.Metrics != nil {
 			registerDetectorCounters(o.Metrics, &proc.Counts)
 		}
-		// UltraFace is safe for concurrent use: two workers overlap one frame's JPEG decoding,
-		// crops and publishing with the other's inference.
+		// The ONNX detectors are safe for concurrent use: two workers overlap one frame's JPEG
+		// decoding, crops and publishing with the other's inference.
 		def := Tuning{Concurrency: 1}
-		if _, ok := det.(*detector.UltraFace); ok {
+		switch det.(type) {
+		case *detector.UltraFace, *detector.RetinaFace, *detector.Zoom:
 			def.Concurrency = 2
 		}
 		return &Spec{o.loop(name, stage.StreamFrames, stage.ConsumerDetector, def), proc}, nil

@@ -5,12 +5,10 @@ import (
 	"fmt"
 	"image"
 	"math"
-	"sort"
 	"sync"
 
 	"gocv.io/x/gocv"
 
-	"github.com/personcluster/personcluster/messages"
 	"github.com/personcluster/personcluster/stages/onnx"
 	"github.com/personcluster/personcluster/stages/vision"
 )
@@ -163,11 +161,7 @@ func DecodeRetina(outs [][]float32, size int, scale float64, width, height int, 
 	if len(outs) != 2*len(retinaHeads) {
 		return nil, fmt.Errorf("detector: retinaface: %d outputs, want %d", len(outs), 2*len(retinaHeads))
 	}
-	type cand struct {
-		x1, y1, x2, y2 float64
-		score          float32
-	}
-	var cands []cand
+	var cands []candidate
 	for l, h := range retinaHeads {
 		fw, fh := size/h.stride, size/h.stride
 		plane := fw * fh
@@ -189,43 +183,16 @@ func DecodeRetina(outs [][]float32, size int, scale float64, width, height int, 
 				dw, dh := float64(deltas[(4*a+2)*plane+i]), float64(deltas[(4*a+3)*plane+i])
 				px, py := cx+dx*side, cy+dy*side
 				pw, ph := side*math.Exp(dw), side*math.Exp(dh)
-				c := cand{(px - 0.5*(pw-1)) / scale, (py - 0.5*(ph-1)) / scale, (px + 0.5*(pw-1)) / scale, (py + 0.5*(ph-1)) / scale, s}
-				if !isFinite(c.x1) || !isFinite(c.y1) || !isFinite(c.x2) || !isFinite(c.y2) {
+				c := candidate{(px - 0.5*(pw-1)) / scale, (py - 0.5*(ph-1)) / scale, (px + 0.5*(pw-1)) / scale, (py + 0.5*(ph-1)) / scale, s}
+				if !finite(c.x1) || !finite(c.y1) || !finite(c.x2) || !finite(c.y2) {
 					continue
 				}
 				cands = append(cands, c)
 			}
 		}
 	}
-	sort.SliceStable(cands, func(a, b int) bool { return cands[a].score > cands[b].score })
-	area := func(c cand) float64 { return max(0, c.x2-c.x1+1) * max(0, c.y2-c.y1+1) }
-	var out []Detection
-	var kept []cand
-	for _, c := range cands {
-		ok := true
-		for _, k := range kept {
-			ix := max(0, min(c.x2, k.x2)-max(c.x1, k.x1)+1)
-			iy := max(0, min(c.y2, k.y2)-max(c.y1, k.y1)+1)
-			inter := ix * iy
-			if union := area(c) + area(k) - inter; union > 0 && inter/union > cfg.NMSIoU {
-				ok = false
-				break
-			}
-		}
-		if !ok {
-			continue
-		}
-		kept = append(kept, c)
-		box := messages.Box{max(0, int(c.y1)), min(width, int(c.x2)), min(height, int(c.y2)), max(0, int(c.x1))}
-		if box.Width() <= 0 || box.Height() <= 0 || box.Width() < cfg.MinSidePix || box.Height() < cfg.MinSidePix {
-			continue
-		}
-		out = append(out, Detection{Box: box, Score: c.score})
-	}
-	return out, nil
+	return hardNMS(cands, 0, cfg.NMSIoU, 1, width, height, cfg.MinSidePix), nil
 }
-
-func isFinite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 
 // Close frees the session; safe to call twice.
 func (r *RetinaFace) Close() error { return r.sess.Close() }

@@ -3,8 +3,6 @@ package detector
 import (
 	"errors"
 	"fmt"
-	"math"
-	"sort"
 	"sync"
 
 	"gocv.io/x/gocv"
@@ -167,11 +165,7 @@ func (u *UltraFace) Detect(img gocv.Mat) ([]Detection, error) {
 // score-ordered hard NMS at cfg.NMSIoU (UltraFace's hard_nms). Coordinates are truncated to
 // integers as UltraFace's demos do and trimmed to the image, as face_recognition trims dlib's.
 func Decode(scores, boxes []float32, width, height int, cfg UltraFaceConfig) []Detection {
-	type cand struct {
-		x1, y1, x2, y2 float64
-		score          float32
-	}
-	var cands []cand
+	var cands []candidate
 	n := min(len(scores)/2, len(boxes)/4)
 	for i := 0; i < n; i++ {
 		s := scores[2*i+1]
@@ -182,44 +176,11 @@ func Decode(scores, boxes []float32, width, height int, cfg UltraFaceConfig) []D
 		if !finite(b[0]) || !finite(b[1]) || !finite(b[2]) || !finite(b[3]) {
 			continue
 		}
-		cands = append(cands, cand{float64(b[0]) * float64(width), float64(b[1]) * float64(height),
+		cands = append(cands, candidate{float64(b[0]) * float64(width), float64(b[1]) * float64(height),
 			float64(b[2]) * float64(width), float64(b[3]) * float64(height), s})
 	}
-	sort.SliceStable(cands, func(a, b int) bool { return cands[a].score > cands[b].score })
-	if cfg.CandidateSize > 0 && len(cands) > cfg.CandidateSize {
-		cands = cands[:cfg.CandidateSize]
-	}
-	area := func(c cand) float64 { return max(0, c.x2-c.x1) * max(0, c.y2-c.y1) }
-	var kept []cand
-	for _, c := range cands {
-		ok := true
-		for _, k := range kept {
-			ix := max(0, min(c.x2, k.x2)-max(c.x1, k.x1))
-			iy := max(0, min(c.y2, k.y2)-max(c.y1, k.y1))
-			inter := ix * iy
-			if union := area(c) + area(k) - inter; union > 0 && inter/union > cfg.NMSIoU {
-				ok = false
-				break
-			}
-		}
-		if ok {
-			kept = append(kept, c)
-		}
-	}
-	out := make([]Detection, 0, len(kept))
-	for _, k := range kept {
-		box := messages.Box{
-			max(0, int(k.y1)), min(width, int(k.x2)), min(height, int(k.y2)), max(0, int(k.x1)),
-		}
-		if box.Width() <= 0 || box.Height() <= 0 || box.Width() < cfg.MinSidePix || box.Height() < cfg.MinSidePix {
-			continue
-		}
-		out = append(out, Detection{Box: box, Score: k.score})
-	}
-	return out
+	return hardNMS(cands, cfg.CandidateSize, cfg.NMSIoU, 0, width, height, cfg.MinSidePix)
 }
-
-func finite(v float32) bool { return !math.IsNaN(float64(v)) && !math.IsInf(float64(v), 0) }
 
 // Close frees the session; safe to call twice.
 func (u *UltraFace) Close() error { return u.sess.Close() }

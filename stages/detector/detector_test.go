@@ -521,37 +521,8 @@ func TestUltraFaceOnLabelledVideos(t *testing.T) {
 	u320 := openUltraFace(t, detector.UltraFaceConfig{})
 	u640 := openUltraFace(t, detector.UltraFaceConfig{Path: filepath.Join(dir, "face", "version-RFB-640.onnx"), Width: 640, Height: 480, RGB: true})
 	for _, video := range []string{"video/cast_public.mp4", "video/cast_hard_public.mp4"} {
-		path := testenv.Shared(t, video)
-		truth := truthFrames(t, path+".truth.json")
-		v, err := vision.OpenVideo(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var s320, s640 score
-		m := gocv.NewMat()
-		for i := 0; v.Read(&m); i++ {
-			if i%4 != 0 {
-				continue
-			}
-			for _, c := range []struct {
-				det detector.FaceDetector
-				sc  *score
-			}{{u320, &s320}, {u640, &s640}} {
-				dets, err := c.det.Detect(m)
-				if err != nil {
-					t.Fatal(err)
-				}
-				var found []messages.Box
-				for _, d := range dets {
-					found = append(found, d.Box)
-				}
-				c.sc.truth += len(truth[i])
-				c.sc.found += len(found)
-				c.sc.matched += match(truth[i], found, 0.4)
-			}
-		}
-		m.Close()
-		v.Close()
+		scores := scoreVideo(t, video, 4, u320, u640)
+		s320, s640 := scores[0], scores[1]
 		t.Logf("%s (every 4th frame, %d faces), IoU ≥ 0.4: UltraFace-320 recall %.3f precision %.3f; UltraFace-640 recall %.3f precision %.3f",
 			video, s320.truth, s320.recall(), s320.precision(), s640.recall(), s640.precision())
 		if video == "video/cast_public.mp4" && (s320.recall() < 0.9 || s320.precision() < 0.9) {

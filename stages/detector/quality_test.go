@@ -7,6 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
+
+	"gocv.io/x/gocv"
 
 	"github.com/personcluster/personcluster/messages"
 	"github.com/personcluster/personcluster/stages/detector"
@@ -85,7 +88,11 @@ func match(truth, found []messages.Box, minIoU float64) int {
 	}
 }
 
-type score struct{ truth, found, matched int }
+type score struct {
+	truth, found, matched int
+	frames                int
+	spent                 time.Duration // in Detect
+}
 
 func (s score) recall() float64    { return float64(s.matched) / float64(max(1, s.truth)) }
 func (s score) precision() float64 { return float64(s.matched) / float64(max(1, s.found)) }
@@ -124,4 +131,42 @@ func evaluate(t testing.TB, det detector.FaceDetector, minIoU float64) score {
 		}
 	}
 	return s
+}
+
+// scoreVideo runs each detector over every nth frame of a labelled video (under
+// ../shared/testdata) and scores it against the truth boxes at IoU ≥ 0.4.
+func scoreVideo(t testing.TB, video string, every int, dets ...detector.FaceDetector) []score {
+	t.Helper()
+	path := testenv.Shared(t, video)
+	truth := truthFrames(t, path+".truth.json")
+	v, err := vision.OpenVideo(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	m := gocv.NewMat()
+	defer m.Close()
+	scores := make([]score, len(dets))
+	for i := 0; v.Read(&m); i++ {
+		if i%every != 0 {
+			continue
+		}
+		for k, det := range dets {
+			start := time.Now()
+			found, err := det.Detect(m)
+			scores[k].spent += time.Since(start)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var boxes []messages.Box
+			for _, d := range found {
+				boxes = append(boxes, d.Box)
+			}
+			scores[k].frames++
+			scores[k].truth += len(truth[i])
+			scores[k].found += len(boxes)
+			scores[k].matched += match(truth[i], boxes, 0.4)
+		}
+	}
+	return scores
 }

@@ -217,37 +217,8 @@ func TestZoomFindsSmallAndCoveredFaces(t *testing.T) {
 	}
 	whole, zoom := openRetinaFace(t, 0), openRetinaZoom(t)
 	for _, video := range []string{"video/cast_hard_public.mp4", "video/cast_public.mp4"} {
-		path := testenv.Shared(t, video)
-		truth := truthFrames(t, path+".truth.json")
-		v, err := vision.OpenVideo(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var sw, sz score
-		m := gocv.NewMat()
-		for i := 0; v.Read(&m); i++ {
-			if i%8 != 0 {
-				continue
-			}
-			for _, c := range []struct {
-				det detector.FaceDetector
-				sc  *score
-			}{{whole, &sw}, {zoom, &sz}} {
-				dets, err := c.det.Detect(m)
-				if err != nil {
-					t.Fatal(err)
-				}
-				var found []messages.Box
-				for _, d := range dets {
-					found = append(found, d.Box)
-				}
-				c.sc.truth += len(truth[i])
-				c.sc.found += len(found)
-				c.sc.matched += match(truth[i], found, 0.4)
-			}
-		}
-		m.Close()
-		v.Close()
+		scores := scoreVideo(t, video, 8, whole, zoom)
+		sw, sz := scores[0], scores[1]
 		t.Logf("%s: RetinaFace recall %.3f precision %.3f; with the second look recall %.3f precision %.3f",
 			video, sw.recall(), sw.precision(), sz.recall(), sz.precision())
 		minRecall := 0.98

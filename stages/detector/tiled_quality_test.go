@@ -4,14 +4,8 @@ import (
 	"image"
 	"path/filepath"
 	"testing"
-	"time"
 
-	"gocv.io/x/gocv"
-
-	"github.com/personcluster/personcluster/messages"
 	"github.com/personcluster/personcluster/stages/detector"
-	"github.com/personcluster/personcluster/stages/internal/testenv"
-	"github.com/personcluster/personcluster/stages/vision"
 )
 
 // Small faces: tiling on the hard cast video (faces 35–71 px in 960×540, blurred, dimmed, partly
@@ -43,42 +37,10 @@ func TestTiledFindsSmallFaces(t *testing.T) {
 		{"640 tiled 2x2", tiled(open640(0), detector.TiledConfig{})},
 	}
 	for _, video := range []string{"video/cast_hard_public.mp4"} {
-		path := testenv.Shared(t, video)
-		truth := truthFrames(t, path+".truth.json")
-		scores := make([]score, len(cfgs))
-		spent := make([]time.Duration, len(cfgs))
-		frames := 0
-		v, err := vision.OpenVideo(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m := gocv.NewMat()
-		for i := 0; v.Read(&m); i++ {
-			if i%8 != 0 {
-				continue
-			}
-			frames++
-			for k, c := range cfgs {
-				start := time.Now()
-				dets, err := c.det.Detect(m)
-				spent[k] += time.Since(start)
-				if err != nil {
-					t.Fatal(err)
-				}
-				var found []messages.Box
-				for _, d := range dets {
-					found = append(found, d.Box)
-				}
-				scores[k].truth += len(truth[i])
-				scores[k].found += len(found)
-				scores[k].matched += match(truth[i], found, 0.4)
-			}
-		}
-		m.Close()
-		v.Close()
+		scores := scoreVideo(t, video, 8, cfgs[0].det, cfgs[1].det)
 		for k, c := range cfgs {
 			t.Logf("%s UltraFace-%s: recall %.3f precision %.3f, %.1f ms/frame", video, c.name, scores[k].recall(), scores[k].precision(),
-				float64(spent[k].Milliseconds())/float64(frames))
+				float64(scores[k].spent.Milliseconds())/float64(scores[k].frames))
 		}
 		if scores[1].recall() < scores[0].recall()+0.05 || scores[1].precision() < 0.95 {
 			t.Errorf("tiles: recall %.3f (whole frame %.3f), precision %.3f", scores[1].recall(), scores[0].recall(), scores[1].precision())

@@ -10,9 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/personcluster/personcluster/messages"
 	"github.com/personcluster/personcluster/stages/broker"
-	"github.com/personcluster/personcluster/stages/detector"
 	"github.com/personcluster/personcluster/stages/pipeline"
 	"github.com/personcluster/personcluster/stages/stage"
 )
@@ -53,27 +51,10 @@ func benchScaling(ctx context.Context, o options) ([]StageRow, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := models(o)
-	det, err := m.OpenDetector()
+	faces, err := detectAndPublish(ctx, e, models(o), fs)
 	if err != nil {
 		return nil, err
 	}
-	ds, err := detector.New(detector.Config{}, det)
-	if err != nil {
-		return nil, err
-	}
-	faces := 0
-	for _, f := range fs {
-		ff, err := ds.Frame(f)
-		if err != nil {
-			return nil, err
-		}
-		if err := e.publish(ctx, messages.Subject(messages.SubjectFaces, benchSource), f.Seq, "detector", ff); err != nil {
-			return nil, err
-		}
-		faces += len(ff.Faces)
-	}
-	ds.Close(ctx)
 	n := len(fs)
 	var rows []StageRow
 	for _, threads := range []int{0, 1} {

@@ -159,6 +159,33 @@ func frames(path string) ([]*messages.Frame, error) {
 	return out, nil
 }
 
+// detectAndPublish runs the configured detector over the frames as the detector stage does and
+// publishes its verdicts to the bench source's faces subject, for the stages after it; it
+// returns the number of faces found.
+func detectAndPublish(ctx context.Context, e *env, m pipeline.Models, fs []*messages.Frame) (int, error) {
+	det, err := m.OpenDetector()
+	if err != nil {
+		return 0, err
+	}
+	ds, err := detector.New(detector.Config{}, det)
+	if err != nil {
+		return 0, err
+	}
+	defer ds.Close(ctx)
+	faces := 0
+	for _, f := range fs {
+		ff, err := ds.Frame(f)
+		if err != nil {
+			return 0, err
+		}
+		if err := e.publish(ctx, messages.Subject(messages.SubjectFaces, benchSource), f.Seq, "detector", ff); err != nil {
+			return 0, err
+		}
+		faces += len(ff.Faces)
+	}
+	return faces, nil
+}
+
 func models(o options) pipeline.Models {
 	return pipeline.Models{Dir: o.models, Threads: o.threads, EmbedderThreads: o.embThreads}
 }
@@ -180,7 +207,6 @@ func benchModelStage(ctx context.Context, o options, name string) ([]StageRow, e
 	defer e.close()
 	m := models(o)
 	n, faces := 0, 0
-	var accepted []*messages.FrameFaces
 	if name == pipeline.Detector {
 		for _, f := range fs {
 			if err := e.publish(ctx, messages.Subject(messages.SubjectFrames, benchSource), f.Seq, "reader", f); err != nil {
@@ -189,28 +215,10 @@ func benchModelStage(ctx context.Context, o options, name string) ([]StageRow, e
 		}
 		n = len(fs)
 	} else {
-		det, err := m.OpenDetector()
-		if err != nil {
+		var err error
+		if faces, err = detectAndPublish(ctx, e, m, fs); err != nil {
 			return nil, err
 		}
-		ds, err := detector.New(detector.Config{}, det)
-		if err != nil {
-			return nil, err
-		}
-		for _, f := range fs {
-			ff, err := ds.Frame(f)
-			if err != nil {
-				return nil, err
-			}
-			if err := e.publish(ctx, messages.Subject(messages.SubjectFaces, benchSource), f.Seq, "detector", ff); err != nil {
-				return nil, err
-			}
-			faces += len(ff.Faces)
-			if ff.Accepted {
-				accepted = append(accepted, ff)
-			}
-		}
-		ds.Close(ctx)
 		n = len(fs)
 	}
 	fs = fs[:min(len(fs), 40)] // enough distinct frames for the bare detector

@@ -49,6 +49,7 @@ copy_from_mirror() { # relative path in mirror, destination
   if [ -s "$src" ]; then cp "$src" "$2"; else echo "models: warning: $src not found (set MODELS_MIRROR)" >&2; fi
 }
 copy_from_mirror cloth/mobilenet_v1_backbone.onnx "$dest/cloth/mobilenet_v1_backbone.onnx"
+copy_from_mirror face/dlib_resnet_v1.onnx "$dest/face/dlib_resnet_v1.onnx"
 copy_from_mirror face/version-RFB-640.onnx "$dest/face/version-RFB-640.onnx"
 copy_from_mirror face/version-RFB-320.onnx "$dest/face/version-RFB-320.onnx"
 copy_from_mirror dlib/dlib_face_recognition_resnet_model_v1.dat "$dest/dlib/dlib_face_recognition_resnet_model_v1.dat"

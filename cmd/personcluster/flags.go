@@ -69,7 +69,7 @@ func modelFlags(fs *flag.FlagSet) *pipeline.Models {
 	fs.StringVar(&m.ORTLib, "ort-lib", "", "libonnxruntime.so (default: MODELS/lib/libonnxruntime.so)")
 	fs.IntVar(&m.Threads, "threads", 1, "onnxruntime intra-op threads per model")
 	fs.IntVar(&m.EmbedderThreads, "embedder-threads", 0, "the clothing embedder's intra-op threads (0: 2 on a machine with 2 or more cores when --threads is 1, else --threads)")
-	fs.StringVar(&m.FaceBackend, "face-backend", "onnx", "face encoder: onnx (fr_feature 512-d) or dlib (the original's 128-d ResNet)")
+	fs.StringVar(&m.FaceBackend, "face-backend", pipeline.BackendDlibResNet, "face descriptor: dlib-resnet (the original's 128-d dlib ResNet, network on onnxruntime), dlib (the same through dlib's own CPU network, slower) or mobilefacenet (512-d; 'onnx' is its earlier name)")
 	fs.StringVar(&m.Detector, "detector", pipeline.DetectorRetinaFace, "face detector: retinaface (finds small and partly covered faces), ultraface-320, ultraface-640 or dlib-hog (the original's)")
 	fs.Float64Var(&m.DetectorScore, "detector-score", 0, "score a face needs (0: the detector's default, 0.5 for retinaface, 0.7 for ultraface)")
 	fs.BoolFunc("detector-zoom", "retinaface: give doubtful faces a second, enlarged look (default true; =false: the frame's scale only)", func(v string) error {
@@ -89,7 +89,7 @@ func modelFlags(fs *flag.FlagSet) *pipeline.Models {
 		m.DlibUpsample = n
 		return nil
 	})
-	fs.StringVar(&m.Device, "device", "cpu", "clothing embedder device: cpu or cuda (falls back to cpu with a warning)")
+	fs.StringVar(&m.Device, "device", "cpu", "clothing embedder and dlib-resnet face encoder device: cpu or cuda (falls back to cpu with a warning)")
 	fs.StringVar(&m.ClothManifest, "cloth-model", "", "JSON manifest of another clothing model (default: MobileNet v1)")
 	fs.IntVar(&m.ClothMaxBatch, "cloth-batch", embedder.DefaultMaxBatch, "most clothing crops in one inference")
 	fs.DurationVar(&m.ClothMaxWait, "cloth-wait", embedder.DefaultMaxWait, "longest wait for a fuller clothing batch")

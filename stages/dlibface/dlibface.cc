@@ -170,4 +170,66 @@ int dlibface_encode(void* e, const uint8_t* bgr, int rows, int cols, const long*
     return -1;
 }
 
+void* dlibface_landmarker_new(const char* shape_predictor_path, int* parts, char** err) {
+    *err = nullptr;
+    shape_predictor* sp = nullptr;
+    try {
+        sp = new shape_predictor;
+        deserialize(shape_predictor_path) >> *sp;
+        *parts = static_cast<int>(sp->num_parts());
+        return sp;
+    } catch (std::exception& e) {
+        *err = dup(std::string(shape_predictor_path) + ": " + e.what());
+    }
+    delete sp;
+    return nullptr;
+}
+
+void dlibface_landmarker_free(void* lm) { delete static_cast<shape_predictor*>(lm); }
+
+int dlibface_chips(void* lm, const uint8_t* bgr, int rows, int cols, const long* rects, int n,
+                   int chip_size, double padding, uint8_t* chips, long* shapes, char** err) {
+    *err = nullptr;
+    try {
+        auto& sp = *static_cast<shape_predictor*>(lm);
+        matrix<rgb_pixel> img = from_bgr(bgr, rows, cols);
+        std::vector<chip_details> details;
+        for (int i = 0; i < n; ++i) {
+            rectangle rect(rects[4 * i], rects[4 * i + 1], rects[4 * i + 2], rects[4 * i + 3]);
+            full_object_detection shape = sp(img, rect);
+            if (shapes) {
+                const unsigned long parts = shape.num_parts();
+                for (unsigned long j = 0; j < parts; ++j) {
+                    shapes[(i * parts + j) * 2] = shape.part(j).x();
+                    shapes[(i * parts + j) * 2 + 1] = shape.part(j).y();
+                }
+            }
+            details.push_back(get_face_chip_details(shape, chip_size, padding));
+        }
+        dlib::array<matrix<rgb_pixel>> out;
+        extract_image_chips(img, details, out);
+        const size_t side = static_cast<size_t>(chip_size);
+        for (int i = 0; i < n; ++i) {
+            const auto& chip = out[i];
+            if (chip.nr() != chip_size || chip.nc() != chip_size) {
+                *err = dup("a chip of " + std::to_string(chip.nr()) + "x" + std::to_string(chip.nc()) + ", want " + std::to_string(chip_size));
+                return -1;
+            }
+            uint8_t* dst = chips + static_cast<size_t>(i) * side * side * 3;
+            for (long r = 0; r < chip.nr(); ++r) {
+                for (long c = 0; c < chip.nc(); ++c, dst += 3) {
+                    const rgb_pixel& p = chip(r, c);
+                    dst[0] = p.red;
+                    dst[1] = p.green;
+                    dst[2] = p.blue;
+                }
+            }
+        }
+        return 0;
+    } catch (std::exception& ex) {
+        *err = dup(std::string("face chips: ") + ex.what());
+    }
+    return -1;
+}
+
 }  // extern "C"

@@ -27,6 +27,17 @@ void dlibface_encoder_free(void* enc);
 int dlibface_encode(void* enc, const uint8_t* bgr, int rows, int cols, const long* rects, int n,
                     int chip_size, double padding, float* out, long* shapes, char** err);
 
+// A shape predictor alone, for descriptors computed elsewhere (dlib's ResNet on onnxruntime).
+void* dlibface_landmarker_new(const char* shape_predictor, int* parts, char** err);
+void dlibface_landmarker_free(void* lm);
+// Finds the landmarks of each face rectangle (left, top, right, bottom) of a packed 8-bit BGR
+// image and cuts its aligned chip as compute_face_descriptor does (get_face_chip_details(shape,
+// chip_size, padding) + extract_image_chips). Writes n chips of chip_size*chip_size packed RGB
+// bytes to chips and, when shapes is not NULL, n*parts*2 landmark coordinates. Returns 0, or -1
+// on error.
+int dlibface_chips(void* lm, const uint8_t* bgr, int rows, int cols, const long* rects, int n,
+                   int chip_size, double padding, uint8_t* chips, long* shapes, char** err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -6,10 +6,10 @@ package encoder
 func (e *ONNXEncoder) BareRun(n, batch int) error {
 	lmBatch, ftBatch := min(e.lmBatch, batch), min(e.ftBatch, batch)
 	lm := make([]float32, n*landmarkSide*landmarkSide)
-	if _, err := runChunks(e.landmark, []int64{1, landmarkSide, landmarkSide}, max(1, lmBatch), lm, n, landmarkLen); err != nil {
+	if _, err := RunChunks(e.landmark, []int64{1, landmarkSide, landmarkSide}, max(1, lmBatch), lm, n, landmarkLen); err != nil {
 		return err
 	}
 	ft := make([]float32, n*3*alignedSide*alignedSide)
-	_, err := runChunks(e.feature, []int64{3, alignedSide, alignedSide}, max(1, ftBatch), ft, n, featureLen)
+	_, err := RunChunks(e.feature, []int64{3, alignedSide, alignedSide}, max(1, ftBatch), ft, n, featureLen)
 	return err
 }

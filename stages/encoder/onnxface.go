@@ -143,7 +143,7 @@ func (e *ONNXEncoder) landmarks(faces []Face) ([][68][2]float64, error) {
 			return nil, fmt.Errorf("encoder: landmark input: %w", err)
 		}
 	}
-	outs, err := runChunks(e.landmark, []int64{1, landmarkSide, landmarkSide}, e.lmBatch, blob, len(faces), landmarkLen)
+	outs, err := RunChunks(e.landmark, []int64{1, landmarkSide, landmarkSide}, e.lmBatch, blob, len(faces), landmarkLen)
 	if err != nil {
 		return nil, err
 	}
@@ -157,9 +157,9 @@ func (e *ONNXEncoder) landmarks(faces []Face) ([][68][2]float64, error) {
 	return pts, nil
 }
 
-// runChunks runs sess over n inputs of the given per-item shape, at most batch at a time, and
+// RunChunks runs sess over n inputs of the given per-item shape, at most batch at a time, and
 // returns each item's output (outLen values).
-func runChunks(sess *onnx.Session, item []int64, batch int, data []float32, n, outLen int) ([][]float32, error) {
+func RunChunks(sess *onnx.Session, item []int64, batch int, data []float32, n, outLen int) ([][]float32, error) {
 	per := 1
 	for _, d := range item {
 		per *= int(d)
@@ -230,7 +230,7 @@ func (e *ONNXEncoder) EncodeBatch(faces []Face) ([][]float32, error) {
 			return nil, err
 		}
 	}
-	return runChunks(e.feature, []int64{3, alignedSide, alignedSide}, e.ftBatch, blob, len(faces), featureLen)
+	return RunChunks(e.feature, []int64{3, alignedSide, alignedSide}, e.ftBatch, blob, len(faces), featureLen)
 }
 
 // appendAligned warps the face onto the 112×112 template and appends its RGB (p−127)/128 values.

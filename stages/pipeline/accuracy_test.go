@@ -32,10 +32,10 @@ func TestDefaultsClusterTheCastVideos(t *testing.T) {
 		minRecall, minF     float64
 		minPrecision, minDP float64
 	}{
-		{"video/cast_public.mp4", "onnx", 0.9, 0.95, 0.9, 0.9},
-		{"video/cast_public.mp4", "dlib", 0.9, 0.95, 0.9, 0.9},
-		{"video/cast_hard_public.mp4", "onnx", 0.8, 0.75, 0.95, 0.7},
-		{"video/cast_hard_public.mp4", "dlib", 0.8, 0.9, 0.95, 0.9},
+		{"video/cast_public.mp4", "mobilefacenet", 0.9, 0.95, 0.9, 0.9},
+		{"video/cast_public.mp4", "dlib-resnet", 0.9, 0.95, 0.9, 0.9},
+		{"video/cast_hard_public.mp4", "mobilefacenet", 0.8, 0.75, 0.95, 0.7},
+		{"video/cast_hard_public.mp4", "dlib-resnet", 0.8, 0.9, 0.95, 0.9},
 	} {
 		name := strings.TrimSuffix(filepath.Base(c.video), ".mp4") + "-" + c.backend
 		t.Run(name, func(t *testing.T) {

@@ -52,19 +52,21 @@ type Models struct {
 	// more than one thread a session's idle pool threads sleep instead of spinning (onnx.Open),
 	// so an embedder inference never holds a core the other stages need.
 	EmbedderThreads int
-	// FaceBackend picks the face encoder: "onnx" (default: fr_landmark and fr_feature through
-	// onnxruntime) or "dlib" (the original's 128-d ResNet descriptor, models from Dir/dlib).
+	// FaceBackend picks the face encoder (FaceBackends): "dlib-resnet" (default: the original's
+	// 128-d dlib ResNet descriptor with the network on onnxruntime), "dlib" (the same through
+	// dlib's own network) or "mobilefacenet" (fr_landmark and fr_feature, 512-d).
 	FaceBackend string
 	// Detector names the face detector, the same for both backends: retinaface (the default:
 	// RetinaFace-MobileNet0.25 with a second, enlarged look at its doubtful finds, for small and
 	// partly covered faces), ultraface-320, ultraface-640, or dlib-hog (the original's).
 	Detector       string
-	DetectorScore  float64 // score a face needs (0: the detector's default, 0.5 RetinaFace, 0.7 UltraFace); dlib HOG keeps dlib's 0
-	DetectorNoZoom bool    // retinaface: the frame's scale only, no second look
-	DetectorTiles  int     // also detect in N×N overlapping tiles of the frame, for small faces (0 or 1: whole frame only)
-	DlibUpsample   int     // dlib HOG upsampling, face_recognition's number_of_times_to_upsample (0 = 1, -1 = none)
-	Device         string  // clothing embedder: cpu or cuda
-	ClothManifest  string  // JSON manifest of another clothing model
+	DetectorScore  float64      // score a face needs (0: the detector's default, 0.5 RetinaFace, 0.7 UltraFace); dlib HOG keeps dlib's 0
+	DetectorNoZoom bool         // retinaface: the frame's scale only, no second look
+	DetectorTiles  int          // also detect in N×N overlapping tiles of the frame, for small faces (0 or 1: whole frame only)
+	DlibUpsample   int          // dlib HOG upsampling, face_recognition's number_of_times_to_upsample (0 = 1, -1 = none)
+	Device         string       // clothing embedder and dlib-resnet face encoder: cpu or cuda
+	Logger         *slog.Logger // where a CUDA fallback is reported (Build sets it)
+	ClothManifest  string       // JSON manifest of another clothing model
 	// ClothMaxBatch and ClothMaxWait group the embedder's crops into inferences (embedder.Config).
 	ClothMaxBatch int
 	ClothMaxWait  time.Duration
@@ -197,6 +199,7 @@ func Build(ctx context.Context, name string, js jetstream.JetStream, o Options) 
 		}
 		return &Spec{o.loop(name, stage.StreamFrames, stage.ConsumerDetector, def), proc}, nil
 	case Encoder:
+		o.Models.Logger = o.Logger
 		enc, err := o.Models.OpenEncoder()
 		if err != nil {
 			return nil, err
@@ -241,20 +244,32 @@ func Build(ctx context.Context, name string, js jetstream.JetStream, o Options) 
 	return nil, fmt.Errorf("%w: unknown stage %q (one of %v)", ErrSetup, name, All)
 }
 
-// Face backends.
+// Face backends: what describes a face.
 const (
-	BackendONNX = "onnx"
+	// BackendDlibResNet is dlib's 128-d ResNet (the original's descriptor, 68-point alignment)
+	// with the network run by onnxruntime: the default, dlib's numbers about 8× faster.
+	BackendDlibResNet = "dlib-resnet"
+	// BackendDlib is the same descriptor computed by dlib's own CPU network (the original's code path).
 	BackendDlib = "dlib"
+	// BackendMobileFaceNet is faceplugin's 512-d MobileFaceNet (fr_landmark + fr_feature).
+	BackendMobileFaceNet = "mobilefacenet"
+	// BackendONNX is the earlier name of BackendMobileFaceNet, still accepted.
+	BackendONNX = "onnx"
 )
+
+// FaceBackends lists the face backends, the default first.
+var FaceBackends = []string{BackendDlibResNet, BackendDlib, BackendMobileFaceNet}
 
 func (m Models) backend() (string, error) {
 	switch m.FaceBackend {
-	case "", BackendONNX:
-		return BackendONNX, nil
+	case "", BackendDlibResNet:
+		return BackendDlibResNet, nil
 	case BackendDlib:
 		return BackendDlib, nil
+	case BackendMobileFaceNet, BackendONNX:
+		return BackendMobileFaceNet, nil
 	}
-	return "", fmt.Errorf("%w: unknown face backend %q (onnx or dlib)", ErrSetup, m.FaceBackend)
+	return "", fmt.Errorf("%w: unknown face backend %q (one of %v)", ErrSetup, m.FaceBackend, FaceBackends)
 }
 
 // OpenDetector opens the configured face detector.
@@ -345,9 +360,17 @@ func (m Models) OpenEncoder() (encoder.FaceEncoder, error) {
 		return nil, err
 	}
 	var enc encoder.FaceEncoder
-	if backend == BackendDlib {
+	switch backend {
+	case BackendDlib:
 		enc, err = dlibface.NewEncoder(dlibface.EncoderConfig{Dir: filepath.Join(m.Dir, "dlib")})
-	} else {
+	case BackendDlibResNet:
+		if err := m.init(); err != nil {
+			return nil, err
+		}
+		sp, _ := dlibface.EncoderConfig{Dir: filepath.Join(m.Dir, "dlib")}.Paths()
+		enc, err = dlibface.NewResNetONNX(dlibface.ResNetConfig{ShapePredictor: sp, Model: filepath.Join(m.Dir, "face", dlibface.ResNetONNXFile),
+			Threads: m.Threads, Device: onnx.Device(m.Device), Logger: m.Logger})
+	default:
 		if err := m.init(); err != nil {
 			return nil, err
 		}

@@ -1,0 +1,247 @@
+package dlibface
+
+// #include <stdlib.h>
+// #include "dlibface.h"
+import "C"
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"unsafe"
+
+	"gocv.io/x/gocv"
+
+	"github.com/personcluster/personcluster/messages"
+	"github.com/personcluster/personcluster/stages/encoder"
+	"github.com/personcluster/personcluster/stages/onnx"
+)
+
+// ResNetONNXFile is dlib's face ResNet as ONNX in a models folder's face/ directory.
+const ResNetONNXFile = "dlib_resnet_v1.onnx"
+
+// Landmarker is dlib's shape predictor alone: the 68 landmarks of a face and its aligned
+// 150×150 chip, cut exactly as compute_face_descriptor cuts it.
+type Landmarker struct {
+	mu      sync.Mutex
+	ptr     unsafe.Pointer
+	parts   int
+	padding float64
+}
+
+// NewLandmarker loads a shape predictor (68-point, or 5-point). padding is the chip's margin
+// around the landmarks (0: dlib's 0.25).
+func NewLandmarker(shapePredictor string, padding float64) (*Landmarker, error) {
+	if padding == 0 {
+		padding = 0.25
+	}
+	if padding < 0 || padding > 2 {
+		return nil, fmt.Errorf("dlibface: chip padding %v outside [0,2]", padding)
+	}
+	if _, err := os.Stat(shapePredictor); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v (want dlib's 68-point shape predictor, %s from Debian's libdlib-data; run `make deps`)",
+			ErrModel, shapePredictor, err, ShapePredictor68)
+	}
+	csp := C.CString(shapePredictor)
+	defer C.free(unsafe.Pointer(csp))
+	var cerr *C.char
+	var parts C.int
+	ptr := C.dlibface_landmarker_new(csp, &parts, &cerr)
+	if err := takeErr(cerr); err != nil || ptr == nil {
+		return nil, fmt.Errorf("%w: %v (want dlib's shape predictor, %s)", ErrModel, err, ShapePredictor68)
+	}
+	if parts != 68 && parts != 5 {
+		C.dlibface_landmarker_free(ptr)
+		return nil, fmt.Errorf("%w: %s has %d landmarks, want 68 (or 5)", ErrModel, shapePredictor, int(parts))
+	}
+	return &Landmarker{ptr: ptr, parts: int(parts), padding: padding}, nil
+}
+
+// Parts is the number of landmarks (68 or 5).
+func (l *Landmarker) Parts() int { return l.parts }
+
+// Chips returns the aligned chip of each face box (top, right, bottom, left) of img as packed
+// RGB bytes, chipSize×chipSize×3 each, one after the other, and the landmarks when asked.
+func (l *Landmarker) Chips(img gocv.Mat, boxes []messages.Box, withShapes bool) ([]byte, [][][2]int, error) {
+	if len(boxes) == 0 {
+		return nil, nil, nil
+	}
+	pix, conv, err := packedBGR(img)
+	if err != nil {
+		return nil, nil, fmt.Errorf("dlibface: %w", err)
+	}
+	if conv != nil {
+		defer conv.Close()
+	}
+	rects := make([]C.long, 4*len(boxes))
+	for i, b := range boxes {
+		if b.Width() <= 0 || b.Height() <= 0 {
+			return nil, nil, fmt.Errorf("dlibface: empty face box %v", b)
+		}
+		rects[4*i], rects[4*i+1], rects[4*i+2], rects[4*i+3] = C.long(b.Left()), C.long(b.Top()), C.long(b.Right()), C.long(b.Bottom())
+	}
+	chips := make([]byte, len(boxes)*chipSize*chipSize*3)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ptr == nil {
+		return nil, nil, ErrClosed
+	}
+	var shapes []C.long
+	var shapesPtr *C.long
+	if withShapes {
+		shapes = make([]C.long, 2*l.parts*len(boxes))
+		shapesPtr = &shapes[0]
+	}
+	var cerr *C.char
+	rc := C.dlibface_chips(l.ptr, (*C.uint8_t)(unsafe.Pointer(&pix[0])), C.int(img.Rows()), C.int(img.Cols()), &rects[0], C.int(len(boxes)),
+		C.int(chipSize), C.double(l.padding), (*C.uint8_t)(unsafe.Pointer(&chips[0])), shapesPtr, &cerr)
+	if err := takeErr(cerr); err != nil || rc != 0 {
+		return nil, nil, fmt.Errorf("dlibface: %w", err)
+	}
+	var pts [][][2]int
+	if withShapes {
+		pts = make([][][2]int, len(boxes))
+		for i := range pts {
+			pts[i] = make([][2]int, l.parts)
+			for j := range pts[i] {
+				pts[i][j] = [2]int{int(shapes[(i*l.parts+j)*2]), int(shapes[(i*l.parts+j)*2+1])}
+			}
+		}
+	}
+	return chips, pts, nil
+}
+
+// Close frees the shape predictor; safe to call twice.
+func (l *Landmarker) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ptr != nil {
+		C.dlibface_landmarker_free(l.ptr)
+		l.ptr = nil
+	}
+	return nil
+}
+
+// ResNetConfig configures ResNetONNX.
+type ResNetConfig struct {
+	ShapePredictor string // dlib's 68-point shape predictor (.dat)
+	Model          string // dlib_resnet_v1.onnx: input "input" [N,3,150,150] RGB 0..255, output "embedding" [N,128]
+	Threads        int    // onnxruntime intra-op threads
+	Device         onnx.Device
+	Logger         *slog.Logger
+	// MaxBatch bounds the faces per inference (default 16: dlib's own batch; larger batches
+	// gain little on CPU and cost memory).
+	MaxBatch int
+	Padding  float64 // chip margin (0: dlib's 0.25)
+}
+
+func (c *ResNetConfig) setDefaults() {
+	if c.MaxBatch == 0 {
+		c.MaxBatch = 16
+	}
+}
+
+// Validate reports a config that cannot work.
+func (c ResNetConfig) Validate() error {
+	if c.ShapePredictor == "" || c.Model == "" {
+		return fmt.Errorf("dlibface: the ResNet encoder needs a shape predictor and a model (got %q, %q)", c.ShapePredictor, c.Model)
+	}
+	if c.MaxBatch < 1 || c.MaxBatch > 256 {
+		return fmt.Errorf("dlibface: max batch %d outside 1..256", c.MaxBatch)
+	}
+	return nil
+}
+
+// ResNetONNX is dlib's descriptor (68 landmarks, dlib's chip, the 128-d ResNet-29) with the
+// network run by onnxruntime instead of dlib's own CPU code: the same descriptor within 1e-6,
+// about 8× faster on one core, batched across the faces of several frames and able to run on
+// CUDA. It implements encoder.FaceEncoder and encoder.BatchEncoder.
+type ResNetONNX struct {
+	lm    *Landmarker
+	sess  *onnx.Session
+	batch int
+	once  sync.Once
+}
+
+// NewResNetONNX loads the shape predictor and the network, checking the network's shape.
+func NewResNetONNX(cfg ResNetConfig) (*ResNetONNX, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	lm, err := NewLandmarker(cfg.ShapePredictor, cfg.Padding)
+	if err != nil {
+		return nil, err
+	}
+	sess, err := onnx.Open(onnx.Spec{Path: cfg.Model, Input: "input", Shape: []int64{-1, 3, chipSize, chipSize}, Outputs: []string{"embedding"}},
+		onnx.Options{Threads: cfg.Threads, Device: cfg.Device, Logger: cfg.Logger})
+	if err != nil {
+		lm.Close()
+		return nil, fmt.Errorf("dlibface: %s wants input \"input\" [N,3,150,150] (RGB 0..255 of dlib's chip) and output \"embedding\" [N,128]: %w", ResNetONNXFile, err)
+	}
+	return &ResNetONNX{lm: lm, sess: sess, batch: cfg.MaxBatch}, nil
+}
+
+// Name says which descriptor this is: dlib's, whatever runs its network.
+func (e *ResNetONNX) Name() string { return "dlib-resnet-128" }
+
+// Device reports where the network runs.
+func (e *ResNetONNX) Device() onnx.Device { return e.sess.Device() }
+
+// Encode returns the descriptor of the face at box in crop.
+func (e *ResNetONNX) Encode(crop gocv.Mat, box messages.Box) ([]float32, error) {
+	out, err := e.EncodeBatch([]encoder.Face{{Crop: crop, Box: box}})
+	if err != nil {
+		return nil, err
+	}
+	return out[0], nil
+}
+
+// EncodeBatch cuts every face's chip, then runs the network on up to MaxBatch chips at a time.
+func (e *ResNetONNX) EncodeBatch(faces []encoder.Face) ([][]float32, error) {
+	if len(faces) == 0 {
+		return nil, nil
+	}
+	const per = 3 * chipSize * chipSize
+	const plane = chipSize * chipSize
+	blob := make([]float32, len(faces)*per)
+	for i, f := range faces {
+		chip, _, err := e.lm.Chips(f.Crop, []messages.Box{f.Box}, false)
+		if err != nil {
+			return nil, fmt.Errorf("face %d: %w", i, err)
+		}
+		dst := blob[i*per : (i+1)*per]
+		// Packed RGB rows to planar RGB, 0..255 (the graph subtracts dlib's means).
+		for p := 0; p < plane; p++ {
+			dst[p] = float32(chip[3*p])
+			dst[plane+p] = float32(chip[3*p+1])
+			dst[2*plane+p] = float32(chip[3*p+2])
+		}
+	}
+	out, err := encoder.RunChunks(e.sess, []int64{3, chipSize, chipSize}, e.batch, blob, len(faces), DescriptorLen)
+	if err != nil {
+		return nil, fmt.Errorf("dlibface: %w", err)
+	}
+	return out, nil
+}
+
+// BareRun runs the network alone on n chips of zeros, at most batch per inference: the bare
+// inference the encoder stage wraps, for benchmarks.
+func (e *ResNetONNX) BareRun(n, batch int) error {
+	blob := make([]float32, n*3*chipSize*chipSize)
+	_, err := encoder.RunChunks(e.sess, []int64{3, chipSize, chipSize}, max(1, min(batch, e.batch)), blob, n, DescriptorLen)
+	return err
+}
+
+// Close frees the shape predictor and the session; safe to call twice.
+func (e *ResNetONNX) Close() error {
+	var err error
+	e.once.Do(func() {
+		err = e.lm.Close()
+		if cerr := e.sess.Close(); err == nil {
+			err = cerr
+		}
+	})
+	return err
+}

@@ -180,25 +180,36 @@ type ClusterRow struct {
 	Faces        int    `json:"faces"`         // all its result faces
 	Matched      int    `json:"matched"`       // of them, matched to a truth box
 	MainIdentity string `json:"main_identity"` // the identity of most matched faces ("" if none)
+	False        int    `json:"false"`         // of its faces in truth frames, those on no real face
 	// Purity is the fraction of the matched faces that are MainIdentity.
 	Purity float64 `json:"purity"`
 }
 
 // Report is the outcome of Evaluate.
 type Report struct {
-	Video            string        `json:"video,omitempty"`
-	IoU              float64       `json:"iou"`
-	Matching         string        `json:"matching"`
-	ResultFaces      int           `json:"result_faces"`      // all faces in the results
-	FacesUnannotated int           `json:"faces_unannotated"` // of them, in frames the truth does not list (ignored)
-	DroppedFaces     int           `json:"dropped_faces"`     // of them, in no cluster (min_csize)
-	ResultClusters   int           `json:"result_clusters"`   // distinct clusters in the results
-	TruthIdentities  int           `json:"truth_identities"`  // distinct identities in the truth frames
-	All              Detection     `json:"detection_all_frames"`
-	Accepted         Detection     `json:"detection_accepted_frames"`
-	Clustering       Clustering    `json:"clustering"`
-	Identities       []IdentityRow `json:"identities"`
-	Clusters         []ClusterRow  `json:"clusters"`
+	Video            string  `json:"video,omitempty"`
+	IoU              float64 `json:"iou"`
+	Matching         string  `json:"matching"`
+	ResultFaces      int     `json:"result_faces"`      // all faces in the results
+	FacesUnannotated int     `json:"faces_unannotated"` // of them, in frames the truth does not list (ignored)
+	DroppedFaces     int     `json:"dropped_faces"`     // of them, in no cluster (min_csize)
+	ResultClusters   int     `json:"result_clusters"`   // distinct clusters in the results
+	// UnclearFaces are result faces in truth frames on a labelled unclear face (a real face
+	// too blurred or hidden to name): left out of precision and clustering.
+	UnclearFaces int `json:"unclear_faces"`
+	// FalseFaces are result faces in truth frames on no labelled or unclear face: hands, hair,
+	// logos (NonFaceKinds counts the labelled ones by what they show; "unlabelled" the rest).
+	FalseFaces   int            `json:"false_faces"`
+	NonFaceKinds map[string]int `json:"non_face_kinds,omitempty"`
+	// RealShare is the share of result faces in truth frames that are real faces, named or
+	// unclear: (matched + unclear) / result faces.
+	RealShare       float64       `json:"real_share"`
+	TruthIdentities int           `json:"truth_identities"` // distinct identities in the truth frames
+	All             Detection     `json:"detection_all_frames"`
+	Accepted        Detection     `json:"detection_accepted_frames"`
+	Clustering      Clustering    `json:"clustering"`
+	Identities      []IdentityRow `json:"identities"`
+	Clusters        []ClusterRow  `json:"clusters"`
 }
 
 // MatchingGreedy names the matching Evaluate does.
@@ -270,12 +281,14 @@ func Evaluate(truth *Truth, faces []Face, opts Options) (*Report, error) {
 			sumIoU += m.IoU
 		}
 		rep.All.Matched += len(matches)
+		rep.countOthers(fr, rs, rboxes, faceIdent, thr)
 	}
 	rep.FacesUnannotated = len(faces) - inTruth
 	rep.TruthIdentities = len(truthBoxes)
 	rep.Accepted.Matched = rep.All.Matched
+	rep.RealShare = ratio(rep.All.Matched+rep.UnclearFaces, inTruth)
 	for _, d := range []*Detection{&rep.All, &rep.Accepted} {
-		d.ResultFaces = inTruth
+		d.ResultFaces = inTruth - rep.UnclearFaces
 		d.Recall = ratio(d.Matched, d.TruthBoxes)
 		d.Precision = ratio(d.Matched, d.ResultFaces)
 		d.F = harmonic(d.Precision, d.Recall)
@@ -301,6 +314,62 @@ func Evaluate(truth *Truth, faces []Face, opts Options) (*Report, error) {
 	rep.Identities = identityRows(ids, truthBoxes, faces, faceIdent)
 	rep.Clusters = clusterRows(ids, faces, faceIdent)
 	return rep, nil
+}
+
+// In faceIdent, beside identities: a result face on a labelled unclear face, and one in a
+// truth frame on no real face.
+const (
+	unclearFace = -2
+	falseFace   = -3
+)
+
+// countOthers sorts the result faces of one frame that matched no named face: on an unclear
+// face (marked unclearFace in faceIdent), on a labelled non-face, or on nothing.
+func (rep *Report) countOthers(fr TruthFrame, rs []int, rboxes []Box, faceIdent []int, thr float64) {
+	var rest []int // indexes into rs
+	for k, i := range rs {
+		if faceIdent[i] < 0 {
+			rest = append(rest, k)
+		}
+	}
+	if len(rest) == 0 {
+		return
+	}
+	boxes := make([]Box, len(rest))
+	for j, k := range rest {
+		boxes[j] = rboxes[k]
+	}
+	onUnclear := map[int]bool{}
+	for _, m := range Match(fr.Unclear, boxes, thr) {
+		onUnclear[m.Result] = true
+		faceIdent[rs[rest[m.Result]]] = unclearFace
+		rep.UnclearFaces++
+	}
+	var left []Box
+	for j, b := range boxes {
+		if !onUnclear[j] {
+			left = append(left, b)
+			faceIdent[rs[rest[j]]] = falseFace
+		}
+	}
+	if len(left) == 0 {
+		return
+	}
+	rep.FalseFaces += len(left)
+	if rep.NonFaceKinds == nil {
+		rep.NonFaceKinds = map[string]int{}
+	}
+	nf := make([]Box, len(fr.NonFaces))
+	for j, n := range fr.NonFaces {
+		nf[j] = n.Box
+	}
+	ms := Match(nf, left, thr)
+	for _, m := range ms {
+		rep.NonFaceKinds[fr.NonFaces[m.Truth].What]++
+	}
+	if n := len(left) - len(ms); n > 0 {
+		rep.NonFaceKinds["unlabelled"] += n
+	}
 }
 
 func validateFaces(faces []Face) error {
@@ -433,9 +502,12 @@ func clusterRows(ids *index, faces []Face, faceIdent []int) []ClusterRow {
 			per[f.Cluster] = map[int]int{}
 		}
 		r.Faces++
-		if id := faceIdent[i]; id >= 0 {
+		switch id := faceIdent[i]; {
+		case id >= 0:
 			r.Matched++
 			per[f.Cluster][id]++
+		case id == falseFace:
+			r.False++
 		}
 	}
 	out := make([]ClusterRow, 0, len(rows))

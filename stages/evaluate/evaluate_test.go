@@ -94,10 +94,10 @@ func smallTruth() *Truth {
 	return &Truth{Video: "small.mp4", FPS: 10, Width: 100, Height: 100, BoxOrder: BoxOrder,
 		Identities: []string{"A", "B", "C"},
 		Frames: []TruthFrame{
-			{0, []Person{{"A", a}, {"B", b}}},
-			{1, []Person{{"A", a}, {"B", b}, {"C", c}}},
-			{2, []Person{{"A", a}, {"C", c}}},
-			{5, []Person{{"B", b}}},
+			{Frame: 0, People: []Person{{"A", a}, {"B", b}}},
+			{Frame: 1, People: []Person{{"A", a}, {"B", b}, {"C", c}}},
+			{Frame: 2, People: []Person{{"A", a}, {"C", c}}},
+			{Frame: 5, People: []Person{{"B", b}}},
 		}}
 }
 
@@ -147,7 +147,7 @@ func TestEvaluateSmall(t *testing.T) {
 	}
 	wantClusters := []ClusterRow{
 		{Cluster: 0, Faces: 4, Matched: 3, MainIdentity: "A", Purity: 2.0 / 3},
-		{Cluster: 1, Faces: 3, Matched: 2, MainIdentity: "B", Purity: 1},
+		{Cluster: 1, Faces: 3, Matched: 2, MainIdentity: "B", False: 1, Purity: 1},
 	}
 	if !reflect.DeepEqual(r.Clusters, wantClusters) {
 		t.Errorf("clusters:\n got %+v\nwant %+v", r.Clusters, wantClusters)
@@ -505,5 +505,47 @@ func realTruthAgainstItself(t *testing.T, path string) {
 	}
 	if r.Clustering.Pairwise.Recall != 1 || r.Clustering.BCubed.Recall != 1 || r.Clustering.NMI != 0 || r.Clustering.ARI != 0 || r.Clustering.BCubed.Precision >= 0.5 {
 		t.Errorf("one cluster: %+v", r.Clustering)
+	}
+}
+
+// Result faces on labelled unclear faces are left out of precision and clustering; those on
+// labelled non-faces, or on nothing, are false faces, counted by what they show and per cluster.
+func TestEvaluateUnclearAndNonFaces(t *testing.T) {
+	truth := smallTruth()
+	hand, blur, logo := Box{50, 60, 60, 50}, Box{70, 80, 80, 70}, Box{0, 100, 10, 90}
+	truth.Frames[0].Unclear = []Box{blur}
+	truth.Frames[0].NonFaces = []NonFace{{hand, "hand"}}
+	truth.Frames[1].NonFaces = []NonFace{{logo, "logo"}}
+	a, b := truth.Frames[0].People[0].Box, truth.Frames[0].People[1].Box
+	faces := []Face{
+		{Frame: 0, Box: a, Cluster: 0}, {Frame: 0, Box: b, Cluster: 1},
+		{Frame: 0, Box: blur, Cluster: 1}, {Frame: 0, Box: hand, Cluster: 2},
+		{Frame: 1, Box: logo, Cluster: 2}, {Frame: 1, Box: Box{40, 40, 45, 35}, Cluster: 0},
+		{Frame: 9, Box: hand, Cluster: 2}, // not a truth frame: ignored
+	}
+	rep, err := Evaluate(truth, faces, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.UnclearFaces != 1 || rep.FalseFaces != 3 || rep.All.ResultFaces != 5 || rep.All.Matched != 2 {
+		t.Errorf("unclear %d, false %d, result faces %d, matched %d; want 1, 3, 5, 2", rep.UnclearFaces, rep.FalseFaces, rep.All.ResultFaces, rep.All.Matched)
+	}
+	if want := map[string]int{"hand": 1, "logo": 1, "unlabelled": 1}; !reflect.DeepEqual(rep.NonFaceKinds, want) {
+		t.Errorf("non-face kinds %v, want %v", rep.NonFaceKinds, want)
+	}
+	if math.Abs(rep.RealShare-0.5) > 1e-12 || math.Abs(rep.All.Precision-0.4) > 1e-12 {
+		t.Errorf("real share %.3f, precision %.3f; want 0.5 (3 of 6) and 0.4 (2 of 5)", rep.RealShare, rep.All.Precision)
+	}
+	if rep.Clustering.Faces != 2 {
+		t.Errorf("clustering scored %d faces, want the 2 named ones", rep.Clustering.Faces)
+	}
+	for _, c := range rep.Clusters {
+		if want := map[int]int{0: 1, 1: 0, 2: 2}[c.Cluster]; c.False != want {
+			t.Errorf("cluster %d: %d false faces, want %d", c.Cluster, c.False, want)
+		}
+	}
+	truth.Frames[2].NonFaces = []NonFace{{Box{5, 5, 5, 5}, "empty"}}
+	if err := truth.Validate(); err == nil {
+		t.Error("an empty non-face box is accepted")
 	}
 }

@@ -26,12 +26,27 @@ type Truth struct {
 	SharedOutfits        [][]string       `json:"shared_outfits,omitempty"`
 	OutfitChangesAtFrame map[string]int64 `json:"outfit_changes_at_frame,omitempty"`
 	Frames               []TruthFrame     `json:"frames"`
+	// LabelledBy says how the labels were made (hand-labelled real footage says so here).
+	LabelledBy string `json:"labelled_by,omitempty"`
 }
 
-// TruthFrame lists the people visible in one frame.
+// TruthFrame lists the people visible in one frame and, in hand-labelled real footage, what
+// else a detector proposes there.
 type TruthFrame struct {
 	Frame  int64    `json:"frame"` // 0-based
 	People []Person `json:"people"`
+	// Unclear are real faces too blurred, dark, small or hidden to tell who they are: a result
+	// face on one is neither a false face nor scored in the clustering.
+	Unclear []Box `json:"unclear,omitempty"`
+	// NonFaces are boxes a detector proposed that are not faces (a hand, hair, a logo); a result
+	// face on one counts as a false face, as does any result face matching nothing.
+	NonFaces []NonFace `json:"non_faces,omitempty"`
+}
+
+// NonFace is a labelled box that is not a face, with what it shows.
+type NonFace struct {
+	Box  Box    `json:"box"`
+	What string `json:"what"`
 }
 
 // Person is one labelled face.
@@ -85,6 +100,16 @@ func (t *Truth) Validate() error {
 			inFrame[p.Identity] = true
 			if err := p.Box.valid(); err != nil {
 				return fmt.Errorf("evaluate: truth frame %d, person %d (%s): %w", fr.Frame, j, p.Identity, err)
+			}
+		}
+		for j, b := range fr.Unclear {
+			if err := b.valid(); err != nil {
+				return fmt.Errorf("evaluate: truth frame %d, unclear face %d: %w", fr.Frame, j, err)
+			}
+		}
+		for j, nf := range fr.NonFaces {
+			if err := nf.Box.valid(); err != nil {
+				return fmt.Errorf("evaluate: truth frame %d, non-face %d (%s): %w", fr.Frame, j, nf.What, err)
 			}
 		}
 	}

@@ -36,6 +36,10 @@ func WriteTable(w io.Writer, r *Report) error {
 			row.name, d.Frames, d.TruthBoxes, d.ResultFaces, d.Matched, d.Recall, d.Precision, d.F, d.MeanIoU)
 	}
 	tw.Flush()
+	if r.UnclearFaces > 0 || r.FalseFaces > 0 {
+		ew.printf("real faces among the result faces in truth frames: %.4f (%d on unclear faces, %d false: %v)\n",
+			r.RealShare, r.UnclearFaces, r.FalseFaces, r.NonFaceKinds)
+	}
 
 	c := r.Clustering
 	ew.printf("\nclustering of the %d matched faces (%d dropped, each scored as its own cluster)\n", c.Faces, c.Dropped)
@@ -62,13 +66,13 @@ func WriteTable(w io.Writer, r *Report) error {
 	if len(r.Clusters) > 0 {
 		ew.printf("\n")
 		tw = tabwriter.NewWriter(ew, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "cluster\tfaces\tmatched\tmain identity\tpurity")
+		fmt.Fprintln(tw, "cluster\tfaces\tmatched\tfalse\tmain identity\tpurity")
 		for _, cl := range r.Clusters {
 			main := cl.MainIdentity
 			if main == "" {
 				main = "-"
 			}
-			fmt.Fprintf(tw, "%d\t%d\t%d\t%s\t%.3f\n", cl.Cluster, cl.Faces, cl.Matched, main, cl.Purity)
+			fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%s\t%.3f\n", cl.Cluster, cl.Faces, cl.Matched, cl.False, main, cl.Purity)
 		}
 		tw.Flush()
 	}

@@ -11,6 +11,8 @@ const (
 	MaxFrameSide    = 16384 // pixels, either side of a frame
 	MaxFacesInFrame = 256
 	MaxVectorDim    = 8192
+	// MaxRejectedListed bounds the rejected faces a result lists (all are counted).
+	MaxRejectedListed = 10000
 	// MaxMessageBytes bounds a message a stage accepts; larger ones are dead-lettered before
 	// decoding. It matches the embedded server's max payload (a frame of 16384² pixels does not
 	// fit: the reader's --max-width shrinks such sources).
@@ -230,9 +232,21 @@ type FrameFaces struct {
 	Height     int    `msgpack:"h"`
 	Accepted   bool   `msgpack:"accepted"`
 	SkipReason string `msgpack:"skip,omitempty"` // "too_few_faces", "too_many_faces"
-	Detected   int    `msgpack:"detected"`       // faces found, accepted or not
+	Detected   int    `msgpack:"detected"`       // faces found and kept by the gate, accepted or not
 	Faces      []Face `msgpack:"faces"`
 	Params     Params `msgpack:"params"`
+	// Rejected are the detections the face-quality gate kept out (not counted in Detected's
+	// 2–4 rule): listed so a user can see what was left out.
+	Rejected []RejectedFace `msgpack:"rejected,omitempty"`
+}
+
+// RejectedFace is a detection the face-quality gate kept out of clustering, and why.
+type RejectedFace struct {
+	Frame     int64   `msgpack:"frame" json:"frame"` // 0-based frame number in the source video
+	PTSMillis int64   `msgpack:"pts" json:"pts_ms"`
+	Box       Box     `msgpack:"box" json:"box"` // full-frame pixels, top,right,bottom,left
+	Score     float32 `msgpack:"score" json:"score"`
+	Reason    string  `msgpack:"reason" json:"reason"` // e.g. "part_of_person", "blurred"
 }
 
 func (*FrameFaces) MessageType() Type { return TypeFrameFaces }
@@ -253,6 +267,9 @@ func (m *FrameFaces) Validate() error {
 	if !m.Accepted && len(m.Faces) > 0 {
 		return errors.New("skipped frame carries faces")
 	}
+	if err := validRejected(m.Rejected); err != nil {
+		return err
+	}
 	for i, f := range m.Faces {
 		if f.Box.Width() <= 0 || f.Box.Height() <= 0 {
 			return fmt.Errorf("face %d: empty box %v", i, f.Box)
@@ -268,22 +285,39 @@ func (m *FrameFaces) Validate() error {
 // Published to facevec.<source> for every frame (empty for skipped ones). The encoder forwards
 // the boxes and upper-body crops so the clusterer can build results from this message alone.
 type FaceVectors struct {
-	Source    string      `msgpack:"source"`
-	Seq       int64       `msgpack:"seq"`
-	Index     int64       `msgpack:"index"`
-	PTSMillis int64       `msgpack:"pts"`
-	Accepted  bool        `msgpack:"accepted"`
-	Model     string      `msgpack:"model"`
-	Vectors   [][]float32 `msgpack:"vectors"`
-	Boxes     []Box       `msgpack:"boxes"`
-	Bodies    [][]byte    `msgpack:"bodies"`
-	Params    Params      `msgpack:"params"`
+	Source    string         `msgpack:"source"`
+	Seq       int64          `msgpack:"seq"`
+	Index     int64          `msgpack:"index"`
+	PTSMillis int64          `msgpack:"pts"`
+	Accepted  bool           `msgpack:"accepted"`
+	Model     string         `msgpack:"model"`
+	Vectors   [][]float32    `msgpack:"vectors"`
+	Boxes     []Box          `msgpack:"boxes"`
+	Bodies    [][]byte       `msgpack:"bodies"`
+	Params    Params         `msgpack:"params"`
+	Rejected  []RejectedFace `msgpack:"rejected,omitempty"` // the frame's, from FrameFaces
 }
 
 func (*FaceVectors) MessageType() Type { return TypeFaceVectors }
 
+// validRejected checks a frame's rejected faces: few enough, each with a box and a reason.
+func validRejected(rs []RejectedFace) error {
+	if len(rs) > MaxFacesInFrame {
+		return fmt.Errorf("%d rejected faces, more than %d", len(rs), MaxFacesInFrame)
+	}
+	for i, r := range rs {
+		if r.Box.Width() <= 0 || r.Box.Height() <= 0 || r.Reason == "" {
+			return fmt.Errorf("rejected face %d: empty box %v or no reason", i, r.Box)
+		}
+	}
+	return nil
+}
+
 func (m *FaceVectors) Validate() error {
 	if err := validVectors(m.Source, m.Seq, m.Accepted, m.Vectors); err != nil {
+		return err
+	}
+	if err := validRejected(m.Rejected); err != nil {
 		return err
 	}
 	if len(m.Boxes) != len(m.Vectors) || (len(m.Bodies) != 0 && len(m.Bodies) != len(m.Vectors)) {
@@ -367,11 +401,15 @@ type ClusterResult struct {
 	Threshold      float64   `msgpack:"threshold" json:"threshold"`
 	Clusters       []Cluster `msgpack:"clusters" json:"clusters"`
 	Dropped        []Member  `msgpack:"dropped" json:"dropped"` // in clusters smaller than min_csize
-	Params         Params    `msgpack:"params" json:"params"`
-	FaceModel      string    `msgpack:"face_model" json:"face_model"`
-	ClothModel     string    `msgpack:"cloth_model" json:"cloth_model"`
-	Bucket         string    `msgpack:"bucket,omitempty" json:"bucket,omitempty"`   // object store holding the images
-	Montage        string    `msgpack:"montage,omitempty" json:"montage,omitempty"` // its key of montage.png
+	// Rejected are detections the face-quality gate kept out of clustering (at most
+	// MaxRejectedListed, the first ones); RejectedCounts counts them all by reason.
+	Rejected       []RejectedFace `msgpack:"rejected,omitempty" json:"rejected,omitempty"`
+	RejectedCounts map[string]int `msgpack:"rejected_counts,omitempty" json:"rejected_counts,omitempty"`
+	Params         Params         `msgpack:"params" json:"params"`
+	FaceModel      string         `msgpack:"face_model" json:"face_model"`
+	ClothModel     string         `msgpack:"cloth_model" json:"cloth_model"`
+	Bucket         string         `msgpack:"bucket,omitempty" json:"bucket,omitempty"`   // object store holding the images
+	Montage        string         `msgpack:"montage,omitempty" json:"montage,omitempty"` // its key of montage.png
 	// Fingerprints is the object-store key of the clustered vectors (gzip JSON in the format
 	// `personcluster cluster` reads), so a result can be re-clustered without recomputing them.
 	Fingerprints string `msgpack:"fingerprints,omitempty" json:"fingerprints,omitempty"`

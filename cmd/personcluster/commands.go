@@ -7,8 +7,10 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -106,6 +108,15 @@ func printSummary(r *messages.ClusterResult, elapsed time.Duration) {
 	fmt.Println()
 	if r.Partial {
 		fmt.Printf("partial: the quota of %d accepted frames was not reached\n", r.Params.Quota)
+	}
+	if len(r.RejectedCounts) > 0 {
+		var parts []string
+		total := 0
+		for _, reason := range slices.Sorted(maps.Keys(r.RejectedCounts)) {
+			parts = append(parts, fmt.Sprintf("%d %s", r.RejectedCounts[reason], strings.ReplaceAll(reason, "_", " ")))
+			total += r.RejectedCounts[reason]
+		}
+		fmt.Printf("face-quality gate: %d detections kept out (%s; listed in results.json)\n", total, strings.Join(parts, ", "))
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "PERSON\tFACES\tFIRST FRAME\tLAST FRAME\tFRAMES")

@@ -11,6 +11,7 @@ import (
 
 	"github.com/personcluster/personcluster/messages"
 	"github.com/personcluster/personcluster/stages/broker"
+	"github.com/personcluster/personcluster/stages/detector"
 	"github.com/personcluster/personcluster/stages/embedder"
 	"github.com/personcluster/personcluster/stages/pipeline"
 	"github.com/personcluster/personcluster/stages/stage"
@@ -76,6 +77,22 @@ func modelFlags(fs *flag.FlagSet) *pipeline.Models {
 		on, err := strconv.ParseBool(v)
 		m.DetectorNoZoom = !on
 		return err
+	})
+	fs.BoolFunc("gate", "face-quality gate: keep hands, ears and hair beside a larger face out of clustering (default true)", func(v string) error {
+		on, err := strconv.ParseBool(v)
+		m.Gate.Off = !on
+		return err
+	})
+	fs.Func("gate-min-sharpness", fmt.Sprintf("face-quality gate: faces less sharp than this are too blurred to describe (Laplacian std on the face at 64×64 grey: a dim audience 1–2.7, clear faces 3–40; default %v; 0: keep them)", detector.DefaultMinSharpness), func(v string) error {
+		x, err := strconv.ParseFloat(v, 64)
+		if err != nil || x < 0 {
+			return fmt.Errorf("want a number ≥ 0, got %q", v)
+		}
+		if x == 0 {
+			x = -1 // detector.GateConfig: negative is off, 0 the default
+		}
+		m.Gate.MinSharpness = x
+		return nil
 	})
 	fs.IntVar(&m.DetectorTiles, "detector-tiles", 0, "also detect faces in N×N overlapping tiles of each frame (2: small faces, about 5× the detector's time; 0: whole frame only)")
 	fs.Func("dlib-upsample", "dlib HOG: times the frame is doubled before detection, 0..3 (default 1, the original's)", func(v string) error {

@@ -285,6 +285,29 @@ func (st *sourceState) keepFrom() uint64 {
 	return keep
 }
 
+// rejected gathers what the face-quality gate refused in frames base..end-1: the first
+// MaxRejectedListed, and a count of all by reason.
+func (st *sourceState) rejected(end int64) ([]messages.RejectedFace, map[string]int) {
+	var list []messages.RejectedFace
+	var counts map[string]int
+	for seq := st.base; seq < end; seq++ {
+		f := st.frames[seq]
+		if f == nil || f.face == nil {
+			continue
+		}
+		for _, r := range f.face.Rejected {
+			if counts == nil {
+				counts = map[string]int{}
+			}
+			counts[r.Reason]++
+			if len(list) < messages.MaxRejectedListed {
+				list = append(list, r)
+			}
+		}
+	}
+	return list, counts
+}
+
 // result clusters the faces of the given frames.
 func (s *Stage) result(ctx context.Context, src string, st *sourceState, seqs []int64, final bool, kind string) (*messages.ClusterResult, error) {
 	res := &messages.ClusterResult{Source: src, Final: final, Params: st.params, FramesAccepted: int64(len(seqs)), AtMillis: time.Now().UnixMilli()}
@@ -297,6 +320,11 @@ func (s *Stage) result(ctx context.Context, src string, st *sourceState, seqs []
 	} else {
 		res.FramesSeen = seqs[len(seqs)-1] + 1 - st.base
 	}
+	end := st.prefix
+	if !final && len(seqs) > 0 {
+		end = seqs[len(seqs)-1] + 1
+	}
+	res.Rejected, res.RejectedCounts = st.rejected(end)
 	var faces Faces
 	var members []messages.Member
 	for _, seq := range seqs {

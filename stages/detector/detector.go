@@ -24,7 +24,10 @@ const StageName = "detector"
 type Config struct {
 	JPEGQuality int     // of the crops
 	FaceMargin  float64 // margin around the face crop for the encoder, relative to the box size
-	Logger      *slog.Logger
+	// Gate is the face-quality gate between detection and encoding; the 2–4 faces rule
+	// counts the faces it keeps.
+	Gate   GateConfig
+	Logger *slog.Logger
 }
 
 func (c *Config) setDefaults() {
@@ -37,6 +40,7 @@ func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	c.Gate.setDefaults()
 }
 
 // Validate reports configuration errors.
@@ -47,7 +51,7 @@ func (c Config) Validate() error {
 	if c.FaceMargin < 0 || c.FaceMargin > 2 {
 		return fmt.Errorf("detector: face margin %v outside [0,2]", c.FaceMargin)
 	}
-	return nil
+	return c.Gate.Validate()
 }
 
 // Counters of frames by verdict. Frames counts every frame detected; TooFew and TooMany are
@@ -55,6 +59,13 @@ func (c Config) Validate() error {
 // frames refused as bad input (dead letters): undecodable JPEG, zero or disagreeing size.
 type Counters struct {
 	Frames, Accepted, TooFew, TooMany, Faces, Bad atomic.Int64
+	// PartOfPerson and Blurred count the detections the gate refused, by reason.
+	PartOfPerson, Blurred atomic.Int64
+}
+
+// Rejected returns the detections the gate refused, by reason.
+func (c *Counters) Rejected() map[string]int64 {
+	return map[string]int64{RejectPartOfPerson: c.PartOfPerson.Load(), RejectBlurred: c.Blurred.Load()}
 }
 
 // Skipped returns the skipped frames by reason, as FrameFaces.SkipReason names them.
@@ -72,6 +83,7 @@ const (
 type Stage struct {
 	cfg    Config
 	det    FaceDetector
+	gate   *Gate
 	Counts Counters
 }
 
@@ -84,7 +96,11 @@ func New(cfg Config, det FaceDetector) (*Stage, error) {
 		return nil, errors.New("detector: no face detector")
 	}
 	cfg.setDefaults()
-	return &Stage{cfg: cfg, det: det}, nil
+	gate, err := NewGate(cfg.Gate)
+	if err != nil {
+		return nil, err
+	}
+	return &Stage{cfg: cfg, det: det, gate: gate}, nil
 }
 
 // Detector is the face detector the stage runs.
@@ -152,7 +168,19 @@ func (s *Stage) Frame(f *messages.Frame) (*messages.FrameFaces, error) {
 	}
 	s.Counts.Frames.Add(1)
 	ff := &messages.FrameFaces{Source: f.Source, Seq: f.Seq, Index: f.Index, PTSMillis: f.PTSMillis,
-		Width: fullSize(f.Width, f.Scale), Height: fullSize(f.Height, f.Scale), Detected: len(dets), Params: f.Params}
+		Width: fullSize(f.Width, f.Scale), Height: fullSize(f.Height, f.Scale), Params: f.Params}
+	dets, rejected := s.gate.Judge(img, dets)
+	ff.Detected = len(dets)
+	for _, r := range rejected {
+		switch r.Reason {
+		case RejectPartOfPerson:
+			s.Counts.PartOfPerson.Add(1)
+		case RejectBlurred:
+			s.Counts.Blurred.Add(1)
+		}
+		ff.Rejected = append(ff.Rejected, messages.RejectedFace{Frame: f.Index, PTSMillis: f.PTSMillis,
+			Box: scaleBox(r.Box, f.Scale, ff.Width, ff.Height), Score: r.Score, Reason: r.Reason})
+	}
 	switch {
 	case len(dets) < f.Params.MinFaces:
 		ff.SkipReason = SkipTooFew

@@ -191,7 +191,7 @@ func (s *Stage) vectors(ff *messages.FrameFaces, vecs [][]float32) *messages.Fac
 	s.Counts.Frames.Add(1)
 	s.Counts.Faces.Add(int64(len(vecs)))
 	fv := &messages.FaceVectors{Source: ff.Source, Seq: ff.Seq, Index: ff.Index, PTSMillis: ff.PTSMillis,
-		Accepted: ff.Accepted, Model: s.enc.Name(), Params: ff.Params}
+		Accepted: ff.Accepted, Model: s.enc.Name(), Params: ff.Params, Rejected: ff.Rejected}
 	for j, face := range ff.Faces {
 		fv.Vectors = append(fv.Vectors, vecs[j])
 		fv.Boxes = append(fv.Boxes, face.Box)

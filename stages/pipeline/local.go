@@ -261,6 +261,9 @@ func progressLine(s *messages.Status, det *detector.Stage, clusters int) string 
 	line += fmt.Sprintf(" | published %d", s.FramesPublished)
 	if det != nil {
 		line += fmt.Sprintf(" | detected %d | accepted %d | faces %d", det.Counts.Frames.Load(), det.Counts.Accepted.Load(), det.Counts.Faces.Load())
+		if n := det.Counts.PartOfPerson.Load() + det.Counts.Blurred.Load(); n > 0 {
+			line += fmt.Sprintf(" | refused %d", n)
+		}
 	}
 	if clusters >= 0 {
 		line += fmt.Sprintf(" | clusters %d", clusters)

@@ -60,13 +60,16 @@ type Models struct {
 	// RetinaFace-MobileNet0.25 with a second, enlarged look at its doubtful finds, for small and
 	// partly covered faces), ultraface-320, ultraface-640, or dlib-hog (the original's).
 	Detector       string
-	DetectorScore  float64      // score a face needs (0: the detector's default, 0.5 RetinaFace, 0.7 UltraFace); dlib HOG keeps dlib's 0
-	DetectorNoZoom bool         // retinaface: the frame's scale only, no second look
-	DetectorTiles  int          // also detect in N×N overlapping tiles of the frame, for small faces (0 or 1: whole frame only)
-	DlibUpsample   int          // dlib HOG upsampling, face_recognition's number_of_times_to_upsample (0 = 1, -1 = none)
-	Device         string       // clothing embedder and dlib-resnet face encoder: cpu or cuda
-	Logger         *slog.Logger // where a CUDA fallback is reported (Build sets it)
-	ClothManifest  string       // JSON manifest of another clothing model
+	DetectorScore  float64 // score a face needs (0: the detector's default, 0.5 RetinaFace, 0.7 UltraFace); dlib HOG keeps dlib's 0
+	DetectorNoZoom bool    // retinaface: the frame's scale only, no second look
+	DetectorTiles  int     // also detect in N×N overlapping tiles of the frame, for small faces (0 or 1: whole frame only)
+	// Gate is the face-quality gate between detection and encoding (detector.GateConfig; on by
+	// default).
+	Gate          detector.GateConfig
+	DlibUpsample  int          // dlib HOG upsampling, face_recognition's number_of_times_to_upsample (0 = 1, -1 = none)
+	Device        string       // clothing embedder and dlib-resnet face encoder: cpu or cuda
+	Logger        *slog.Logger // where a CUDA fallback is reported (Build sets it)
+	ClothManifest string       // JSON manifest of another clothing model
 	// ClothMaxBatch and ClothMaxWait group the embedder's crops into inferences (embedder.Config).
 	ClothMaxBatch int
 	ClothMaxWait  time.Duration
@@ -182,6 +185,9 @@ func Build(ctx context.Context, name string, js jetstream.JetStream, o Options) 
 			return nil, err
 		}
 		o.Detector.Logger = o.Logger
+		if o.Detector.Gate == (detector.GateConfig{}) {
+			o.Detector.Gate = o.Models.Gate
+		}
 		proc, err := detector.New(o.Detector, det)
 		if err != nil {
 			det.Close()
@@ -416,4 +422,9 @@ func registerDetectorCounters(reg *stage.Registry, c *detector.Counters) {
 	}
 	reg.AddCounterFunc("personcluster_detector_faces_total", "Faces found in accepted frames.", "counter",
 		map[string]string{"stage": Detector}, c.Faces.Load)
+	const rejected = "personcluster_detector_rejected_faces_total"
+	const rhelp = "Detections the face-quality gate kept out of clustering, by reason."
+	for reason, get := range map[string]func() int64{detector.RejectPartOfPerson: c.PartOfPerson.Load, detector.RejectBlurred: c.Blurred.Load} {
+		reg.AddCounterFunc(rejected, rhelp, "counter", map[string]string{"stage": Detector, "reason": reason}, get)
+	}
 }

@@ -29,8 +29,9 @@ import (
 type Run struct {
 	Name    string   // source id and folder
 	Video   string   // file in the video folder
-	Backend string   // onnx or dlib
+	Backend string   // a face backend (pipeline.FaceBackends)
 	Args    []string // extra run flags
+	Truth   string   // truth file (default: the video's .truth.json beside it)
 }
 
 // Mode is one way of combining the parts.
@@ -83,14 +84,19 @@ func run(args []string, stdout io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	realTruth := filepath.Join("testdata", "truth", "short_hamilton_clip.mp4.truth.json") // hand-labelled real footage
 	runs := []Run{
-		{"cast_public-onnx", "cast_public.mp4", "onnx", nil},
-		{"cast_public-dlib", "cast_public.mp4", "dlib", nil},
-		{"cast_hard-onnx", "cast_hard_public.mp4", "onnx", nil},
-		{"cast_hard-dlib", "cast_hard_public.mp4", "dlib", nil},
-		// The earlier default detector and the original's, for comparison.
-		{"cast_hard-onnx-ultraface320", "cast_hard_public.mp4", "onnx", []string{"--detector", "ultraface-320"}},
-		{"cast_hard-dlib-hog", "cast_hard_public.mp4", "dlib", []string{"--detector", "dlib-hog"}},
+		{"cast_public-mobilefacenet", "cast_public.mp4", "mobilefacenet", nil, ""},
+		{"cast_public-dlib-resnet", "cast_public.mp4", "dlib-resnet", nil, ""},
+		{"cast_hard-mobilefacenet", "cast_hard_public.mp4", "mobilefacenet", nil, ""},
+		{"cast_hard-dlib-resnet", "cast_hard_public.mp4", "dlib-resnet", nil, ""},
+		{"hamilton-mobilefacenet", "short_hamilton_clip.mp4", "mobilefacenet", nil, realTruth},
+		{"hamilton-dlib-resnet", "short_hamilton_clip.mp4", "dlib-resnet", nil, realTruth},
+		// What the face-quality gate does on real footage, and the earlier detectors.
+		{"hamilton-dlib-resnet-nogate", "short_hamilton_clip.mp4", "dlib-resnet", []string{"--gate=false"}, realTruth},
+		{"hamilton-dlib-resnet-ultraface320", "short_hamilton_clip.mp4", "dlib-resnet", []string{"--detector", "ultraface-320"}, realTruth},
+		{"cast_hard-dlib-resnet-ultraface320", "cast_hard_public.mp4", "dlib-resnet", []string{"--detector", "ultraface-320"}, ""},
+		{"cast_hard-dlib-resnet-hog", "cast_hard_public.mp4", "dlib-resnet", []string{"--detector", "dlib-hog"}, ""},
 	}
 	var points []Point
 	for _, r := range runs {
@@ -107,7 +113,11 @@ func run(args []string, stdout io.Writer) error {
 				return fmt.Errorf("ablation: %s: %w", r.Name, err)
 			}
 		}
-		truth, err := evaluate.LoadTruth(filepath.Join(*videos, r.Video+".truth.json"))
+		truthPath := r.Truth
+		if truthPath == "" {
+			truthPath = filepath.Join(*videos, r.Video+".truth.json")
+		}
+		truth, err := evaluate.LoadTruth(truthPath)
 		if err != nil {
 			return err
 		}

@@ -31,16 +31,28 @@ func TestDefaultsClusterTheCastVideos(t *testing.T) {
 		backend             string
 		minRecall, minF     float64
 		minPrecision, minDP float64
+		truth               string  // default: the video's .truth.json beside it
+		minReal             float64 // share of real faces among those clustered
 	}{
-		{"video/cast_public.mp4", "mobilefacenet", 0.9, 0.95, 0.9, 0.9},
-		{"video/cast_public.mp4", "dlib-resnet", 0.9, 0.95, 0.9, 0.9},
-		{"video/cast_hard_public.mp4", "mobilefacenet", 0.8, 0.75, 0.95, 0.7},
-		{"video/cast_hard_public.mp4", "dlib-resnet", 0.8, 0.9, 0.95, 0.9},
+		{"video/cast_public.mp4", "mobilefacenet", 0.9, 0.95, 0.9, 0.9, "", 0.99},
+		{"video/cast_public.mp4", "dlib-resnet", 0.9, 0.95, 0.9, 0.9, "", 0.99},
+		{"video/cast_hard_public.mp4", "mobilefacenet", 0.8, 0.75, 0.95, 0.7, "", 0.99},
+		{"video/cast_hard_public.mp4", "dlib-resnet", 0.8, 0.9, 0.95, 0.9, "", 0.99},
+		// Real footage, labelled by hand (testdata/truth): hands, microphones, ears and hair
+		// beside the faces, a dim audience out of focus. The face-quality gate keeps them out:
+		// 99% of the clustered faces are real (91% without it) and the six people one can
+		// describe are found (F 1.0; 0.85 without it). Recall over all frames is low by design:
+		// most frames show one face or five.
+		{"video/short_hamilton_clip.mp4", "dlib-resnet", 0.4, 0.95, 0.95, 0.95, "testdata/truth/short_hamilton_clip.mp4.truth.json", 0.95},
 	} {
 		name := strings.TrimSuffix(filepath.Base(c.video), ".mp4") + "-" + c.backend
 		t.Run(name, func(t *testing.T) {
 			video := testenv.Shared(t, c.video)
-			truth, err := evaluate.LoadTruth(video + ".truth.json")
+			truthPath := video + ".truth.json"
+			if c.truth != "" {
+				truthPath = filepath.Join(testenv.Root(), c.truth)
+			}
+			truth, err := evaluate.LoadTruth(truthPath)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -71,6 +83,14 @@ func TestDefaultsClusterTheCastVideos(t *testing.T) {
 				name, rep.All.Recall, rep.All.Precision, cl.Clusters, cl.Identities, cl.BCubed.Precision, cl.BCubed.Recall, cl.BCubed.F)
 			if cl.BCubed.F < c.minF || cl.BCubed.Precision < c.minDP {
 				t.Errorf("BCubed F %.3f, precision %.3f; want ≥ %.2f and ≥ %.2f", cl.BCubed.F, cl.BCubed.Precision, c.minF, c.minDP)
+			}
+			if rep.RealShare < c.minReal {
+				t.Errorf("%.3f of the clustered faces are real (false: %v), want ≥ %.2f", rep.RealShare, rep.NonFaceKinds, c.minReal)
+			}
+			for _, cl := range rep.Clusters {
+				if 2*cl.False > cl.Faces {
+					t.Errorf("cluster %d is mostly non-faces: %d of %d", cl.Cluster, cl.False, cl.Faces)
+				}
 			}
 			if rep.All.Recall < c.minRecall || rep.All.Precision < c.minPrecision {
 				t.Errorf("detection recall %.3f, precision %.3f; want ≥ %.2f and ≥ %.2f", rep.All.Recall, rep.All.Precision, c.minRecall, c.minPrecision)

@@ -46,6 +46,7 @@ var modes = []Mode{
 	{"face", 1, 0, false},
 	{"cloth", 0, 1, false},
 	{"face+cloth", 1, 1, false},
+	{"face+1.5cloth", 1, 1.5, false},
 	{"face+2cloth", 1, 2, false},
 	{"face+cloth scaled", 1, 1, true},
 }

@@ -279,14 +279,20 @@ func benchModelStage(ctx context.Context, o options, name string) ([]StageRow, e
 		if err != nil {
 			return nil, err
 		}
-		oe, ok := enc.(*encoder.ONNXEncoder)
+		// Both onnxruntime face encoders can run their networks alone on zeros.
+		oe, ok := enc.(interface{ BareRun(n, batch int) error })
 		if !ok {
-			return nil, fmt.Errorf("bench: encoder %s is not the ONNX one", enc.Name())
+			enc.Close()
+			return nil, fmt.Errorf("bench: encoder %s does not run on onnxruntime (use --face-backend dlib-resnet or mobilefacenet)", enc.Name())
 		}
-		closeBare = func() { oe.Close() }
+		closeBare = func() { enc.Close() }
 		// The stage encodes the faces of one pulled batch of messages together.
 		batch := int(math.Round(float64(faces) / float64(n) * float64(spec.Config.BatchSize)))
-		bareWhat = fmt.Sprintf("ORT fr_landmark + fr_feature, batch %d, %d thread(s)", batch, max(1, o.threads))
+		what := "fr_landmark + fr_feature"
+		if _, ok := enc.(*encoder.ONNXEncoder); !ok {
+			what = enc.Name() + " network"
+		}
+		bareWhat = fmt.Sprintf("ORT %s, batch %d, %d thread(s)", what, batch, max(1, o.threads))
 		bare = func() (float64, error) {
 			t0 := time.Now()
 			for done := 0; done < faces; done += batch {

@@ -210,7 +210,13 @@ func Build(ctx context.Context, name string, js jetstream.JetStream, o Options) 
 		if err != nil {
 			return nil, err
 		}
-		return &Spec{o.loop(name, stage.StreamFaces, stage.ConsumerEncoder, Tuning{Concurrency: 1, BatchSize: 4, BatchWait: 20 * time.Millisecond}), encoder.New(enc)}, nil
+		def := Tuning{Concurrency: 1, BatchSize: 4, BatchWait: 20 * time.Millisecond}
+		if _, ok := enc.(*dlibface.ResNetONNX); ok {
+			// Two workers: one cuts the next batch's chips (landmarks, alignment: a third of
+			// a face's time) while the other's batch is in the network.
+			def.Concurrency = 2
+		}
+		return &Spec{o.loop(name, stage.StreamFaces, stage.ConsumerEncoder, def), encoder.New(enc)}, nil
 	case Embedder:
 		if err := o.Models.init(); err != nil {
 			return nil, err

@@ -392,9 +392,12 @@ type Cluster struct {
 // ClusterResult is the clusterer's answer for a source. Published to results.<source> when the
 // quota is reached and again at end of stream.
 type ClusterResult struct {
-	Source         string    `msgpack:"source" json:"source"`
-	Final          bool      `msgpack:"final" json:"final"`
-	Partial        bool      `msgpack:"partial" json:"partial"` // quota never reached
+	Source  string `msgpack:"source" json:"source"`
+	Final   bool   `msgpack:"final" json:"final"`
+	Partial bool   `msgpack:"partial" json:"partial"` // quota never reached, or see Reason
+	// Reason says why a partial result is partial when the quota does not (the source had more
+	// faces than the clusterer takes, say). Empty in results stored before it existed.
+	Reason         string    `msgpack:"reason,omitempty" json:"reason,omitempty"`
 	FramesSeen     int64     `msgpack:"frames_seen" json:"frames_seen"`
 	FramesAccepted int64     `msgpack:"frames_accepted" json:"frames_accepted"`
 	Faces          int       `msgpack:"faces" json:"faces"`
@@ -440,9 +443,17 @@ type DeadLetter struct {
 	// (Size bytes); such a letter cannot be replayed.
 	Truncated bool  `msgpack:"truncated,omitempty"`
 	Size      int64 `msgpack:"size,omitempty"`
+	// Forwarded: the stage told the stages downstream about the input (a frame skipped), so
+	// the source goes on and its final result still comes. Without it the source cannot end
+	// (see EndsSource). Letters stored before this field existed read as not forwarded.
+	Forwarded bool `msgpack:"forwarded,omitempty"`
 }
 
 func (*DeadLetter) MessageType() Type { return TypeDeadLetter }
+
+// EndsSource reports whether the dead letter stops its source: no stage downstream heard of
+// the input, so the source's final result will not come, and a wait for it must end here.
+func (m *DeadLetter) EndsSource() bool { return !m.Forwarded }
 
 func (m *DeadLetter) Validate() error {
 	if m.Stage == "" || m.Reason == "" {

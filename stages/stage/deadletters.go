@@ -38,6 +38,7 @@ type DeadEntry struct {
 	Deliveries uint64              `json:"deliveries"`
 	Bytes      int                 `json:"bytes"` // the input's size
 	Truncated  bool                `json:"truncated,omitempty"`
+	Forwarded  bool                `json:"forwarded,omitempty"` // the stages downstream heard of it; its source went on
 	AtMillis   int64               `json:"at_ms"`
 	Headers    map[string][]string `json:"headers,omitempty"`
 }
@@ -96,7 +97,7 @@ func deadEntryOf(seq uint64, subject string, data []byte) DeadEntry {
 		return DeadEntry{Seq: seq, Subject: subject, Reason: "unreadable dead letter: " + err.Error(), Bytes: len(data)}
 	}
 	e := DeadEntry{Seq: seq, Stage: dl.Stage, Source: dl.Source, Subject: dl.Subject, Reason: dl.Reason,
-		Deliveries: dl.Deliveries, Bytes: len(dl.Data), Truncated: dl.Truncated, AtMillis: dl.AtMillis, Headers: dl.Headers}
+		Deliveries: dl.Deliveries, Bytes: len(dl.Data), Truncated: dl.Truncated, Forwarded: dl.Forwarded, AtMillis: dl.AtMillis, Headers: dl.Headers}
 	if dl.Truncated {
 		e.Bytes = int(dl.Size)
 	}

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -51,7 +52,7 @@ func (in *Input) InProgress() error {
 // Publish stores one output now and waits for JetStream's ack. Long-running processors (the
 // reader) stream outputs this way; the others return them in their Result.
 func (in *Input) Publish(ctx context.Context, out Output) error {
-	return in.pub.Publish(ctx, []Output{out})
+	return in.pub.publish(ctx, []Output{out}, func() { _ = in.InProgress() })
 }
 
 // Output is a message a processor wants published.
@@ -116,8 +117,11 @@ type Config struct {
 	// MaxMessageBytes bounds an input's size; a larger one is dead-lettered before decoding
 	// (default messages.MaxMessageBytes).
 	MaxMessageBytes int
-	Logger          *slog.Logger
-	Metrics         *Registry
+	// RoomWait bounds the wait for room in a full output stream (default DefaultRoomWait);
+	// then the publish fails and the input is retried like any transient failure.
+	RoomWait time.Duration
+	Logger   *slog.Logger
+	Metrics  *Registry
 }
 
 func (c *Config) setDefaults() {
@@ -184,7 +188,7 @@ func Run(ctx context.Context, js jetstream.JetStream, cfg Config, proc Processor
 		return fmt.Errorf("stage %s: opening consumer %s/%s (run Topology.Ensure first): %w", cfg.Name, cfg.Stream, cfg.Consumer, err)
 	}
 	m := cfg.Metrics.Stage(cfg.Name)
-	pub := &Publisher{js: js, metrics: m}
+	pub := &Publisher{js: js, metrics: m, RoomWait: cfg.RoomWait}
 	// In-flight work runs on a context that outlives ctx by DrainTimeout, so a SIGTERM lets
 	// the current batch finish and be acked instead of being redelivered.
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
@@ -324,7 +328,7 @@ func sourceOf(m messages.Message) (string, bool) {
 func (l *loop) handle(ctx context.Context, inputs []*Input) {
 	l.m.InFlight.Add(int64(len(inputs)))
 	defer l.m.InFlight.Add(-int64(len(inputs)))
-	results := l.proc.Process(ctx, inputs)
+	results := l.process(ctx, inputs)
 	if len(results) != len(inputs) {
 		err := fmt.Errorf("stage %s: processor returned %d results for %d inputs", l.cfg.Name, len(results), len(inputs))
 		results = make([]Result, len(inputs))
@@ -339,7 +343,10 @@ func (l *loop) handle(ctx context.Context, inputs []*Input) {
 			groups[i] = results[i].Outputs
 		}
 	}
-	pubErrs := l.pub.PublishGroups(ctx, groups)
+	// While a full stream holds the outputs back, JetStream hears that the inputs are still
+	// being worked on, so their ack timers do not run out and redeliver them.
+	alive := func(group int) { _ = inputs[group].InProgress() }
+	pubErrs := l.pub.publishGroups(ctx, groups, alive)
 	// A failed publish is the server's trouble (a stream leader being elected after a node
 	// died, a restart), not the input's: retry it here a few times, keeping the inputs alive,
 	// rather than spending the inputs' redeliveries and dead-lettering good input.
@@ -347,7 +354,8 @@ func (l *loop) handle(ctx context.Context, inputs []*Input) {
 		retry := make([][]Output, len(groups))
 		failed := false
 		for i, err := range pubErrs {
-			if err != nil && results[i].Err == nil && len(groups[i]) > 0 {
+			// A stream still full after the publisher's RoomWait is not retried here again.
+			if err != nil && !errors.Is(err, ErrStreamFull) && results[i].Err == nil && len(groups[i]) > 0 {
 				retry[i], failed = groups[i], true
 				_ = inputs[i].InProgress()
 			}
@@ -357,7 +365,7 @@ func (l *loop) handle(ctx context.Context, inputs []*Input) {
 		}
 		l.log.Warn("publishing outputs failed; retrying", "attempt", attempt+1, "delay", delay, "err", firstErr(pubErrs))
 		sleep(ctx, delay)
-		again := l.pub.PublishGroups(ctx, retry)
+		again := l.pub.publishGroups(ctx, retry, alive)
 		for i := range retry {
 			if retry[i] != nil {
 				pubErrs[i] = again[i]
@@ -371,6 +379,51 @@ func (l *loop) handle(ctx context.Context, inputs []*Input) {
 		}
 		l.settle(ctx, in, err)
 	}
+}
+
+// process runs the processor on a batch. A panic in Process becomes an error of the input that
+// caused it (a bug meets that input: it is dead-lettered with the panic as its reason) instead
+// of ending the process and every source it serves. A batch that panics is processed again one
+// input at a time, so the other inputs of the batch are not blamed.
+func (l *loop) process(ctx context.Context, inputs []*Input) []Result {
+	results, err := l.processRecovered(ctx, inputs)
+	if err == nil {
+		return results
+	}
+	if len(inputs) == 1 {
+		return []Result{{Err: Permanent(err)}}
+	}
+	results = make([]Result, len(inputs))
+	for i, in := range inputs {
+		one, err := l.processRecovered(ctx, []*Input{in})
+		switch {
+		case err != nil:
+			results[i].Err = Permanent(err)
+		case len(one) == 1:
+			results[i] = one[0]
+		default:
+			results[i].Err = fmt.Errorf("stage %s: processor returned %d results for 1 input", l.cfg.Name, len(one))
+		}
+	}
+	return results
+}
+
+// ErrPanic is the reason of an input whose processing panicked; match with errors.Is.
+var ErrPanic = errors.New("stage: processor panicked")
+
+// processRecovered calls Process, turning a panic into an error (logged with its stack).
+func (l *loop) processRecovered(ctx context.Context, inputs []*Input) (results []Result, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			subjects := make([]string, len(inputs))
+			for i, in := range inputs {
+				subjects[i] = in.Subject
+			}
+			l.log.Error("processor panicked", "inputs", subjects, "panic", v, "stack", string(debug.Stack()))
+			results, err = nil, fmt.Errorf("%w: %v", ErrPanic, v)
+		}
+	}()
+	return l.proc.Process(ctx, inputs), nil
 }
 
 // publishRetries and publishRetryDelay bound the in-place retries of failed publishes: about
@@ -433,11 +486,15 @@ func (l *loop) deadLetter(ctx context.Context, in *Input, reason error) {
 	if md, err := in.msg.Metadata(); err == nil {
 		id = fmt.Sprintf("dead.%s.%s.%d", l.cfg.Name, md.Stream, md.Sequence.Stream)
 	}
-	outs := []Output{{Subject: messages.DeadSubject(l.cfg.Name, in.Source), MsgID: id, Message: dl}}
+	var told []Output
 	if h, ok := l.proc.(DeadLetterHandler); ok && in.Message != nil {
-		outs = append(outs, h.OnDeadLetter(in, reason)...)
+		told = h.OnDeadLetter(in, reason)
 	}
-	if err := l.pub.Publish(ctx, outs); err != nil {
+	// Forwarded: the stages downstream hear of the input (a skipped frame), so its source goes
+	// on; a dead letter without it ends the source, and whoever waits for it stops waiting.
+	dl.Forwarded = len(told) > 0
+	outs := append([]Output{{Subject: messages.DeadSubject(l.cfg.Name, in.Source), MsgID: id, Message: dl}}, told...)
+	if err := l.pub.publish(ctx, outs, func() { _ = in.InProgress() }); err != nil {
 		l.log.Error("storing a dead letter failed; leaving the input for redelivery", "subject", in.Subject, "err", err)
 		_ = in.msg.NakWithDelay(l.cfg.RetryDelay)
 		return

@@ -179,6 +179,9 @@ func TestRunRetriesDeadLettersAndDeduplicates(t *testing.T) {
 		if m.Subject() != "dead.detector.src1" {
 			t.Errorf("dead letter on %s", m.Subject())
 		}
+		if dl.Forwarded || !dl.EndsSource() {
+			t.Errorf("a dead letter nothing downstream heard of is marked forwarded: %+v", dl)
+		}
 		switch {
 		case strings.Contains(dl.Reason, "corrupt JPEG"):
 			reasons["permanent"] = true
@@ -324,9 +327,12 @@ func TestDeadLetterHandlerOutputs(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- stage.Run(ctx, env.JS, testConfig(env), proc) }()
 	faces := collect(t, env.JS, stage.StreamFaces, "faces.src1", 3)
-	collect(t, env.JS, stage.StreamDead, "dead.detector.src1", 1)
+	dead := collect(t, env.JS, stage.StreamDead, "dead.detector.src1", 1)
 	cancel()
 	<-done
+	if dl, err := messages.DecodeAs[*messages.DeadLetter](dead[0].Data()); err != nil || !dl.Forwarded || dl.EndsSource() {
+		t.Errorf("the dead letter of a frame reported downstream must be marked forwarded: %+v, %v", dl, err)
+	}
 	skipped := 0
 	for _, m := range faces {
 		ff, err := messages.DecodeAs[*messages.FrameFaces](m.Data())

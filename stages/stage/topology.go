@@ -180,11 +180,22 @@ func (t Topology) Ensure(ctx context.Context, js jetstream.JetStream) error {
 }
 
 // IsStreamFull reports whether a publish failed because a discard-new stream is at its limit:
-// the producer should wait and retry (backpressure), not fail.
+// the producer should wait and retry (backpressure), not fail. nats-server answers that with
+// its "store failed" error (JSStreamStoreFailedF, code 10077) whose description is the store's
+// limit error; the same code with any other description (a message too large for the store, a
+// disk failing) is not a full stream, and waiting would not help.
 func IsStreamFull(err error) bool {
 	var apiErr *jetstream.APIError
-	if errors.As(err, &apiErr) && apiErr.ErrorCode == 10077 {
+	if !errors.As(err, &apiErr) || apiErr.ErrorCode != jsStreamStoreFailed {
+		return false
+	}
+	switch apiErr.Description {
+	case "maximum bytes exceeded", "maximum messages exceeded", "maximum messages per subject exceeded":
+		// nats-server's store errors ErrMaxBytes, ErrMaxMsgs and ErrMaxMsgsPerSubject.
 		return true
 	}
 	return false
 }
+
+// jsStreamStoreFailed is nats-server's JSStreamStoreFailedF: storing a message failed.
+const jsStreamStoreFailed jetstream.ErrorCode = 10077

@@ -34,13 +34,13 @@ func samples() map[string]Message {
 		"result": &ClusterResult{Source: "cam-1", Final: true, FramesSeen: 120, FramesAccepted: 60, Faces: 150, Threshold: 0.72,
 			Clusters: []Cluster{{ID: 0, Members: []Member{{Seq: 7, Frame: 14, PTSMillis: 467, Face: 0, Box: box, Image: "cam-1/7-0.jpg"}}}},
 			Dropped:  []Member{{Seq: 8, Frame: 16, Face: 1, Box: box}}, Params: p, FaceModel: "fr_feature", ClothModel: "mobilenet_v1", Bucket: "personcluster", Montage: "cam-1/montage.png", AtMillis: 1764107000000},
-		"dead":   &DeadLetter{Stage: "detector", Source: "cam-1", Subject: "frames.cam-1", Reason: "corrupt JPEG", Deliveries: 1, Headers: map[string][]string{"Nats-Msg-Id": {"cam-1.7.reader"}}, Data: []byte{9, 9}, AtMillis: 1764107000000},
+		"dead": &DeadLetter{Stage: "detector", Source: "cam-1", Subject: "frames.cam-1", Reason: "corrupt JPEG", Deliveries: 1, Headers: map[string][]string{"Nats-Msg-Id": {"cam-1.7.reader"}}, Data: []byte{9, 9}, AtMillis: 1764107000000},
 		// Fields added later, omitted when empty: the files above keep their bytes, and these pin
 		// the new fields.
 		"result_partial": &ClusterResult{Source: "cam-1", Final: true, Partial: true, Reason: "clusterer: cam-1 has 60 faces, more than --max-source-faces 50",
 			FramesSeen: 40, FramesAccepted: 20, Faces: 48, Params: p, AtMillis: 1764107000000},
 		"dead_forwarded": &DeadLetter{Stage: "detector", Source: "cam-1", Subject: "frames.cam-1", Reason: "corrupt JPEG", Deliveries: 1, Headers: map[string][]string{}, Data: []byte{9}, AtMillis: 1764107000000, Forwarded: true},
-		"status": &Status{Source: "cam-1", Stage: "reader", State: StateProgress, FramesRead: 100, FramesPublished: 50, FramesTotal: 275, ETASeconds: 3.5, AtMillis: 1764107000000},
+		"status":         &Status{Source: "cam-1", Stage: "reader", State: StateProgress, FramesRead: 100, FramesPublished: 50, FramesTotal: 275, ETASeconds: 3.5, AtMillis: 1764107000000},
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 
 	"github.com/personcluster/personcluster/messages"
 	"github.com/personcluster/personcluster/stages/broker"
+	"github.com/personcluster/personcluster/stages/clusterer"
 	"github.com/personcluster/personcluster/stages/clusterer/hac"
 	"github.com/personcluster/personcluster/stages/evaluate"
 	"github.com/personcluster/personcluster/stages/output"
@@ -47,6 +48,7 @@ func cmdRun(ctx context.Context, args []string) error {
 	jsonOut := fs.Bool("json", false, "print the result as JSON instead of a table")
 	logLevel := fs.String("log-level", "warn", "debug, info, warn or error")
 	metricsAddr := fs.String("http", "", "serve /metrics and /healthz on this address")
+	maxSourceFaces := maxSourceFacesFlag(fs)
 	truthPath := fs.String("truth", "", "ground truth (testdata/video/*.truth.json): score the result against it, as `personcluster eval`")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: personcluster run [flags] VIDEO|URL|CAMERA-INDEX")
@@ -76,7 +78,7 @@ func cmdRun(ctx context.Context, args []string) error {
 	}
 	fmt.Fprintf(os.Stderr, "personcluster: source %s: %s\n", request.Source, messages.Redacted(request.URI))
 	res, err := pipeline.RunLocal(ctx, pipeline.LocalOptions{
-		Options:  pipeline.Options{Models: *models, Logger: log, Metrics: reg},
+		Options:  pipeline.Options{Models: *models, Logger: log, Metrics: reg, Clusterer: clusterer.Config{MaxFaces: *maxSourceFaces}},
 		StoreDir: *store, Listen: *listen, Out: *out, Request: request, Progress: os.Stderr, ProgressLines: !isTerminal(os.Stderr),
 	})
 	if res != nil && res.Result != nil {
@@ -106,7 +108,10 @@ func printSummary(r *messages.ClusterResult, elapsed time.Duration) {
 		fmt.Printf(" in %.1fs", elapsed.Seconds())
 	}
 	fmt.Println()
-	if r.Partial {
+	switch {
+	case r.Partial && r.Reason != "":
+		fmt.Printf("partial: %s\n", r.Reason)
+	case r.Partial:
 		fmt.Printf("partial: the quota of %d accepted frames was not reached\n", r.Params.Quota)
 	}
 	if len(r.RejectedCounts) > 0 {
@@ -228,8 +233,16 @@ func cmdStage(ctx context.Context, name string, args []string) error {
 	tuning := tuningFlags(fs, name)
 	metricsAddr := fs.String("http", "", "serve /metrics and /healthz on this address (e.g. :9090)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	var maxSourceFaces *int
+	if name == pipeline.Clusterer {
+		maxSourceFaces = maxSourceFacesFlag(fs)
+	}
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	var clustererConfig clusterer.Config
+	if maxSourceFaces != nil {
+		clustererConfig.MaxFaces = *maxSourceFaces
 	}
 	log := logger(*logLevel)
 	ensureTopo := topo
@@ -256,7 +269,7 @@ func cmdStage(ctx context.Context, name string, args []string) error {
 		log.Info("metrics and health", "addr", addr)
 	}
 	spec, err := pipeline.Build(ctx, name, js, pipeline.Options{Models: *models, Logger: log, Metrics: reg,
-		Tuning: map[string]pipeline.Tuning{name: *tuning}})
+		Tuning: map[string]pipeline.Tuning{name: *tuning}, Clusterer: clustererConfig})
 	if err != nil {
 		return err
 	}
@@ -356,62 +369,96 @@ func cmdWatch(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("watch", flag.ContinueOnError)
 	client := clientFlags(fs, "personcluster-watch")
 	out := fs.String("out", "", "save each final result's folder here")
-	untilFinal := fs.Bool("until-final", false, "exit after the first final result")
-	if err := parse(fs, args); err != nil {
+	untilFinal := fs.Bool("until-final", false, "exit after the source's final result, even one stored before watch started; exit 1 when a dead letter means it will not come")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: personcluster watch [flags] [SOURCE]   (no SOURCE: every source, live only)")
+		fs.PrintDefaults()
+	}
+	rest, err := parseInterspersed(fs, args)
+	if err != nil {
 		return err
 	}
+	if len(rest) > 1 {
+		fs.Usage()
+		return errUsage
+	}
 	source := ">"
-	if fs.NArg() == 1 {
-		if err := messages.ValidateSourceID(fs.Arg(0)); err != nil {
+	if len(rest) == 1 {
+		if err := messages.ValidateSourceID(rest[0]); err != nil {
 			return err
 		}
-		source = fs.Arg(0)
+		source = rest[0]
 	}
 	nc, js, err := connect(ctx, client, nil)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	msgs := make(chan *nats.Msg, 256)
-	for _, prefix := range []string{messages.SubjectStatus, messages.SubjectResults, messages.SubjectDead + ".*"} {
-		sub, err := nc.ChanSubscribe(prefix+"."+source, msgs)
-		if err != nil {
-			return err
-		}
-		defer sub.Unsubscribe()
+	statuses := make(chan *nats.Msg, 256)
+	sub, err := nc.ChanSubscribe(messages.SubjectStatus+"."+source, statuses)
+	if err != nil {
+		return err
 	}
+	defer sub.Unsubscribe()
+	// One source's wait reads what is stored first: its final result may be out already.
+	oneSource := source != ">"
+	follow, err := stage.Follow(ctx, js, source, *untilFinal && oneSource)
+	if err != nil {
+		return err
+	}
+	defer follow.Stop()
 	fmt.Fprintf(os.Stderr, "watching %s on %s\n", source, nc.ConnectedUrlRedacted())
+	// result prints a result and saves a final one; it reports whether watch is done.
+	result := func(v *messages.ClusterResult) (bool, error) {
+		printSummary(v, 0)
+		if v.Final && *out != "" {
+			obj, err := js.ObjectStore(ctx, stage.ImagesBucket)
+			if err != nil {
+				return true, err
+			}
+			dir, err := output.Write(*out, v, pipeline.ObjectFetcher(ctx, obj))
+			if err != nil {
+				return true, err
+			}
+			fmt.Fprintf(os.Stderr, "wrote %s\n", dir)
+		}
+		return v.Final && *untilFinal, nil
+	}
 	for {
+		var subject string
+		var msg messages.Message
+		var err error
 		select {
 		case <-ctx.Done():
 			return nil
-		case m := <-msgs:
-			msg, err := messages.Decode(m.Data)
-			if err != nil {
-				fmt.Printf("%s: undecodable message: %v\n", m.Subject, err)
-				continue
+		case m := <-statuses:
+			subject = m.Subject
+			msg, err = messages.Decode(m.Data)
+		case ev := <-follow.Events():
+			subject, msg, err = ev.Subject, ev.Message, ev.Err
+		}
+		if err != nil {
+			fmt.Printf("%s: undecodable message: %v\n", subject, err)
+			continue
+		}
+		switch v := msg.(type) {
+		case *messages.Status:
+			fmt.Printf("%s %-8s %-9s read %d published %d %s\n", v.Source, v.Stage, v.State, v.FramesRead, v.FramesPublished, v.Reason)
+		case *messages.DeadLetter:
+			fmt.Printf("%s DEAD at %s: %s\n", v.Source, v.Stage, v.Reason)
+			if failed := stage.SourceFailed(v); failed != nil && *untilFinal && oneSource {
+				final, err := stage.StoredFinal(ctx, js, source)
+				if err != nil || final == nil {
+					return errors.Join(failed, err)
+				}
+				if _, err := result(final); err != nil {
+					return err
+				}
+				return nil
 			}
-			switch v := msg.(type) {
-			case *messages.Status:
-				fmt.Printf("%s %-8s %-9s read %d published %d %s\n", v.Source, v.Stage, v.State, v.FramesRead, v.FramesPublished, v.Reason)
-			case *messages.DeadLetter:
-				fmt.Printf("%s DEAD at %s: %s\n", v.Source, v.Stage, v.Reason)
-			case *messages.ClusterResult:
-				printSummary(v, 0)
-				if v.Final && *out != "" {
-					obj, err := js.ObjectStore(ctx, stage.ImagesBucket)
-					if err != nil {
-						return err
-					}
-					dir, err := output.Write(*out, v, pipeline.ObjectFetcher(ctx, obj))
-					if err != nil {
-						return err
-					}
-					fmt.Fprintf(os.Stderr, "wrote %s\n", dir)
-				}
-				if v.Final && *untilFinal {
-					return nil
-				}
+		case *messages.ClusterResult:
+			if done, err := result(v); done || err != nil {
+				return err
 			}
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/personcluster/personcluster/messages"
 	"github.com/personcluster/personcluster/stages/broker"
 	"github.com/personcluster/personcluster/stages/detector"
+	"github.com/personcluster/personcluster/stages/clusterer"
 	"github.com/personcluster/personcluster/stages/embedder"
 	"github.com/personcluster/personcluster/stages/pipeline"
 	"github.com/personcluster/personcluster/stages/stage"
@@ -111,6 +112,12 @@ func modelFlags(fs *flag.FlagSet) *pipeline.Models {
 	fs.IntVar(&m.ClothMaxBatch, "cloth-batch", embedder.DefaultMaxBatch, "most clothing crops in one inference")
 	fs.DurationVar(&m.ClothMaxWait, "cloth-wait", embedder.DefaultMaxWait, "longest wait for a fuller clothing batch")
 	return m
+}
+
+// maxSourceFacesFlag bounds the faces one result clusters (the clusterer's memory).
+func maxSourceFacesFlag(fs *flag.FlagSet) *int {
+	return fs.Int("max-source-faces", clusterer.DefaultMaxFaces,
+		"most faces one result clusters (memory: n²/2 distances); a source with more ends with a partial final result of its first frames that fit")
 }
 
 func topologyFlags(fs *flag.FlagSet) *stage.Topology {

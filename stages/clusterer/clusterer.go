@@ -34,10 +34,16 @@ import (
 // StageName names the stage in message ids, dead-letter subjects and metrics.
 const StageName = "clusterer"
 
+// DefaultMaxFaces is Config.MaxFaces when not set: 20,000 faces are 200 million distances.
+const DefaultMaxFaces = 20000
+
 // Config configures the stage.
 type Config struct {
-	Metric    string // euclidean (the original) or cosine
-	MaxFaces  int    // largest number of faces clustered at once (memory bound: n²/2 distances)
+	Metric string // euclidean (the original) or cosine
+	// MaxFaces bounds the faces one result clusters (memory: n²/2 distances; default
+	// DefaultMaxFaces). A source with more ends early with a partial final result of its first
+	// frames that fit, saying why (--max-source-faces).
+	MaxFaces  int
 	Logger    *slog.Logger
 	NoImages  bool // do not store crops and montages in the object store
 	KeepInput bool // do not purge a finished source's vectors (debugging)
@@ -47,8 +53,8 @@ func (c *Config) setDefaults() {
 	if c.Metric == "" {
 		c.Metric = "euclidean"
 	}
-	if c.MaxFaces == 0 {
-		c.MaxFaces = 20000
+	if c.MaxFaces <= 0 {
+		c.MaxFaces = DefaultMaxFaces
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -232,8 +238,15 @@ func (s *Stage) emitDue(ctx context.Context, in *stage.Input, src string, st *so
 		}
 		return in.Publish(ctx, stage.Output{Subject: messages.Subject(messages.SubjectResults, src), MsgID: src + ".result." + id, Message: res})
 	}
+	windowed := st.params.Live && quota > 0
+	if !windowed && s.framesFitting(st, accepted) < len(accepted) {
+		// More faces than one result may cluster: end the source now with a partial final
+		// result of the frames that fit (result says why), rather than holding ever more
+		// vectors for a result that could never be computed.
+		return s.finish(ctx, in, src, st, accepted)
+	}
 	switch {
-	case st.params.Live && quota > 0:
+	case windowed:
 		// Live: a result per window of Quota accepted frames; the window is then forgotten.
 		for len(accepted) >= quota {
 			window := accepted[:quota]
@@ -254,13 +267,34 @@ func (s *Stage) emitDue(ctx context.Context, in *stage.Input, src string, st *so
 	if !st.ended() {
 		return nil
 	}
-	if err := publish(accepted, true, "final"); err != nil {
+	return s.finish(ctx, in, src, st, accepted)
+}
+
+// finish publishes the source's final result over the accepted frames and forgets the source.
+func (s *Stage) finish(ctx context.Context, in *stage.Input, src string, st *sourceState, accepted []int64) error {
+	res, err := s.result(ctx, src, st, accepted, true, "final")
+	if err != nil {
+		return err
+	}
+	if err := in.Publish(ctx, stage.Output{Subject: messages.Subject(messages.SubjectResults, src), MsgID: src + ".result.final", Message: res}); err != nil {
 		return err
 	}
 	st.finished = true
 	st.frames = nil
 	s.purge(ctx, src, 0)
 	return nil
+}
+
+// framesFitting is how many of the frames seqs, taken in order, hold at most MaxFaces faces.
+func (s *Stage) framesFitting(st *sourceState, seqs []int64) int {
+	faces := 0
+	for i, seq := range seqs {
+		faces += len(st.frames[seq].face.Vectors)
+		if faces > s.cfg.MaxFaces {
+			return i
+		}
+	}
+	return len(seqs)
 }
 
 // forget drops the frames before seq (a live window that has its result).
@@ -310,6 +344,12 @@ func (st *sourceState) rejected(end int64) ([]messages.RejectedFace, map[string]
 
 // result clusters the faces of the given frames.
 func (s *Stage) result(ctx context.Context, src string, st *sourceState, seqs []int64, final bool, kind string) (*messages.ClusterResult, error) {
+	reason := ""
+	if fit := s.framesFitting(st, seqs); fit < len(seqs) {
+		reason = fmt.Sprintf("clusterer: %s: %d accepted frames hold more than --max-source-faces %d faces; the result clusters the first %d of them",
+			src, len(seqs), s.cfg.MaxFaces, fit)
+		seqs = seqs[:fit]
+	}
 	res := &messages.ClusterResult{Source: src, Final: final, Params: st.params, FramesAccepted: int64(len(seqs)), AtMillis: time.Now().UnixMilli()}
 	if final {
 		res.FramesSeen = st.prefix
@@ -317,7 +357,7 @@ func (s *Stage) result(ctx context.Context, src string, st *sourceState, seqs []
 		if st.eosFace != nil && strings.HasPrefix(st.eosFace.Reason, "error:") {
 			res.Partial = true
 		}
-	} else {
+	} else if len(seqs) > 0 {
 		res.FramesSeen = seqs[len(seqs)-1] + 1 - st.base
 	}
 	end := st.prefix
@@ -325,6 +365,9 @@ func (s *Stage) result(ctx context.Context, src string, st *sourceState, seqs []
 		end = seqs[len(seqs)-1] + 1
 	}
 	res.Rejected, res.RejectedCounts = st.rejected(end)
+	if reason != "" {
+		res.Partial, res.Reason = true, reason
+	}
 	var faces Faces
 	var members []messages.Member
 	for _, seq := range seqs {
@@ -340,9 +383,6 @@ func (s *Stage) result(ctx context.Context, src string, st *sourceState, seqs []
 			faces.Frame = append(faces.Frame, seq)
 			members = append(members, messages.Member{Seq: seq, Frame: f.face.Index, PTSMillis: f.face.PTSMillis, Face: j, Box: f.face.Boxes[j]})
 		}
-	}
-	if len(members) > s.cfg.MaxFaces {
-		return nil, stage.Permanent(fmt.Errorf("clusterer: %s has %d faces, more than --max-faces %d", src, len(members), s.cfg.MaxFaces))
 	}
 	res.Faces = len(members)
 	scheme, calibrated := SchemeFor(st.params, s.cfg.Metric, res.FaceModel, res.ClothModel)

@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -118,11 +119,16 @@ type running struct {
 
 func start(t *testing.T, env *stagetest.Env) *running {
 	t.Helper()
+	return startWith(t, env, clusterer.Config{})
+}
+
+func startWith(t *testing.T, env *stagetest.Env, ccfg clusterer.Config) *running {
+	t.Helper()
 	images, err := env.JS.ObjectStore(context.Background(), stage.ImagesBucket)
 	if err != nil {
 		t.Fatal(err)
 	}
-	proc, err := clusterer.New(clusterer.Config{}, env.JS, images)
+	proc, err := clusterer.New(ccfg, env.JS, images)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -318,6 +324,38 @@ func TestLiveWindows(t *testing.T) {
 	}
 	if info.State.Msgs > 4 {
 		t.Errorf("%d vector messages kept after three windows; clustered windows should be purged", info.State.Msgs)
+	}
+}
+
+// A source with more faces than MaxFaces ends at once with a partial final result of the
+// frames that fit, saying why; it is not dead-lettered, and the inputs after it are acked
+// without a second result.
+func TestSourceOverMaxFacesEndsWithPartialResult(t *testing.T) {
+	env := stagetest.Start(t, stage.Topology{})
+	p := params()
+	p.Quota = 100 // only the final result
+	r := startWith(t, env, clusterer.Config{MaxFaces: 50})
+	defer r.stop(t)
+	msgs := frameMessages(60, p) // 40 accepted frames, 100 faces
+	publishAll(t, env.JS, msgs)  // no end of stream: the limit alone ends the source
+	got := results(t, env.JS, 1)
+	final := got[0]
+	// Accepted frames 0,1,3,4,6,7,… show 2 faces (even seq) or 3 (odd): the first 20 hold 50.
+	if !final.Final || !final.Partial || final.Faces != 50 || final.FramesAccepted != 20 || len(final.Clusters) == 0 {
+		t.Errorf("final: final %v partial %v, %d faces in %d frames, %d clusters; want a partial final of 50 faces in 20 frames",
+			final.Final, final.Partial, final.Faces, final.FramesAccepted, len(final.Clusters))
+	}
+	if !strings.Contains(final.Reason, "--max-source-faces 50") {
+		t.Errorf("reason %q does not name the limit", final.Reason)
+	}
+	publishEOS(t, env.JS, 60, p)
+	waitAcked(t, env.JS, uint64(len(msgs)+2))
+	if got := results(t, env.JS, 1); len(got) != 1 {
+		t.Errorf("%d results after the end of stream, want the one final", len(got))
+	}
+	dead, err := stage.ListDeadLetters(context.Background(), env.JS, "dead.>")
+	if err != nil || len(dead) != 0 {
+		t.Errorf("dead letters %+v, %v; want none", dead, err)
 	}
 }
 

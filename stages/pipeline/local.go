@@ -170,17 +170,14 @@ func (l *Local) Process(ctx context.Context, req messages.IngestRequest) (*Local
 	}
 	lo, nc, js, det := l.lo, l.nc, l.js, l.det
 	src := req.Source
-	results := make(chan *messages.ClusterResult, 4)
 	statuses := make(chan *messages.Status, 64)
-	resSub, err := nc.Subscribe(messages.Subject(messages.SubjectResults, src), func(m *nats.Msg) {
-		if r, err := messages.DecodeAs[*messages.ClusterResult](m.Data); err == nil {
-			results <- r
-		}
-	})
+	// The source's results, and its dead letters: one that no later stage heard of means the
+	// final result will not come, and the run ends with its reason instead of waiting.
+	follow, err := stage.Follow(ctx, js, src, true)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrSetup, err)
 	}
-	defer resSub.Unsubscribe()
+	defer follow.Stop()
 	stSub, err := nc.Subscribe(messages.Subject(messages.SubjectStatus, src), func(m *nats.Msg) {
 		if s, err := messages.DecodeAs[*messages.Status](m.Data); err == nil {
 			select {
@@ -217,7 +214,27 @@ func (l *Local) Process(ctx context.Context, req messages.IngestRequest) (*Local
 			if s.State == messages.StateFailed {
 				out.Failure = s.Reason
 			}
-		case r := <-results:
+		case ev := <-follow.Events():
+			var r *messages.ClusterResult
+			switch m := ev.Message.(type) {
+			case *messages.ClusterResult:
+				r = m
+			case *messages.DeadLetter:
+				failed := stage.SourceFailed(m)
+				if failed == nil {
+					continue
+				}
+				final, err := stage.StoredFinal(ctx, js, src)
+				if err != nil || final == nil {
+					if lo.Progress != nil {
+						fmt.Fprintf(lo.Progress, "%s%s\n", cr, progressLine(&last, det, -1))
+					}
+					return out, fmt.Errorf("pipeline: %w", errors.Join(failed, err))
+				}
+				r = final // the source was done before the input was dead-lettered
+			default:
+				continue
+			}
 			if lo.Progress != nil && !r.Final {
 				fmt.Fprintf(lo.Progress, "%squota reached: %d accepted frames, %d faces, %d clusters%s\n", cr, r.FramesAccepted, r.Faces, len(r.Clusters), pad)
 			}

@@ -164,6 +164,9 @@ func cmdServer(ctx context.Context, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
 	scfg := broker.ServerConfig{Host: *host, Port: *port, ConfigFile: *config, Logging: true,
 		ServerName: *name, ClusterListen: *clusterListen}
 	if *config == "" || isSet(fs, "store") {
@@ -238,6 +241,9 @@ func cmdStage(ctx context.Context, name string, args []string) error {
 		maxSourceFaces = maxSourceFacesFlag(fs)
 	}
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
 		return err
 	}
 	var clustererConfig clusterer.Config
@@ -374,10 +380,10 @@ func cmdWatch(ctx context.Context, args []string) error {
 		fmt.Fprintln(fs.Output(), "usage: personcluster watch [flags] [SOURCE]   (no SOURCE: every source, live only)")
 		fs.PrintDefaults()
 	}
-	rest, err := parseInterspersed(fs, args)
-	if err != nil {
+	if err := parse(fs, args); err != nil {
 		return err
 	}
+	rest := fs.Args()
 	if len(rest) > 1 {
 		fs.Usage()
 		return errUsage
@@ -504,6 +510,17 @@ func cmdCluster(args []string) error {
 		return err
 	}
 	return hac.WriteOutput(os.Stdout, r)
+}
+
+// noArgs refuses positional arguments to a command that takes none (flags after one would
+// otherwise be read as more of them and silently ignored).
+func noArgs(fs *flag.FlagSet) error {
+	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "personcluster %s: unexpected argument %q (this command takes flags only)\n", fs.Name(), fs.Arg(0))
+		fs.Usage()
+		return errUsage
+	}
+	return nil
 }
 
 func isTerminal(f *os.File) bool {

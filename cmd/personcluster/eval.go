@@ -31,10 +31,10 @@ func runEval(args []string, stdout io.Writer) error {
 	truthPath := fs.String("truth", "", "ground-truth file (required)")
 	iou := fs.Float64("iou", evaluate.DefaultIoU, "IoU a result face needs with a truth box to match it, in (0,1]")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
-	paths, err := parseInterspersed(fs, args)
-	if err != nil {
+	if err := parse(fs, args); err != nil {
 		return err
 	}
+	paths := fs.Args()
 	if *truthPath == "" || len(paths) != 1 {
 		fs.Usage()
 		return errUsage
@@ -58,26 +58,6 @@ func runEval(args []string, stdout io.Writer) error {
 		return evaluate.WriteJSON(stdout, report)
 	}
 	return evaluate.WriteTable(stdout, report)
-}
-
-// parseInterspersed parses flags wherever they stand among the positional arguments (the flag
-// package stops at the first positional one), which it returns in order. A "--" ends the flags.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := parse(fs, args); err != nil {
-			return nil, err
-		}
-		rest := fs.Args()
-		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
-			return append(pos, rest...), nil
-		}
-		if len(rest) == 0 {
-			return pos, nil
-		}
-		pos = append(pos, rest[0])
-		args = rest[1:]
-	}
 }
 
 // evalFaces turns results.json face records into what evaluate scores.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -21,14 +22,40 @@ import (
 
 var errUsage = errors.New("usage")
 
-// parse parses args, then fills every flag not given on the command line from
-// PERSONCLUSTER_<FLAG> (upper case, '-' as '_').
+// parse parses args, flags wherever they stand among the positional arguments (the flag
+// package alone stops at the first positional one: `run VIDEO --json` would not see --json),
+// leaving the positional ones, in order, as fs.Args(); a "--" ends the flags. Then it fills
+// every flag not given on the command line from PERSONCLUSTER_<FLAG> (upper case, '-' as '_').
+// A bad flag prints the error, with the program's prefix, and the usage.
 func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
+	stderr := fs.Output()
+	fs.SetOutput(io.Discard) // the flag package's own message lacks the prefix
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			fs.SetOutput(stderr)
+			if errors.Is(err, flag.ErrHelp) {
+				fs.Usage()
+				os.Exit(0)
+			}
+			fmt.Fprintf(stderr, "personcluster %s: %v\n", fs.Name(), err)
+			fs.Usage()
+			return errUsage
 		}
-		return errUsage
+		rest := fs.Args()
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			positional = append(positional, rest...)
+			break
+		}
+		if len(rest) == 0 {
+			break
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
+	}
+	fs.SetOutput(stderr)
+	if err := fs.Parse(append([]string{"--"}, positional...)); err != nil {
+		return err
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -165,7 +192,12 @@ func addRequestFlags(fs *flag.FlagSet) *requestFlags {
 	fs.IntVar(&r.p.MinFaces, "min-faces", r.p.MinFaces, "keep frames showing at least this many faces")
 	fs.IntVar(&r.p.MaxFaces, "max-faces", r.p.MaxFaces, "keep frames showing at most this many faces")
 	fs.IntVar(&r.p.Quota, "quota", r.p.Quota, "accepted frames before the first clustering")
-	fs.Float64Var(&r.p.Sim, "sim", r.p.Sim, "similarity: cut at max(d)·(1−sim) (default: the tuned profile's calibrated cut; 0.55 in the original profile)")
+	// A Func flag: the flag package would add "(default 0.55)", which the tuned profile ignores.
+	fs.Func("sim", "similarity: cut the dendrogram at max(d)·(1−`sim`) (default: the tuned profile's calibrated cut; 0.55 in the original profile)", func(v string) error {
+		sim, err := strconv.ParseFloat(v, 64)
+		r.p.Sim = sim
+		return err
+	})
 	fs.IntVar(&r.p.MinCSize, "min-csize", r.p.MinCSize, "drop clusters smaller than this")
 	fs.StringVar(&r.p.Method, "method", r.p.Method, "linkage: single, complete, average, weighted, ward, centroid, median")
 	fs.Float64Var(&r.p.FaceWeight, "face-weight", r.p.FaceWeight, "weight of the face part of a fingerprint (0: clothing only)")

@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"strconv"
 
 	"github.com/personcluster/personcluster/messages"
 )
@@ -26,7 +27,12 @@ type profileFlags struct {
 func addProfileFlags(fs *flag.FlagSet) *profileFlags {
 	pf := &profileFlags{}
 	fs.StringVar(&pf.profile, "profile", profileTuned, "clustering profile: tuned (cannot-links, the face model's calibrated cut unless --sim is given) or original (the original's scipy-exact cut at max(d)·(1−sim))")
-	fs.BoolVar(&pf.cannotLink, "cannot-link", true, "never put two faces of one frame in one cluster (default: on in the tuned profile, off in the original)")
+	// A BoolFunc: a plain bool flag would add "(default true)" to a default that is the profile's.
+	fs.BoolFunc("cannot-link", "never put two faces of one frame in one cluster (default: on in the tuned profile, off in the original; =false turns it off)", func(v string) error {
+		on, err := strconv.ParseBool(v)
+		pf.cannotLink = on
+		return err
+	})
 	return pf
 }
 
@@ -41,7 +47,7 @@ func (pf *profileFlags) apply(fs *flag.FlagSet, p *messages.Params) error {
 	case profileOriginal:
 		p.CannotLink, p.Cut = false, ""
 	default:
-		return fmt.Errorf("personcluster: --profile %q: want %s or %s", pf.profile, profileTuned, profileOriginal)
+		return fmt.Errorf("--profile %q: want %s or %s", pf.profile, profileTuned, profileOriginal)
 	}
 	if isSet(fs, "cannot-link") {
 		p.CannotLink = pf.cannotLink

@@ -18,8 +18,10 @@ system-deps:
 models:
 	@bash models/fetch.sh
 
+## build: the binary; `make build TAGS=avx2` compiles the dlib shim for AVX2/FMA CPUs (faster,
+## but it will not run on CPUs without them).
 build:
-	$(GO) build -o bin/personcluster ./cmd/personcluster
+	$(GO) build -tags "$(TAGS)" -o bin/personcluster ./cmd/personcluster
 
 ## demo: the whole pipeline in one process on the bundled sample clip.
 demo: deps build

@@ -16,7 +16,6 @@
 package dlibface
 
 // #cgo CXXFLAGS: -std=c++14 -O3 -DNDEBUG -Wno-deprecated-declarations
-// #cgo amd64 CXXFLAGS: -march=x86-64-v3
 // #cgo LDFLAGS: -ldlib -lcblas -llapack -lblas
 // #include <stdlib.h>
 // #include "dlibface.h"

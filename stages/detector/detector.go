@@ -77,6 +77,8 @@ func (c *Counters) Skipped() map[string]int64 {
 const (
 	SkipTooFew  = "too_few_faces"
 	SkipTooMany = "too_many_faces"
+	// SkipDeadLetter: the frame was dead-lettered; it is passed on so counts stay complete.
+	SkipDeadLetter = "dead_letter"
 )
 
 // Stage is the detector's stage.Processor.

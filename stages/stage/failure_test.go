@@ -163,3 +163,17 @@ func TestRunRoomWaitIsBounded(t *testing.T) {
 		t.Errorf("dead letter after a full stream: %q after %d deliveries", dl.Reason, dl.Deliveries)
 	}
 }
+
+// Run owns its processor: it closes it also when it cannot start.
+func TestRunClosesProcessorWhenItCannotStart(t *testing.T) {
+	env := stagetest.Start(t, stage.Topology{})
+	proc := &scripted{calls: map[int64]int{}, behave: func(int64, int) error { return nil }}
+	cfg := testConfig(env)
+	cfg.Consumer = "nobody"
+	if err := stage.Run(context.Background(), env.JS, cfg, proc); err == nil || !strings.Contains(err.Error(), "opening consumer") {
+		t.Fatalf("Run with a missing consumer: %v", err)
+	}
+	if proc.closed.Load() != 1 {
+		t.Errorf("Close called %d times, want once", proc.closed.Load())
+	}
+}

@@ -112,7 +112,7 @@ type Config struct {
 	BatchSize    int
 	BatchWait    time.Duration // longest wait to fill a batch
 	MaxDeliver   int           // attempts before a failing input is dead-lettered
-	RetryDelay   time.Duration // first NakWithDelay; doubles per attempt
+	RetryDelay   time.Duration // after the n-th failed attempt an input waits RetryDelay·2ⁿ (n ≤ 6)
 	DrainTimeout time.Duration
 	// MaxMessageBytes bounds an input's size; a larger one is dead-lettered before decoding
 	// (default messages.MaxMessageBytes).
@@ -175,17 +175,18 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Run runs proc until ctx is cancelled, then drains and closes proc. It returns nil after a
-// clean drain.
+// Run runs proc until ctx is cancelled, then drains. It owns proc: it closes it before
+// returning, also when it cannot start. It returns nil after a clean drain.
 func Run(ctx context.Context, js jetstream.JetStream, cfg Config, proc Processor) error {
 	if err := cfg.Validate(); err != nil {
-		return err
+		return errors.Join(err, closeProcessor(cfg.Name, proc))
 	}
 	cfg.setDefaults()
 	log := cfg.Logger.With("stage", cfg.Name)
 	cons, err := js.Consumer(ctx, cfg.Stream, cfg.Consumer)
 	if err != nil {
-		return fmt.Errorf("stage %s: opening consumer %s/%s (run Topology.Ensure first): %w", cfg.Name, cfg.Stream, cfg.Consumer, err)
+		err = fmt.Errorf("stage %s: opening consumer %s/%s (run Topology.Ensure first): %w", cfg.Name, cfg.Stream, cfg.Consumer, err)
+		return errors.Join(err, closeProcessor(cfg.Name, proc))
 	}
 	m := cfg.Metrics.Stage(cfg.Name)
 	pub := &Publisher{js: js, metrics: m, RoomWait: cfg.RoomWait}
@@ -209,12 +210,20 @@ func Run(ctx context.Context, js jetstream.JetStream, cfg Config, proc Processor
 	}
 	log.Info("stage running", "consumer", cfg.Consumer, "concurrency", cfg.Concurrency, "batch", cfg.BatchSize)
 	wg.Wait()
-	closeCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := proc.Close(closeCtx); err != nil {
-		return fmt.Errorf("stage %s: closing: %w", cfg.Name, err)
+	if err := closeProcessor(cfg.Name, proc); err != nil {
+		return err
 	}
 	log.Info("stage stopped")
+	return nil
+}
+
+// closeProcessor closes proc within 10 s.
+func closeProcessor(name string, proc Processor) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := proc.Close(ctx); err != nil {
+		return fmt.Errorf("stage %s: closing: %w", name, err)
+	}
 	return nil
 }
 

@@ -33,18 +33,6 @@ func TestRunLocalEndsEverySource(t *testing.T) {
 	}
 	defer l.Close()
 
-	t.Run("more faces than --max-source-faces", func(t *testing.T) {
-		req := messages.IngestRequest{Source: "many", URI: video, Sampling: messages.Sampling{MaxFrames: 120}, Params: messages.DefaultParams()}
-		res, err := l.Process(ctx, req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r := res.Result
-		if !r.Final || !r.Partial || r.Faces > 50 || r.Faces == 0 || !strings.Contains(r.Reason, "--max-source-faces 50") {
-			t.Errorf("final %v partial %v, %d faces, reason %q; want a partial final result of at most 50 faces naming the limit", r.Final, r.Partial, r.Faces, r.Reason)
-		}
-	})
-
 	t.Run("dead letter nobody downstream heard of", func(t *testing.T) {
 		// Bytes that are no message, on the source's frames subject: the detector dead-letters
 		// them, and no frame count downstream can account for them.
@@ -56,6 +44,18 @@ func TestRunLocalEndsEverySource(t *testing.T) {
 		var failed *stage.SourceFailedError
 		if !errors.As(err, &failed) || failed.Stage != "detector" || !strings.Contains(err.Error(), "malformed") {
 			t.Fatalf("err = %v, want the detector's dead letter", err)
+		}
+	})
+
+	t.Run("more faces than --max-source-faces", func(t *testing.T) {
+		req := messages.IngestRequest{Source: "many", URI: video, Sampling: messages.Sampling{MaxFrames: 120}, Params: messages.DefaultParams()}
+		res, err := l.Process(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := res.Result
+		if !r.Final || !r.Partial || r.Faces > 50 || r.Faces == 0 || !strings.Contains(r.Reason, "--max-source-faces 50") {
+			t.Errorf("final %v partial %v, %d faces, reason %q; want a partial final result of at most 50 faces naming the limit", r.Final, r.Partial, r.Faces, r.Reason)
 		}
 	})
 }

@@ -4,6 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
+
+	"github.com/personcluster/personcluster/stages/clusterer/hac"
 )
 
 // Bounds checked before anything is decoded or allocated from a message's numbers.
@@ -69,17 +72,23 @@ type Params struct {
 	// Cut picks the cut height: "" or CutRelative is the original's max(d)·(1−Sim);
 	// CutCalibrated is the face model's calibrated absolute height (Sim then only serves models
 	// without a calibration).
-	Cut string `msgpack:"cut,omitempty"`
+	Cut CutKind `msgpack:"cut,omitempty"`
 	// Live sources are clustered in windows of Quota accepted frames, each window forgotten
 	// once its result is out, so memory stays bounded however long the stream runs.
 	Live bool `msgpack:"live,omitempty"`
 }
 
-// Cut modes of Params.Cut.
+// CutKind is how Params.Cut picks the cut height.
+type CutKind string
+
+// Cut kinds of Params.Cut ("" is CutRelative).
 const (
-	CutRelative   = "relative"
-	CutCalibrated = "calibrated"
+	CutRelative   CutKind = "relative"
+	CutCalibrated CutKind = "calibrated"
 )
+
+// CutKinds lists every cut kind.
+var CutKinds = []CutKind{CutRelative, CutCalibrated}
 
 // DefaultParams are the original's settings.
 func DefaultParams() Params {
@@ -107,15 +116,11 @@ func (p Params) Validate() error {
 	if !(p.FaceWeight >= 0) || !(p.ClothWeight >= 0) || p.FaceWeight+p.ClothWeight == 0 || math.IsInf(p.FaceWeight+p.ClothWeight, 0) {
 		errs = append(errs, fmt.Errorf("part weights face %v cloth %v: need non-negative, finite, not both 0", p.FaceWeight, p.ClothWeight))
 	}
-	switch p.Cut {
-	case "", CutRelative, CutCalibrated:
-	default:
-		errs = append(errs, fmt.Errorf("cut %q unknown (relative or calibrated)", p.Cut))
+	if p.Cut != "" && !slices.Contains(CutKinds, p.Cut) {
+		errs = append(errs, fmt.Errorf("cut %q unknown (want one of %v)", p.Cut, CutKinds))
 	}
-	switch p.Method {
-	case "single", "complete", "average", "weighted", "ward", "centroid", "median":
-	default:
-		errs = append(errs, fmt.Errorf("linkage method %q unknown", p.Method))
+	if !hac.IsMethod(p.Method) {
+		errs = append(errs, fmt.Errorf("linkage method %q unknown (want one of %v)", p.Method, hac.Methods))
 	}
 	return errors.Join(errs...)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/personcluster/personcluster/stages/broker"
 	"github.com/personcluster/personcluster/stages/detector"
 	"github.com/personcluster/personcluster/stages/clusterer"
+	"github.com/personcluster/personcluster/stages/clusterer/hac"
 	"github.com/personcluster/personcluster/stages/embedder"
 	"github.com/personcluster/personcluster/stages/pipeline"
 	"github.com/personcluster/personcluster/stages/stage"
@@ -199,7 +200,7 @@ func addRequestFlags(fs *flag.FlagSet) *requestFlags {
 		return err
 	})
 	fs.IntVar(&r.p.MinCSize, "min-csize", r.p.MinCSize, "drop clusters smaller than this")
-	fs.StringVar(&r.p.Method, "method", r.p.Method, "linkage: single, complete, average, weighted, ward, centroid, median")
+	fs.StringVar(&r.p.Method, "method", r.p.Method, "linkage: "+strings.Join(hac.Methods, ", "))
 	fs.Float64Var(&r.p.FaceWeight, "face-weight", r.p.FaceWeight, "weight of the face part of a fingerprint (0: clothing only)")
 	fs.Float64Var(&r.p.ClothWeight, "cloth-weight", r.p.ClothWeight, "weight of the clothing part of a fingerprint (0: face only)")
 	return r

@@ -12,7 +12,7 @@ func TestClusteringProfiles(t *testing.T) {
 	cases := []struct {
 		args       []string
 		cannotLink bool
-		cut        string
+		cut        messages.CutKind
 		sim        float64
 		ok         bool
 	}{

@@ -639,7 +639,7 @@ type FingerprintFile struct {
 func EncodeFingerprints(res *messages.ClusterResult, points [][]float64, members []messages.Member, metric string) ([]byte, error) {
 	f := FingerprintFile{Source: res.Source, Method: res.Params.Method, Metric: metric, Sim: res.Params.Sim, MinCSize: res.Params.MinCSize,
 		FaceModel: res.FaceModel, ClothModel: res.ClothModel, FaceWeight: res.Params.FaceWeight, ClothWeight: res.Params.ClothWeight,
-		Threshold: res.Threshold, CannotLink: res.Params.CannotLink, Cut: res.Params.Cut, Points: points, Members: members}
+		Threshold: res.Threshold, CannotLink: res.Params.CannotLink, Cut: string(res.Params.Cut), Points: points, Members: members}
 	if f.Points == nil {
 		f.Points = [][]float64{}
 	}

@@ -24,20 +24,21 @@ const (
 	methodWeighted
 )
 
-var methodNames = map[string]method{
-	"single": methodSingle, "complete": methodComplete, "average": methodAverage,
-	"centroid": methodCentroid, "median": methodMedian, "ward": methodWard, "weighted": methodWeighted,
-}
+// methodNames names each method at its SciPy code: the one list of linkage methods.
+var methodNames = [...]string{methodSingle: "single", methodComplete: "complete", methodAverage: "average",
+	methodCentroid: "centroid", methodMedian: "median", methodWard: "ward", methodWeighted: "weighted"}
 
-// Methods lists the supported linkage methods.
-var Methods = []string{"single", "complete", "average", "weighted", "ward", "centroid", "median"}
+// Methods lists the supported linkage methods, in SciPy's order (a copy of the list hac uses).
+var Methods = slices.Clone(methodNames[:])
+
+// IsMethod reports whether name is a supported linkage method.
+func IsMethod(name string) bool { return slices.Contains(methodNames[:], name) }
 
 func parseMethod(name string) (method, error) {
-	m, ok := methodNames[name]
-	if !ok {
-		return 0, fmt.Errorf("%w: unknown linkage method %q (want one of %v)", ErrBadParam, name, Methods)
+	if i := slices.Index(methodNames[:], name); i >= 0 {
+		return method(i), nil
 	}
-	return m, nil
+	return 0, fmt.Errorf("%w: unknown linkage method %q (want one of %v)", ErrBadParam, name, Methods)
 }
 
 // Linkage is scipy.cluster.hierarchy.linkage(condensed, method) for the

@@ -3,22 +3,10 @@
 package detector_test
 
 import (
-	"fmt"
-	"os"
-	"strings"
 	"testing"
 
-	"gocv.io/x/gocv"
+	"github.com/personcluster/personcluster/stages/internal/matleak"
 )
 
 // With `go test -tags matprofile`, fail when a test leaves an OpenCV Mat unclosed.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if n := gocv.MatProfile.Count(); n != 0 {
-		var b strings.Builder
-		_ = gocv.MatProfile.WriteTo(&b, 1)
-		fmt.Fprintf(os.Stderr, "detector: %d OpenCV Mats leaked:\n%s", n, b.String())
-		code = 1
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { matleak.Main(m, "detector") }

@@ -12,9 +12,9 @@ import (
 
 	"github.com/personcluster/personcluster/messages"
 	"github.com/personcluster/personcluster/stages/broker"
-	"github.com/personcluster/personcluster/stages/detector"
 	"github.com/personcluster/personcluster/stages/clusterer"
 	"github.com/personcluster/personcluster/stages/clusterer/hac"
+	"github.com/personcluster/personcluster/stages/detector"
 	"github.com/personcluster/personcluster/stages/embedder"
 	"github.com/personcluster/personcluster/stages/pipeline"
 	"github.com/personcluster/personcluster/stages/stage"

@@ -25,7 +25,7 @@ func TestRunLocalEndsEverySource(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	l, err := pipeline.StartLocal(ctx, pipeline.LocalOptions{
-		Options:  pipeline.Options{Models: pipeline.Models{Dir: testenv.ModelsDir(t), Threads: 1}, Clusterer: clusterer.Config{MaxFaces: 50}},
+		Options:  pipeline.Options{Models: pipeline.Models{Dir: testenv.ModelsDir(t), Threads: 1}, Clusterer: clusterer.Config{MaxFaces: 30}},
 		StoreDir: t.TempDir(),
 	})
 	if err != nil {
@@ -54,8 +54,8 @@ func TestRunLocalEndsEverySource(t *testing.T) {
 			t.Fatal(err)
 		}
 		r := res.Result
-		if !r.Final || !r.Partial || r.Faces > 50 || r.Faces == 0 || !strings.Contains(r.Reason, "--max-source-faces 50") {
-			t.Errorf("final %v partial %v, %d faces, reason %q; want a partial final result of at most 50 faces naming the limit", r.Final, r.Partial, r.Faces, r.Reason)
+		if !r.Final || !r.Partial || r.Faces > 30 || r.Faces == 0 || !strings.Contains(r.Reason, "--max-source-faces 30") {
+			t.Errorf("final %v partial %v, %d faces, reason %q; want a partial final result of at most 30 faces naming the limit", r.Final, r.Partial, r.Faces, r.Reason)
 		}
 	})
 }

@@ -1,0 +1,56 @@
+// Package blas links OpenBLAS (Debian's libopenblas-dev) and hands hac its
+// double-precision routines through gonum's netlib binding. It is the only
+// cgo in the clusterer: the clustering maths stays pure Go, and building
+// with the noblas tag (or without cgo) leaves hac on gonum's Go BLAS.
+package blas
+
+/*
+#cgo LDFLAGS: -lopenblas
+#include <stddef.h>
+char* openblas_get_config(void);
+char* openblas_get_corename(void);
+int openblas_get_num_threads(void);
+*/
+import "C"
+
+import (
+	"strings"
+
+	gblas "gonum.org/v1/gonum/blas"
+	"gonum.org/v1/netlib/blas/netlib"
+)
+
+// Float64 is OpenBLAS's double-precision BLAS.
+func Float64() gblas.Float64 { return netlib.Implementation{} }
+
+// Name describes the library as it runs here: its build, the kernel it
+// chose for this CPU and its thread count, e.g. "OpenBLAS 0.3.21 (Haswell, 2 threads)".
+func Name() string {
+	cfg := strings.Fields(C.GoString(C.openblas_get_config()))
+	ver := "OpenBLAS"
+	if len(cfg) >= 2 {
+		ver = cfg[0] + " " + cfg[1]
+	}
+	return ver + " (" + C.GoString(C.openblas_get_corename()) + ", " +
+		itoa(int(C.openblas_get_num_threads())) + " threads)"
+}
+
+func itoa(v int) string {
+	if v < 10 && v >= 0 {
+		return string(rune('0' + v))
+	}
+	var b []byte
+	for neg := v < 0; ; {
+		if neg {
+			v = -v
+		}
+		b = append([]byte{byte('0' + v%10)}, b...)
+		v /= 10
+		if v == 0 {
+			if neg {
+				b = append([]byte{'-'}, b...)
+			}
+			return string(b)
+		}
+	}
+}

@@ -68,6 +68,14 @@ func (r *Result) Output() Output {
 	return Output{Threshold: r.Threshold, Clusters: cl}
 }
 
+// jsonEncode writes v as one line of JSON.
+func jsonEncode(w io.Writer, v any) error {
+	if err := json.NewEncoder(w).Encode(v); err != nil {
+		return fmt.Errorf("hac: encode JSON: %w", err)
+	}
+	return nil
+}
+
 // WriteOutput writes r's answer as one JSON object and a newline.
 func WriteOutput(w io.Writer, r *Result) error {
 	if err := json.NewEncoder(w).Encode(r.Output()); err != nil {
@@ -127,8 +135,14 @@ func DecodeCase(r io.Reader) (*Case, error) {
 	return &c, nil
 }
 
-// ReadCaseFile is DecodeCase on a file.
+// ReadCaseFile is DecodeCase on a file, or ReadNPYCase when the file is
+// NumPy's .npy format (told by its magic bytes).
 func ReadCaseFile(path string) (*Case, error) {
+	if ok, err := isNPY(path); err != nil {
+		return nil, err
+	} else if ok {
+		return ReadNPYCase(path)
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("hac: %w", err)

@@ -155,7 +155,6 @@ assert (y == np.array([[0.5, -1, 3], [1e300, 2, 1/3]])).all(), y
 	}
 }
 
-
 func mustCreate(t *testing.T, path string) *os.File {
 	f, err := os.Create(path)
 	if err != nil {

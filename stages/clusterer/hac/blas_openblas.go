@@ -5,4 +5,4 @@ package hac
 import "github.com/personcluster/personcluster/stages/clusterer/hac/blas"
 
 // OpenBLAS computes the Gram matrix unless built with the noblas tag.
-func init() { registerNativeBLAS(blas.Float64(), blas.Name()) }
+func init() { registerNativeBLAS(blas.Float64(), blas.Name(), blas.SetThreads) }

@@ -9,17 +9,20 @@ import (
 )
 
 // A native BLAS (OpenBLAS, registered by blas_openblas.go unless built with
-// the noblas tag or without cgo) computes the Gram matrix in a few large
-// calls that it threads itself; gonum's Go BLAS stays the fallback.
+// the noblas tag or without cgo) computes the Gram matrix in large panels;
+// gonum's Go BLAS stays the fallback.
 var (
 	nativeBLAS     blas.Float64
 	nativeBLASName string
+	nativeThreads  func(int) int // sets the library's own thread count, returns the old one
 	nativeDisabled atomic.Bool
+	nativeMu       sync.Mutex // one Pdist at a time changes the library's thread count
 )
 
-// registerNativeBLAS makes impl the Gram matrix's BLAS.
-func registerNativeBLAS(impl blas.Float64, name string) {
-	nativeBLAS, nativeBLASName = impl, name
+// registerNativeBLAS makes impl the Gram matrix's BLAS; setThreads (may be
+// nil) sets the library's own thread count.
+func registerNativeBLAS(impl blas.Float64, name string, setThreads func(int) int) {
+	nativeBLAS, nativeBLASName, nativeThreads = impl, name, setThreads
 }
 
 // BLAS names the BLAS that Pdist uses: the native library, or "gonum (pure Go)".
@@ -46,47 +49,59 @@ func activeNativeBLAS() blas.Float64 {
 
 // panelRows is the height of the row panels of the native path: tall enough
 // for the BLAS to run near its peak, small enough that a panel (panelRows×n
-// values) stays a percent or so of the condensed array.
+// values, one per core) stays a percent or so of the condensed array.
 const panelRows = 256
 
-// runNative fills out like run, panel by panel: rows [r0,r1) against
-// columns [r0,n), the diagonal block by Dsyrk and the rest by one Dgemm, into
-// one buffer; then every core turns the panel's rows into distances.
+// runNative fills out like run, by row panels: rows [r0,r1) against columns
+// [r0,n), the diagonal block by Dsyrk and the rest by one Dgemm, into one
+// buffer, then turned into distances while it is warm. Each core takes
+// panels from a shared counter and calls the BLAS single-threaded: a
+// threaded BLAS would leave its workers spinning through the conversion.
 func (g *gram) runNative(out []float64, impl blas.Float64) {
-	n, dim, x := g.n, g.dim, g.x
+	n := g.n
 	g.norms()
-	panel := make([]float64, min(panelRows, n-1)*n)
-	workers := runtime.GOMAXPROCS(0)
-	for r0 := 0; r0 < n-1; r0 += panelRows {
-		r1 := min(r0+panelRows, n-1) // the last point has no pair after it
-		m, w := r1-r0, n-r0
-		a := x[r0*dim : r1*dim]
-		impl.Dsyrk(blas.Upper, blas.NoTrans, m, dim, 1, a, dim, 0, panel, w)
-		impl.Dgemm(blas.NoTrans, blas.Trans, m, n-r1, dim, 1, a, dim, x[r1*dim:], dim, 0, panel[m:], w)
-		// Rows shrink towards the end of a panel only a little: a shared
-		// counter over rows balances well enough.
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		for range min(workers, m) {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for {
-					i := r0 + int(next.Add(1)-1)
-					if i >= r1 {
-						return
-					}
-					row := panel[(i-r0)*w : (i-r0+1)*w]
-					gv := row[i+1-r0:]
-					dst := out[CondensedIndex(n, i, i+1):][:len(gv)]
-					if g.cosine {
-						g.cosineRow(dst, gv, i, i+1)
-					} else {
-						g.euclidRow(dst, gv, i, i+1)
-					}
+	nPanels := (n - 1 + panelRows - 1) / panelRows
+	workers := min(runtime.GOMAXPROCS(0), nPanels)
+	if nativeThreads != nil && workers > 1 {
+		nativeMu.Lock()
+		defer nativeMu.Unlock()
+		defer nativeThreads(nativeThreads(1))
+	}
+	// Panels in order of decreasing width: the last ones, which the
+	// workers finish on, are the smallest.
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			panel := make([]float64, min(panelRows, n-1)*n)
+			for {
+				p := int(next.Add(1) - 1)
+				if p >= nPanels {
+					return
 				}
-			}()
+				g.panel(out, panel, impl, p*panelRows, min(p*panelRows+panelRows, n-1))
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// panel computes the distances of rows [r0,r1) to every later point.
+func (g *gram) panel(out, buf []float64, impl blas.Float64, r0, r1 int) {
+	n, dim, x := g.n, g.dim, g.x
+	m, w := r1-r0, n-r0
+	a := x[r0*dim : r1*dim]
+	impl.Dsyrk(blas.Upper, blas.NoTrans, m, dim, 1, a, dim, 0, buf, w)
+	impl.Dgemm(blas.NoTrans, blas.Trans, m, n-r1, dim, 1, a, dim, x[r1*dim:], dim, 0, buf[m:], w)
+	for i := r0; i < r1; i++ {
+		gv := buf[(i-r0)*w+i+1-r0 : (i-r0+1)*w]
+		dst := out[CondensedIndex(n, i, i+1):][:len(gv)]
+		if g.cosine {
+			g.cosineRow(dst, gv, i, i+1)
+		} else {
+			g.euclidRow(dst, gv, i, i+1)
 		}
-		wg.Wait()
 	}
 }

@@ -10,6 +10,7 @@ package blas
 char* openblas_get_config(void);
 char* openblas_get_corename(void);
 int openblas_get_num_threads(void);
+void openblas_set_num_threads(int);
 */
 import "C"
 
@@ -22,6 +23,16 @@ import (
 
 // Float64 is OpenBLAS's double-precision BLAS.
 func Float64() gblas.Float64 { return netlib.Implementation{} }
+
+// SetThreads sets OpenBLAS's thread count for the whole process and
+// returns the previous one. hac calls it with 1 while it runs one BLAS call
+// per core itself: OpenBLAS's idle workers otherwise spin on the cores the
+// distance conversion needs.
+func SetThreads(n int) (prev int) {
+	prev = int(C.openblas_get_num_threads())
+	C.openblas_set_num_threads(C.int(n))
+	return prev
+}
 
 // Name describes the library as it runs here: its build, the kernel it
 // chose for this CPU and its thread count, e.g. "OpenBLAS 0.3.21 (Haswell, 2 threads)".

@@ -15,11 +15,24 @@ void openblas_set_num_threads(int);
 import "C"
 
 import (
+	"os"
 	"strings"
 
 	gblas "gonum.org/v1/gonum/blas"
 	"gonum.org/v1/netlib/blas/netlib"
 )
+
+// Linking OpenBLAS makes it the BLAS of OpenCV and dlib in this process too
+// (the executable's own libraries come first in symbol lookup). Their calls
+// come from stages that already run one worker per core, and hac runs one
+// single-threaded call per core itself, so OpenBLAS runs single-threaded
+// unless OPENBLAS_NUM_THREADS says otherwise: its idle threads would spin on
+// the cores the stages need.
+func init() {
+	if os.Getenv("OPENBLAS_NUM_THREADS") == "" && os.Getenv("OMP_NUM_THREADS") == "" {
+		C.openblas_set_num_threads(1)
+	}
+}
 
 // Float64 is OpenBLAS's double-precision BLAS.
 func Float64() gblas.Float64 { return netlib.Implementation{} }

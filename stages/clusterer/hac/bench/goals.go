@@ -79,8 +79,8 @@ func runWholeTasks(ns []int, seed uint64, method string, sim float64, bin, pytho
 		os.Remove(npyPath)
 		os.Remove(hac.SidecarPath(npyPath))
 	}
-	fmt.Println("Whole task, reading included (personcluster cluster FILE vs scipy's load + pdist + linkage + fcluster):")
-	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(stdout, "Whole task, reading included (personcluster cluster FILE vs scipy's load + pdist + linkage + fcluster):")
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "n\tfile\tscipy s\tof which load s\tgo s\tspeedup\tgo peak RSS MB\tscipy peak RSS MB\tsame clusters\t")
 	for _, r := range rows {
 		sp, load, same, srss := "-", "-", "-", "-"
@@ -94,7 +94,7 @@ func runWholeTasks(ns []int, seed uint64, method string, sim float64, bin, pytho
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%.0f\t%s\t%s\t\n", r.n, r.format, sp, load, secs(r.goS), speed, float64(r.goRSS)/1e6, srss, same)
 	}
 	tw.Flush()
-	fmt.Println()
+	fmt.Fprintln(stdout)
 	return rows
 }
 
@@ -120,14 +120,14 @@ func runMemory(n int, seed uint64, method string, sim float64, bin string) *memR
 		fail(err)
 	}
 	m := &memRow{n: n, seconds: r.seconds, rss: r.maxRSS, condensed: int64(hac.CondensedLen(n)) * 8}
-	fmt.Printf("Memory: personcluster cluster on %d × %d .npy points: %.1f s, peak RSS %.0f MB = %.3f × the condensed matrix (%.0f MB)\n\n",
+	fmt.Fprintf(stdout, "Memory: personcluster cluster on %d × %d .npy points: %.1f s, peak RSS %.0f MB = %.3f × the condensed matrix (%.0f MB)\n\n",
 		n, dim, m.seconds, float64(m.rss)/1e6, float64(m.rss)/float64(m.condensed), float64(m.condensed)/1e6)
 	return m
 }
 
 func (g *goals) print() {
-	fmt.Println("Goals (issue 17), side by side:")
-	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(stdout, "Goals (issue 17), side by side:")
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "goal\tmeasured\ttarget\tmet\t")
 	met := func(ok bool) string {
 		if ok {
@@ -156,4 +156,48 @@ func (g *goals) print() {
 		fmt.Fprintf(tw, "memory, n=%d, peak RSS / condensed matrix\t%.3f×\t≤ 1.2×\t%s\t\n", g.mem.n, r, met(r <= 1.2))
 	}
 	tw.Flush()
+}
+
+// GoalRow is one goal's figure for other benches (-json): Go's side, the
+// reference's, and the ratio the goal is about.
+type GoalRow struct {
+	Goal   string  `json:"goal"`
+	Unit   string  `json:"unit"`
+	Go     float64 `json:"go"`
+	Ref    string  `json:"ref"`
+	RefVal float64 `json:"ref_value"`
+	Ratio  float64 `json:"ratio"`
+	Target string  `json:"target"`
+	Met    bool    `json:"met"`
+}
+
+func (g *goals) rows() []GoalRow {
+	var out []GoalRow
+	for _, w := range g.whole {
+		if !w.scipyMeasured {
+			continue
+		}
+		sp := w.scipyS / w.goS
+		ref := "scipy json.load+pdist+linkage+fcluster"
+		if w.format == ".npy" {
+			ref = "scipy np.load+pdist+linkage+fcluster"
+		}
+		out = append(out, GoalRow{Goal: fmt.Sprintf("personcluster cluster %s n=%d", w.format, w.n), Unit: "s", Go: w.goS,
+			Ref: ref, RefVal: w.scipyS, Ratio: sp, Target: "scipy/go ≥ 10", Met: sp >= 10 && w.same})
+	}
+	if g.linkN > 0 {
+		out = append(out, GoalRow{Goal: fmt.Sprintf("linkage n=%d", g.linkN), Unit: "go/fastcluster time", Go: g.linkRatio,
+			Ref: "fastcluster.linkage", RefVal: 1, Ratio: g.linkRatio, Target: "≤ 0.8", Met: g.linkRatio <= 0.8})
+	}
+	if g.distN > 0 {
+		f := g.distPerCPU / g.peakCPU
+		out = append(out, GoalRow{Goal: fmt.Sprintf("distances n=%d", g.distN), Unit: "GFLOP/CPU-s", Go: g.distPerCPU,
+			Ref: "OpenBLAS DGEMM 2000³", RefVal: g.peakCPU, Ratio: f, Target: "≥ 0.6", Met: f >= 0.6})
+	}
+	if g.mem != nil {
+		r := float64(g.mem.rss) / float64(g.mem.condensed)
+		out = append(out, GoalRow{Goal: fmt.Sprintf("memory n=%d", g.mem.n), Unit: "bytes", Go: float64(g.mem.rss),
+			Ref: "condensed matrix", RefVal: float64(g.mem.condensed), Ratio: r, Target: "≤ 1.2", Met: r <= 1.2})
+	}
+	return out
 }

@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"os/exec"
@@ -64,14 +65,18 @@ func main() {
 	bin := flag.String("bin", "bin/personcluster", "the personcluster binary, for -whole and -mem")
 	reps := flag.Int("reps", 1, "runs of each whole task (the fastest counts)")
 	pureGo := flag.Bool("pure-go", false, "also time the distances with gonum's pure-Go BLAS")
+	jsonOut := flag.Bool("json", false, "print the goal rows as JSON on stdout (the tables go to stderr)")
 	flag.Parse()
+	if *jsonOut {
+		stdout = os.Stderr
+	}
 	script, err := scriptPath()
 	if err != nil {
 		fail(err)
 	}
 	var g goals
 	g.peak, g.peakCPU, g.theoretical, g.peakHow = peakGFLOPS()
-	fmt.Printf("BLAS: %s\nfloat64 peak: OpenBLAS DGEMM 2000³ %.1f GFLOP/s (%.1f per CPU-second) here now; theoretical %.1f (%s)\n\n",
+	fmt.Fprintf(stdout, "BLAS: %s\nfloat64 peak: OpenBLAS DGEMM 2000³ %.1f GFLOP/s (%.1f per CPU-second) here now; theoretical %.1f (%s)\n\n",
 		hac.BLAS(), g.peak, g.peakCPU, g.theoretical, g.peakHow)
 	var rows [][]string
 	for _, f := range splitInts(*ns) {
@@ -127,14 +132,14 @@ func main() {
 		rows = append(rows, row)
 	}
 	if len(rows) > 0 {
-		fmt.Println("In process (the points already in memory):")
-		tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(stdout, "In process (the points already in memory):")
+		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(tw, "n\tscipy s\tgo s\tspeedup\tfastcluster linkage s\tgo linkage s\tratio\tgo peak heap / condensed\tgo pdist s\tGFLOP/s\tof peak\tof peak per CPU-s\tpure-Go pdist s\tscipy pdist s\tsame partition\t")
 		for _, r := range rows {
 			fmt.Fprintln(tw, strings.Join(r, "\t")+"\t")
 		}
 		tw.Flush()
-		fmt.Println()
+		fmt.Fprintln(stdout)
 	}
 	if *whole != "" {
 		g.whole = runWholeTasks(splitInts(*whole), *seed, *method, *sim, *bin, *python, script, *reps, *noScipy)
@@ -143,7 +148,15 @@ func main() {
 		g.mem = runMemory(*memN, *seed, *method, *sim, *bin)
 	}
 	g.print()
+	if *jsonOut {
+		if err := json.NewEncoder(os.Stdout).Encode(g.rows()); err != nil {
+			fail(err)
+		}
+	}
 }
+
+// stdout takes the tables: os.Stderr with -json.
+var stdout io.Writer = os.Stdout
 
 func splitInts(s string) []int {
 	var out []int

@@ -27,7 +27,8 @@ import (
 
 type wholeRun struct {
 	seconds  float64
-	maxRSS   int64 // bytes
+	cpu      float64 // CPU-seconds (user + system)
+	maxRSS   int64   // bytes
 	output   hac.Output
 	loadSecs float64 // scipy only: json.load / np.load
 }
@@ -69,7 +70,7 @@ func runGoCluster(bin, path string, reps int) (*wholeRun, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s cluster %s: %w", bin, path, err)
 		}
-		r := &wholeRun{seconds: el}
+		r := &wholeRun{seconds: el, cpu: (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds()}
 		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 			r.maxRSS = int64(ru.Maxrss) * 1024
 		}
@@ -95,6 +96,7 @@ func runScipyWhole(python, script, path string, reps int) (*wholeRun, error) {
 		}
 		var s struct {
 			Load      float64 `json:"load_s"`
+			CPU       float64 `json:"cpu_s"`
 			Total     float64 `json:"total_s"`
 			Threshold float64 `json:"threshold"`
 			Clusters  [][]int `json:"clusters"`
@@ -103,7 +105,7 @@ func runScipyWhole(python, script, path string, reps int) (*wholeRun, error) {
 		if err := json.Unmarshal(out, &s); err != nil {
 			return nil, fmt.Errorf("scipy output: %w", err)
 		}
-		r := &wholeRun{seconds: s.Total, loadSecs: s.Load, maxRSS: s.MaxRSS, output: hac.Output{Threshold: s.Threshold, Clusters: s.Clusters}}
+		r := &wholeRun{seconds: s.Total, cpu: s.CPU, loadSecs: s.Load, maxRSS: s.MaxRSS, output: hac.Output{Threshold: s.Threshold, Clusters: s.Clusters}}
 		if best == nil || r.seconds < best.seconds {
 			best = r
 		}

@@ -106,7 +106,7 @@ func Pdist(points [][]float64, metric string) ([]float64, error) {
 			}
 		}
 	}
-	out := make([]float64, CondensedLen(n))
+	out := newCondensed(n)
 	g.run(out)
 	return out, nil
 }

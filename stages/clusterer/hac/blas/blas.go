@@ -6,7 +6,6 @@ package blas
 
 /*
 #cgo LDFLAGS: -lopenblas
-#include <stddef.h>
 char* openblas_get_config(void);
 char* openblas_get_corename(void);
 int openblas_get_num_threads(void);
@@ -16,6 +15,7 @@ import "C"
 
 import (
 	"os"
+	"strconv"
 	"strings"
 
 	gblas "gonum.org/v1/gonum/blas"
@@ -56,25 +56,5 @@ func Name() string {
 		ver = cfg[0] + " " + cfg[1]
 	}
 	return ver + " (" + C.GoString(C.openblas_get_corename()) + ", " +
-		itoa(int(C.openblas_get_num_threads())) + " threads)"
-}
-
-func itoa(v int) string {
-	if v < 10 && v >= 0 {
-		return string(rune('0' + v))
-	}
-	var b []byte
-	for neg := v < 0; ; {
-		if neg {
-			v = -v
-		}
-		b = append([]byte{byte('0' + v%10)}, b...)
-		v /= 10
-		if v == 0 {
-			if neg {
-				b = append([]byte{'-'}, b...)
-			}
-			return string(b)
-		}
-	}
+		strconv.Itoa(int(C.openblas_get_num_threads())) + " threads)"
 }

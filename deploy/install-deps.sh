@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages personcluster builds and runs with. Quick when already installed.
 set -euo pipefail
-pkgs=(libopencv-dev libdlib-dev libdlib-data libblas-dev liblapack-dev libatlas-base-dev libjpeg-dev libpng-dev
+pkgs=(libopencv-dev libdlib-dev libdlib-data libblas-dev liblapack-dev libatlas-base-dev libopenblas-dev libjpeg-dev libpng-dev
   pkg-config python3-scipy python3-fastcluster python3-numpy
   docker-compose) # validates docker-compose.yml in the tests (no Docker engine needed)
 missing=()

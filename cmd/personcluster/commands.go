@@ -481,7 +481,7 @@ func cmdCluster(args []string) error {
 		return err
 	}
 	if fs.NArg() != 1 {
-		fmt.Fprintln(os.Stderr, "usage: personcluster cluster [flags] FILE(.json|.json.gz)")
+		fmt.Fprintln(os.Stderr, "usage: personcluster cluster [flags] FILE(.json|.json.gz|.npy)")
 		return errUsage
 	}
 	c, err := hac.ReadCaseFile(fs.Arg(0))

@@ -462,6 +462,9 @@ func (s *Stage) storeObjects(ctx context.Context, src string, st *sourceState, r
 	if _, err := s.images.PutBytes(ctx, res.Fingerprints, fp); err != nil {
 		return fmt.Errorf("clusterer: storing %s: %w", res.Fingerprints, err)
 	}
+	if err := s.storeFingerprintsNPY(ctx, res, points, members); err != nil {
+		return err
+	}
 	columns := make([][]image.Image, len(res.Clusters))
 	for ci := range res.Clusters {
 		for mi := range res.Clusters[ci].Members {

@@ -250,6 +250,7 @@ func TestQuotaAndFinalResults(t *testing.T) {
 		t.Errorf("re-clustering the saved fingerprints: %d clusters at %v, result had %d at %v",
 			len(again.Clusters), again.Threshold, len(final.Clusters), final.Threshold)
 	}
+	checkNPYFingerprints(t, images, final.Fingerprints, again)
 }
 
 // A clusterer stopped mid-stream loses nothing: its successor rebuilds the source from the

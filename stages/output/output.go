@@ -104,6 +104,9 @@ func Write(dir string, r *messages.ClusterResult, fetch Fetcher) (string, error)
 				return "", fmt.Errorf("output: %w", err)
 			}
 		}
+		if err := writeNPYFingerprints(root, r.Fingerprints, fetch); err != nil {
+			return "", err
+		}
 	}
 	res := Results{ClusterResult: r, Faces: FaceRecords(r)}
 	js, err := json.MarshalIndent(res, "", "  ")

@@ -37,7 +37,7 @@ func TestWriteFolder(t *testing.T) {
 		},
 		Dropped: []messages.Member{{Frame: 5, Face: 1, Box: box}}, Fingerprints: "fp"}
 	objects := map[string][]byte{"a": jpegOf(t, 30, 60, color.RGBA{255, 0, 0, 255}), "b": jpegOf(t, 60, 30, color.RGBA{0, 255, 0, 255}),
-		"c": jpegOf(t, 20, 20, color.RGBA{0, 0, 255, 255}), "fp": []byte("gz")}
+		"c": jpegOf(t, 20, 20, color.RGBA{0, 0, 255, 255}), "fp": []byte("gz"), "fp.npy": []byte("npy"), "fp.npy.json": []byte("{}")}
 	dir := t.TempDir()
 	root, err := Write(dir, r, func(key string) ([]byte, error) { return objects[key], nil })
 	if err != nil {
@@ -46,7 +46,7 @@ func TestWriteFolder(t *testing.T) {
 	if root != filepath.Join(dir, "cam-1") {
 		t.Errorf("root %s", root)
 	}
-	for _, f := range []string{"clusters/0/frame000001_face0.jpg", "clusters/0/frame000002_face0.jpg", "clusters/1/frame000002_face1.jpg", "fingerprints.json.gz", "index.html"} {
+	for _, f := range []string{"clusters/0/frame000001_face0.jpg", "clusters/0/frame000002_face0.jpg", "clusters/1/frame000002_face1.jpg", "fingerprints.json.gz", FingerprintsNPY, FingerprintsNPYJSON, "index.html"} {
 		if _, err := os.Stat(filepath.Join(root, f)); err != nil {
 			t.Error(err)
 		}

@@ -129,7 +129,9 @@ func ClusterCondensed(d []float64, n int, timestamps []float64, p Params) (*Resu
 	if err := checkCondensedArgs(d, n, timestamps, p); err != nil {
 		return nil, err
 	}
-	return clusterOwned(slices.Clone(d), n, timestamps, p)
+	own := newCondensed(n)
+	copy(own, d)
+	return clusterOwned(own, n, timestamps, p)
 }
 
 // ClusterCondensedInPlace is ClusterCondensed that uses d as the linkage's

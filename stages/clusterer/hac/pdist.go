@@ -106,7 +106,7 @@ func Pdist(points [][]float64, metric string) ([]float64, error) {
 			}
 		}
 	}
-	out := make([]float64, CondensedLen(n))
+	out := newCondensed(n)
 	g.run(out)
 	return out, nil
 }
@@ -210,22 +210,16 @@ func centreOf(points [][]float64, dim int) []float64 {
 	return mean
 }
 
+// run fills out, the condensed distances: through the native BLAS when one
+// is registered (runNative), else by gonum's Go Dgemm in small tiles, one
+// goroutine per core.
 func (g *gram) run(out []float64) {
+	if impl := activeNativeBLAS(); impl != nil {
+		g.runNative(out, impl)
+		return
+	}
 	n, dim, x := g.n, g.dim, g.x
-	g.sq = make([]float64, n)
-	for i := range n {
-		s := 0.0
-		for _, v := range x[i*dim : (i+1)*dim] {
-			s += float64(v * v)
-		}
-		g.sq[i] = s
-	}
-	if g.cosine {
-		g.norm = make([]float64, n)
-		for i, p := range g.points {
-			g.norm[i] = math.Sqrt(dot2(p, p))
-		}
-	}
+	g.norms()
 	// Work items are row blocks; later blocks have shorter rows, so a shared
 	// counter balances them better than a static split.
 	nBlocks := (n - 1 + tileRows - 1) / tileRows
@@ -270,6 +264,25 @@ func (g *gram) run(out []float64) {
 		}()
 	}
 	wg.Wait()
+}
+
+// norms fills g.sq and, for cosine, g.norm.
+func (g *gram) norms() {
+	n, dim, x := g.n, g.dim, g.x
+	g.sq = make([]float64, n)
+	for i := range n {
+		s := 0.0
+		for _, v := range x[i*dim : (i+1)*dim] {
+			s += float64(v * v)
+		}
+		g.sq[i] = s
+	}
+	if g.cosine {
+		g.norm = make([]float64, n)
+		for i, p := range g.points {
+			g.norm[i] = math.Sqrt(dot2(p, p))
+		}
+	}
 }
 
 // euclidRow turns Gram values gv[k] = x_i·x_{j0+k} into distances.

@@ -432,7 +432,11 @@ func benchClusterer(o options) ([]StageRow, error) {
 		rows = append(rows, StageRow{Stage: fmt.Sprintf("clusterer n=%d", n), Unit: "clusterings/s", Rate: 1 / g,
 			Bare: "scipy pdist+linkage+fcluster", BareR: 1 / sp, Ratio: sp / g})
 	}
-	return rows, nil
+	goals, err := clusterGoalRows(o)
+	if err != nil {
+		return nil, err
+	}
+	return append(rows, goals...), nil
 }
 
 func synthPoints(n, dim int, seed uint64) [][]float64 {

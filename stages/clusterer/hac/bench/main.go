@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"os/exec"
@@ -45,70 +46,131 @@ type scipyResult struct {
 
 type goResult struct {
 	pdist, linkage, cut, total time.Duration
-	peakExtra                  uint64 // heap above the pre-run baseline
+	pdistCPU                   float64 // CPU-seconds
+	peakExtra                  uint64  // heap above the pre-run baseline
 	threshold                  float64
 	labels                     []int
 	clusters                   int
 }
 
 func main() {
-	ns := flag.String("n", "1000,4000", "comma-separated numbers of points")
+	ns := flag.String("n", "1000,4000", "comma-separated numbers of points (in-process steps against scipy's)")
 	seed := flag.Uint64("seed", 1, "data seed")
 	method := flag.String("method", "average", "linkage method")
 	sim := flag.Float64("sim", hac.DefaultSim, "similarity of the cut")
 	python := flag.String("python", envOr("HAC_PYTHON", "python3"), "python with scipy (and fastcluster)")
 	noScipy := flag.Bool("no-scipy", false, "time the Go side only")
+	whole := flag.String("whole", "", "comma-separated numbers of points for the whole task, reading included: `personcluster cluster` on a JSON case and on .npy against scipy's")
+	memN := flag.Int("mem", 0, "number of points for the memory goal: `personcluster cluster` on a .npy case, peak RSS against the condensed matrix (0: skip)")
+	bin := flag.String("bin", "bin/personcluster", "the personcluster binary, for -whole and -mem")
+	reps := flag.Int("reps", 1, "runs of each whole task (the fastest counts)")
+	pureGo := flag.Bool("pure-go", false, "also time the distances with gonum's pure-Go BLAS")
+	jsonOut := flag.Bool("json", false, "print the goal rows as JSON on stdout (the tables go to stderr)")
 	flag.Parse()
+	if *jsonOut {
+		stdout = os.Stderr
+	}
 	script, err := scriptPath()
 	if err != nil {
 		fail(err)
 	}
+	var g goals
+	g.peak, g.peakCPU, g.theoretical, g.peakHow = peakGFLOPS()
+	fmt.Fprintf(stdout, "BLAS: %s\nfloat64 peak: OpenBLAS DGEMM 2000³ %.1f GFLOP/s (%.1f per CPU-second) here now; theoretical %.1f (%s)\n\n",
+		hac.BLAS(), g.peak, g.peakCPU, g.theoretical, g.peakHow)
 	var rows [][]string
-	for _, f := range strings.Split(*ns, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 2 {
-			fail(fmt.Errorf("bad -n %q", f))
-		}
+	for _, f := range splitInts(*ns) {
+		n := f
 		pts := synth.Fingerprints(n, *seed)
-		g, err := runGo(pts, *method, *sim)
+		gr, err := runGo(pts, *method, *sim)
 		if err != nil {
 			fail(err)
 		}
+		dim := len(pts[0])
+		gflops := float64(n) * float64(n-1) * float64(dim) / gr.pdist.Seconds() / 1e9
+		g.distN, g.distGFLOPS = n, gflops
+		g.distPerCPU = float64(n) * float64(n-1) * float64(dim) / gr.pdistCPU / 1e9
 		condensed := float64(hac.CondensedLen(n) * 8)
-		row := []string{strconv.Itoa(n), "-", secs(g.total.Seconds()), "-", "-", secs(g.linkage.Seconds()), "-",
-			fmt.Sprintf("%.3f", float64(g.peakExtra)/condensed), secs(g.pdist.Seconds()), "-", "-"}
+		row := []string{strconv.Itoa(n), "-", secs(gr.total.Seconds()), "-", "-", secs(gr.linkage.Seconds()), "-",
+			fmt.Sprintf("%.3f", float64(gr.peakExtra)/condensed), secs(gr.pdist.Seconds()), fmt.Sprintf("%.1f", gflops),
+			fmt.Sprintf("%.0f%%", 100*gflops/g.peak), fmt.Sprintf("%.0f%%", 100*g.distPerCPU/g.peakCPU), "-", "-", "-"}
+		if *pureGo {
+			was := hac.UseNativeBLAS(false)
+			t0 := time.Now()
+			if _, err := hac.Pdist(pts, hac.MetricEuclidean); err != nil {
+				fail(err)
+			}
+			row[12] = secs(time.Since(t0).Seconds())
+			hac.UseNativeBLAS(was)
+		}
 		if !*noScipy {
 			s, err := runScipy(*python, script, pts, *method, *sim)
 			if err != nil {
 				fail(err)
 			}
 			row[1] = secs(s.TotalS)
-			row[3] = fmt.Sprintf("%.1fx", s.TotalS/g.total.Seconds())
+			row[3] = fmt.Sprintf("%.1fx", s.TotalS/gr.total.Seconds())
 			if s.FastclusterLinkageS != nil {
 				row[4] = secs(*s.FastclusterLinkageS)
-				row[6] = fmt.Sprintf("%.2f", g.linkage.Seconds() / *s.FastclusterLinkageS)
+				ratio := gr.linkage.Seconds() / *s.FastclusterLinkageS
+				row[6] = fmt.Sprintf("%.2f", ratio)
+				g.linkN, g.linkRatio = n, ratio
 			}
-			row[9] = secs(s.PdistS)
-			same := slices.Equal(s.Labels, g.labels)
-			row[10] = strconv.FormatBool(same)
+			row[13] = secs(s.PdistS)
+			same := slices.Equal(s.Labels, gr.labels)
+			row[14] = strconv.FormatBool(same)
 			if !same {
-				fmt.Fprintf(os.Stderr, "n=%d: partitions differ (go %d clusters)\n", n, g.clusters)
+				fmt.Fprintf(os.Stderr, "n=%d: partitions differ (go %d clusters)\n", n, gr.clusters)
 			}
-			if r := math.Abs(s.Threshold-g.threshold) / s.Threshold; r > 1e-9 {
-				fmt.Fprintf(os.Stderr, "n=%d: thresholds differ: scipy %v go %v\n", n, s.Threshold, g.threshold)
+			if r := math.Abs(s.Threshold-gr.threshold) / s.Threshold; r > 1e-9 {
+				fmt.Fprintf(os.Stderr, "n=%d: thresholds differ: scipy %v go %v\n", n, s.Threshold, gr.threshold)
 			}
 			fmt.Fprintf(os.Stderr, "n=%d: scipy pdist %.2fs linkage %.2fs fcluster %.3fs, peak RSS %.0f MB; go pdist %.2fs linkage %.2fs cut %.3fs, peak heap above input %.0f MB (condensed %.0f MB)\n",
 				n, s.PdistS, s.LinkageS, s.FclusterS, float64(s.MaxRSSScipy)/1e6,
-				g.pdist.Seconds(), g.linkage.Seconds(), g.cut.Seconds(), float64(g.peakExtra)/1e6, condensed/1e6)
+				gr.pdist.Seconds(), gr.linkage.Seconds(), gr.cut.Seconds(), float64(gr.peakExtra)/1e6, condensed/1e6)
 		}
 		rows = append(rows, row)
 	}
-	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "n\tscipy s\tgo s\tspeedup\tfastcluster linkage s\tgo linkage s\tratio\tgo peak mem / condensed\tgo pdist s\tscipy pdist s\tsame partition\t")
-	for _, r := range rows {
-		fmt.Fprintln(tw, strings.Join(r, "\t")+"\t")
+	if len(rows) > 0 {
+		fmt.Fprintln(stdout, "In process (the points already in memory):")
+		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "n\tscipy s\tgo s\tspeedup\tfastcluster linkage s\tgo linkage s\tratio\tgo peak heap / condensed\tgo pdist s\tGFLOP/s\tof peak\tof peak per CPU-s\tpure-Go pdist s\tscipy pdist s\tsame partition\t")
+		for _, r := range rows {
+			fmt.Fprintln(tw, strings.Join(r, "\t")+"\t")
+		}
+		tw.Flush()
+		fmt.Fprintln(stdout)
 	}
-	tw.Flush()
+	if *whole != "" {
+		g.whole = runWholeTasks(splitInts(*whole), *seed, *method, *sim, *bin, *python, script, *reps, *noScipy)
+	}
+	if *memN > 0 {
+		g.mem = runMemory(*memN, *seed, *method, *sim, *bin)
+	}
+	g.print()
+	if *jsonOut {
+		if err := json.NewEncoder(os.Stdout).Encode(g.rows()); err != nil {
+			fail(err)
+		}
+	}
+}
+
+// stdout takes the tables: os.Stderr with -json.
+var stdout io.Writer = os.Stdout
+
+func splitInts(s string) []int {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		if strings.TrimSpace(f) == "" {
+			continue
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 2 {
+			fail(fmt.Errorf("bad number of points %q", f))
+		}
+		out = append(out, n)
+	}
+	return out
 }
 
 // runGo times the steps of hac.Cluster (the same calls, one by one) and
@@ -138,12 +200,13 @@ func runGo(pts [][]float64, method string, sim float64) (*goResult, error) {
 		}
 	}()
 	r := &goResult{}
-	t0 := time.Now()
+	c0, t0 := cpuSeconds(), time.Now()
 	d, err := hac.Pdist(pts, hac.MetricEuclidean)
 	if err != nil {
 		return nil, err
 	}
 	t1 := time.Now()
+	r.pdistCPU = cpuSeconds() - c0
 	r.threshold = hac.Threshold(d, sim)
 	z, err := hac.LinkageInPlace(d, n, method)
 	if err != nil {

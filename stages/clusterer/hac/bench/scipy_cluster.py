@@ -7,7 +7,9 @@ max(d)·(1−sim) -- and, on the same condensed array, fastcluster.linkage, and
 prints one JSON object: timings in seconds, peak RSS, threshold and labels.
 
 usage: scipy_cluster.py POINTS.f64 N D [METHOD [SIM]]
+       scipy_cluster.py --case CASE.json[.gz]|POINTS.npy   (whole task, reading included)
 """
+import gzip
 import json
 import resource
 import sys
@@ -24,7 +26,56 @@ def canonical(labels):
     return [seen.setdefault(int(l), len(seen)) for l in labels]
 
 
+def clusters_of(labels, min_csize):
+    """hac.GroupLabels: clusters of at least min_csize members, sorted."""
+    groups = {}
+    for i, l in enumerate(labels):
+        groups.setdefault(int(l), []).append(i)
+    return sorted(g for g in groups.values() if len(g) >= min_csize)
+
+
+def whole_task(path):
+    """The original's whole cluster() task on a case file, reading included:
+    json.load (or np.load and the JSON sidecar) + pdist + linkage + fcluster."""
+    c0, t0 = time.process_time(), time.perf_counter()
+    if path.endswith(".npy"):
+        X = np.load(path)
+        try:
+            with open(path + ".json") as f:
+                case = json.load(f)
+        except FileNotFoundError:
+            case = {}
+    else:
+        opener = gzip.open if path.endswith(".gz") else open
+        with opener(path, "rt") as f:
+            case = json.load(f)
+        X = np.asarray(case["points"], dtype=np.float64)
+    t1 = time.perf_counter()
+    method = case.get("method", "average")
+    metric = case.get("metric", "euclidean")
+    sim = case.get("sim", 0.55)
+    min_csize = case.get("min_csize", 3)
+    dist = pdist(X, metric)
+    Z = linkage(dist, method)
+    thr = dist.max() * (1 - sim)
+    labels = fcluster(Z, thr, criterion="distance")
+    t2, c2 = time.perf_counter(), time.process_time()
+    out = {
+        "cpu_s": c2 - c0,
+        "load_s": t1 - t0,
+        "total_s": t2 - t0,
+        "threshold": float(thr),
+        "clusters": clusters_of(labels, min_csize),
+        "maxrss_scipy_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+    }
+    json.dump(out, sys.stdout)
+    sys.stdout.write("\n")
+
+
 def main():
+    if sys.argv[1] == "--case":
+        whole_task(sys.argv[2])
+        return
     path, n, d = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     method = sys.argv[4] if len(sys.argv) > 4 else "average"
     sim = float(sys.argv[5]) if len(sys.argv) > 5 else 0.55

@@ -1,0 +1,24 @@
+package hac
+
+import (
+	"syscall"
+	"unsafe"
+)
+
+// hugePageMin: condensed arrays from this size on ask for transparent huge
+// pages. The linkage reads them a column at a time, one element per row:
+// with 4 KiB pages nearly every read misses the TLB, with 2 MiB pages the
+// whole matrix of n = 10,000 fits it; the first touch faults 512× less too.
+const hugePageMin = 64 << 20
+
+// newCondensed returns a zeroed condensed array for n points, advised as
+// huge pages where the kernel allows it (THP "madvise" or "always"); the
+// advice is only a hint, so failure is ignored.
+func newCondensed(n int) []float64 {
+	d := make([]float64, CondensedLen(n))
+	if len(d)*8 >= hugePageMin {
+		b := unsafe.Slice((*byte)(unsafe.Pointer(&d[0])), len(d)*8)
+		_ = syscall.Madvise(b, 14) // MADV_HUGEPAGE
+	}
+	return d
+}

@@ -9,6 +9,7 @@ require (
 	github.com/vmihailenco/msgpack/v5 v5.4.1
 	github.com/yalue/onnxruntime_go v1.27.0
 	gocv.io/x/gocv v0.31.0
+	golang.org/x/image v0.25.0
 	gonum.org/v1/gonum v0.17.0
 )
 

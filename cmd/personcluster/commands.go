@@ -83,7 +83,7 @@ func cmdRun(ctx context.Context, args []string) error {
 		if *jsonOut {
 			enc := json.NewEncoder(os.Stdout)
 			enc.SetIndent("", "  ")
-			_ = enc.Encode(output.Results{ClusterResult: res.Result, Faces: output.FaceRecords(res.Result)})
+			_ = enc.Encode(output.NewResults(res.Result))
 		} else {
 			printSummary(res.Result, res.Elapsed)
 		}

@@ -132,4 +132,3 @@ func Write(dir string, r *messages.ClusterResult, fetch Fetcher) (string, error)
 	}
 	return root, nil
 }
-

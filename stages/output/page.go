@@ -77,8 +77,8 @@ type pageData struct {
 	Dropped        []pageFace
 	Timeline       struct {
 		Width, Height, Left, Axis, AxisY, EndX int
-		Start, End                           string
-		Rows            []timelineRow
+		Start, End                             string
+		Rows                                   []timelineRow
 	}
 }
 

@@ -15,7 +15,9 @@ import (
 	"github.com/personcluster/personcluster/messages"
 )
 
-func jpegOf(t *testing.T, w, h int, c color.RGBA) []byte {
+func jpegOf(t *testing.T, w, h int, c color.RGBA) []byte { return jpegOfTB(t, w, h, c) }
+
+func jpegOfTB(t testing.TB, w, h int, c color.RGBA) []byte {
 	t.Helper()
 	img := image.NewRGBA(image.Rect(0, 0, w, h))
 	for i := 0; i < len(img.Pix); i += 4 {

@@ -89,10 +89,14 @@ const readCounts = `(() => {
 })()`
 
 // TestPageInBrowser opens a written folder's index.html from disk in chromium: the counts on
-// the page are those of results.json and every image loads.
+// the page are those of results.json and every image loads. PERSONCLUSTER_RESULT_DIR checks a
+// folder of a real run instead (the README's screenshot is of cast_public.mp4's).
 func TestPageInBrowser(t *testing.T) {
 	ctx := browser.New(t)
-	root := writeFolder(t, bigResult(120, 25))
+	root := os.Getenv("PERSONCLUSTER_RESULT_DIR")
+	if root == "" {
+		root = writeFolder(t, bigResult(120, 25))
+	}
 	var res struct {
 		messages.ClusterResult
 		FaceList []FaceRecord `json:"face_list"`

@@ -19,6 +19,8 @@ type PageLinks struct {
 	Member func(cluster messages.Cluster, m messages.Member) string
 	// Montage is the URL of montage.png ("" for none).
 	Montage string
+	// Back is the URL of the page listing every source ("" for none: a folder on disk).
+	Back string
 }
 
 // DiskLinks are the links of a result folder written by Write.
@@ -73,6 +75,7 @@ type pageData struct {
 	Clustered      int
 	Params         []pageParam
 	Montage        string
+	Back           string
 	Persons        []pagePerson
 	Dropped        []pageFace
 	Timeline       struct {
@@ -127,7 +130,7 @@ func onOff(b bool) string {
 
 func newPage(r *messages.ClusterResult, links PageLinks) *pageData {
 	p := &pageData{Source: r.Source, FramesSeen: r.FramesSeen, FramesAccepted: r.FramesAccepted, Faces: r.Faces,
-		People: len(r.Clusters), Montage: links.Montage}
+		People: len(r.Clusters), Montage: links.Montage, Back: links.Back}
 	switch {
 	case r.Final && r.Partial:
 		p.State = fmt.Sprintf("final result (the quota of %d accepted frames was not reached)", r.Params.Quota)

@@ -46,7 +46,7 @@
     p.textContent = `${p.value}%`;
     cell(tr, "frames_read").textContent = s.frames_total > 0 ? `${s.frames_read} / ${s.frames_total}` : `${s.frames_read}`;
     for (const f of ["frames_accepted", "faces", "people", "dead"]) cell(tr, f).textContent = `${s[f]}`;
-    cell(tr, "result").textContent = s.result;
+    cell(tr, "result").textContent = s.result || "none yet";
     if (writes) {
       const td = tr.lastElementChild;
       const button = td.querySelector("button");

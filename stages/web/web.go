@@ -58,13 +58,16 @@ type SourceState struct {
 	FramesPublished int64   `json:"frames_published"`
 	FramesTotal     int64   `json:"frames_total"` // 0 when unknown (live)
 	ETASeconds      float64 `json:"eta_s"`
-	FramesAccepted  int64   `json:"frames_accepted"` // of the latest result
-	Faces           int     `json:"faces"`
-	People          int     `json:"people"`
-	Dead            int     `json:"dead"`   // dead letters stored for the source
-	Result          string  `json:"result"` // "", "intermediate", "final"
-	StatusAtMillis  int64   `json:"status_at_ms"`
-	ResultAtMillis  int64   `json:"result_at_ms"`
+	// FramesEncoded counts frames whose face and clothing vectors are stored: how far the
+	// pipeline behind the reader has got (the largest count seen; the clusterer purges them).
+	FramesEncoded  int64  `json:"frames_encoded"`
+	FramesAccepted int64  `json:"frames_accepted"` // of the latest result
+	Faces          int    `json:"faces"`
+	People         int    `json:"people"`
+	Dead           int    `json:"dead"`   // dead letters stored for the source
+	Result         string `json:"result"` // "", "intermediate", "final"
+	StatusAtMillis int64  `json:"status_at_ms"`
+	ResultAtMillis int64  `json:"result_at_ms"`
 }
 
 // Running reports whether the reader is still at it (what cancel can stop).
@@ -157,6 +160,11 @@ func (s *Server) Run(ctx context.Context, nc *nats.Conn, js jetstream.JetStream)
 				stale = false
 			}
 		}
+		if connected {
+			if err := s.countVectors(ctx, js); err != nil {
+				s.cfg.Logger.Debug("web: counting vectors", "err", err)
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return nil
@@ -218,6 +226,45 @@ func (s *Server) catchUp(ctx context.Context, js jetstream.JetStream) error {
 		}
 	}
 	s.mu.Unlock()
+	return nil
+}
+
+// countVectors updates each source's FramesEncoded from the vectors stream's subject counts
+// (one message per frame on facevec.<source> and on clothvec.<source>, and one end of stream).
+func (s *Server) countVectors(ctx context.Context, js jetstream.JetStream) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	str, err := js.Stream(ctx, stage.StreamVectors)
+	if err != nil {
+		return err
+	}
+	info, err := str.Info(ctx, jetstream.WithSubjectFilter(">"))
+	if err != nil {
+		return err
+	}
+	face, cloth := map[string]int64{}, map[string]int64{}
+	for subject, n := range info.State.Subjects {
+		prefix, src, _ := strings.Cut(subject, ".")
+		switch prefix {
+		case messages.SubjectFaceVec:
+			face[src] = int64(n)
+		case messages.SubjectClothVec:
+			cloth[src] = int64(n)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for src, n := range face {
+		st := s.sources[src]
+		if n = min(n, cloth[src]); st == nil || n <= st.FramesEncoded {
+			continue
+		}
+		if st.FramesTotal > 0 {
+			n = min(n, st.FramesTotal) // the end-of-stream message is not a frame
+		}
+		st.FramesEncoded = n
+		s.changed(src)
+	}
 	return nil
 }
 

@@ -406,3 +406,38 @@ func TestListenAddr(t *testing.T) {
 		}
 	}
 }
+
+func publish(t *testing.T, js jetstream.JetStream, subject, msgID string, m messages.Message) {
+	t.Helper()
+	msg, err := stage.EncodeMsg(stage.Output{Subject: subject, MsgID: msgID, Message: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.PublishMsg(context.Background(), msg); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestFramesEncoded: a source's encoded frames are those with both vector messages stored.
+func TestFramesEncoded(t *testing.T) {
+	ns, env := startNATS(t)
+	publish(t, env.JS, "status.v1", "v1.status", &messages.Status{Source: "v1", Stage: "reader", State: messages.StateProgress,
+		FramesRead: 10, FramesTotal: 10, AtMillis: time.Now().UnixMilli()})
+	p := messages.DefaultParams()
+	for seq := int64(0); seq < 3; seq++ {
+		publish(t, env.JS, "facevec.v1", fmt.Sprintf("v1.%d.encoder", seq), &messages.FaceVectors{Source: "v1", Seq: seq, Index: seq, Params: p})
+		if seq < 2 {
+			publish(t, env.JS, "clothvec.v1", fmt.Sprintf("v1.%d.embedder", seq), &messages.ClothVectors{Source: "v1", Seq: seq, Index: seq, Params: p})
+		}
+	}
+	ui, _, _, _ := startUI(t, ns.srv.ClientURL(), web.Config{})
+	deadline := time.Now().Add(10 * time.Second)
+	var got []web.SourceState
+	for time.Now().Before(deadline) {
+		if got = ui.Sources(); len(got) == 1 && got[0].FramesEncoded == 2 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Errorf("sources %+v, want v1 with 2 frames encoded", got)
+}

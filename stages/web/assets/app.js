@@ -27,7 +27,7 @@
     const p = document.createElement("progress");
     p.max = 100; p.value = 0; p.dataset.field = "progress"; p.setAttribute("aria-label", `progress of ${source}`);
     const ptd = document.createElement("td"); ptd.append(p); tr.append(ptd);
-    for (const f of ["frames_read", "frames_accepted", "faces", "people", "dead"]) add(f, "num");
+    for (const f of ["frames_read", "frames_encoded", "frames_accepted", "faces", "people", "dead"]) add(f, "num");
     add("result");
     if (writes) tr.append(document.createElement("td"));
     body.append(tr);
@@ -45,7 +45,7 @@
     p.value = s.frames_total > 0 ? Math.min(100, Math.floor(s.frames_read * 100 / s.frames_total)) : 0;
     p.textContent = `${p.value}%`;
     cell(tr, "frames_read").textContent = s.frames_total > 0 ? `${s.frames_read} / ${s.frames_total}` : `${s.frames_read}`;
-    for (const f of ["frames_accepted", "faces", "people", "dead"]) cell(tr, f).textContent = `${s[f]}`;
+    for (const f of ["frames_encoded", "frames_accepted", "faces", "people", "dead"]) cell(tr, f).textContent = `${s[f]}`;
     cell(tr, "result").textContent = s.result || "none yet";
     if (writes) {
       const td = tr.lastElementChild;

@@ -218,6 +218,7 @@ func TestLiveProgressInBrowser(t *testing.T) {
 	if r.State != "done" || r.FramesRead != "275 / 275" {
 		t.Errorf("the page lost the last state while NATS was away: %+v", r)
 	}
+	browser.Screenshot(t, ctx, "live-sources-nats-down.png", false)
 	ns.restart(t)
 	// A client of the new server publishes a result of the source: the page shows it.
 	nc, err := ns.srv.Connect("publisher")

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -32,6 +33,9 @@ import (
 
 // clip is the shared 640×360 sample (275 frames).
 const clip = "../../../shared/testdata/video/short_hamilton_clip.mp4"
+
+// debugText matches what Go prints for values no page should show.
+var debugText = regexp.MustCompile(`&\{|map\[|%!|<nil>|\{\d+ \d+ \[`)
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
@@ -325,6 +329,17 @@ func TestSourcePageInBrowser(t *testing.T) {
 	}
 	browser.Screenshot(t, ctx, "live-source-page.png", false)
 
+	for _, path := range []string{"/", "/sources/lobby/", "/api/sources"} {
+		resp, err := http.Get(hs.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || debugText.Match(body) {
+			t.Errorf("GET %s: %s, Go debug text %q", path, resp.Status, debugText.Find(body))
+		}
+	}
 	for _, path := range []string{"/objects/lobby/../other/x.jpg", "/objects/lobby/faces/000000-0.gz", "/objects/..%2Fx.jpg", "/sources/nope/"} {
 		resp, err := http.Get(hs.URL + path)
 		if err != nil {

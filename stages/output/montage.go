@@ -12,6 +12,8 @@ import (
 	"golang.org/x/image/font"
 	"golang.org/x/image/font/basicfont"
 	"golang.org/x/image/math/fixed"
+
+	"github.com/personcluster/personcluster/messages"
 )
 
 // MaxMontageRows bounds the montage's height; longer clusters show their first members.
@@ -102,4 +104,30 @@ func drawFit(canvas *image.RGBA, dst image.Rectangle, src image.Image) {
 			canvas.Set(ox+x, oy+y, src.At(sb.Min.X+int(float64(x)/scale), sy))
 		}
 	}
+}
+
+// ResultMontage draws a result's montage, each column headed by its person and face count,
+// fetching at most MaxMontageRows crops per person (crops that are missing or do not decode
+// are left out).
+func ResultMontage(r *messages.ClusterResult, fetch Fetcher, cell int) ([]byte, error) {
+	columns := make([]MontageColumn, len(r.Clusters))
+	for ci, c := range r.Clusters {
+		columns[ci] = MontageColumn{Label: clusterLabel(c), Count: len(c.Members)}
+		for _, m := range c.Members {
+			if len(columns[ci].Images) >= MaxMontageRows {
+				break
+			}
+			if m.Image == "" {
+				continue
+			}
+			data, err := fetch(m.Image)
+			if err != nil {
+				return nil, fmt.Errorf("output: montage: image of frame %d face %d: %w", m.Frame, m.Face, err)
+			}
+			if img, err := DecodeJPEG(data); err == nil && data != nil {
+				columns[ci].Images = append(columns[ci].Images, img)
+			}
+		}
+	}
+	return LabelledMontage(columns, cell)
 }

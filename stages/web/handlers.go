@@ -46,6 +46,7 @@ func (s *Server) Handler() http.Handler {
 		_ = json.NewEncoder(w).Encode(s.Sources())
 	})
 	mux.HandleFunc("GET /sources/{id}/{$}", s.sourcePage)
+	mux.HandleFunc("GET /sources/{id}/montage.png", s.montage)
 	mux.HandleFunc("GET /objects/{key...}", s.object)
 	mux.HandleFunc("POST /api/sources/{id}/cancel", s.cancel)
 	return securityHeaders(mux)
@@ -113,8 +114,8 @@ func (s *Server) sourcePage(w http.ResponseWriter, r *http.Request) {
 		},
 		Back: "/",
 	}
-	if res.Montage != "" {
-		links.Montage = "/objects/" + res.Montage
+	if len(res.Clusters) > 0 {
+		links.Montage = "montage.png"
 	}
 	var buf bytes.Buffer
 	if err := output.WritePage(&buf, res, links); err != nil {
@@ -123,6 +124,45 @@ func (s *Server) sourcePage(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	_, _ = w.Write(buf.Bytes())
+}
+
+// montage draws the montage of a source's latest result with headed columns (the clusterer's
+// stored one has none), once per result.
+func (s *Server) montage(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	res, js := s.result(id)
+	if res == nil || js == nil {
+		http.NotFound(w, r)
+		return
+	}
+	s.mu.Lock()
+	cached := s.montages[id]
+	s.mu.Unlock()
+	if cached.at != res.AtMillis || cached.png == nil {
+		obj, err := js.ObjectStore(r.Context(), stage.ImagesBucket)
+		if err != nil {
+			http.Error(w, fmt.Sprintf("web: object store: %v", err), http.StatusServiceUnavailable)
+			return
+		}
+		png, err := output.ResultMontage(res, func(key string) ([]byte, error) {
+			data, err := obj.GetBytes(r.Context(), key)
+			if errors.Is(err, jetstream.ErrObjectNotFound) {
+				return nil, nil
+			}
+			return data, err
+		}, 96)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		cached = montageCache{at: res.AtMillis, png: png}
+		s.mu.Lock()
+		s.montages[id] = cached
+		s.mu.Unlock()
+	}
+	w.Header().Set("Content-Type", "image/png")
+	w.Header().Set("Cache-Control", "no-cache")
+	_, _ = w.Write(cached.png)
 }
 
 // object serves a result's image from the Object Store. Keys start with their source id

@@ -90,15 +90,22 @@ type Server struct {
 	connected bool
 	natsURL   string
 	clients   map[*client]struct{}
+	montages  map[string]montageCache
 	closed    chan struct{}
 	closeOnce sync.Once
+}
+
+// montageCache is the montage drawn for the result of at.
+type montageCache struct {
+	at  int64
+	png []byte
 }
 
 // New makes a Server; Run feeds it from NATS.
 func New(cfg Config) *Server {
 	cfg.setDefaults()
 	return &Server{cfg: cfg, sources: map[string]*SourceState{}, results: map[string]*messages.ClusterResult{},
-		clients: map[*client]struct{}{}, closed: make(chan struct{})}
+		clients: map[*client]struct{}{}, montages: map[string]montageCache{}, closed: make(chan struct{})}
 }
 
 // Close ends the open event streams (an http.Server's Shutdown waits for them otherwise).

@@ -324,7 +324,7 @@ func TestSourcePageInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := res.Faces - len(res.Dropped) + len(res.Clusters); imgs.Total != want || len(imgs.Broken) > 0 {
+	if want := res.Faces - len(res.Dropped) + len(res.Clusters) + 1; imgs.Total != want || len(imgs.Broken) > 0 {
 		t.Errorf("%d images (want %d), broken: %v", imgs.Total, want, imgs.Broken)
 	}
 	browser.Screenshot(t, ctx, "live-source-page.png", false)

@@ -35,12 +35,17 @@ func NewResults(r *messages.ClusterResult) Results {
 	return Results{ClusterResult: r, FaceList: FaceRecords(r)}
 }
 
-// FaceRecords lists every face of a result, members first, with its cluster (−1 if dropped).
+// FaceRecords lists every face of a result, members first, with its cluster (−1 if dropped)
+// and the crop's file in the folder (none where the result stored no crop).
 func FaceRecords(r *messages.ClusterResult) []FaceRecord {
 	var out []FaceRecord
 	for _, c := range r.Clusters {
 		for _, m := range c.Members {
-			out = append(out, FaceRecord{Frame: m.Frame, PTS: m.PTSMillis, Box: m.Box, Cluster: c.ID, Image: memberFile(c.ID, m)})
+			rec := FaceRecord{Frame: m.Frame, PTS: m.PTSMillis, Box: m.Box, Cluster: c.ID}
+			if m.Image != "" {
+				rec.Image = memberFile(c.ID, m)
+			}
+			out = append(out, rec)
 		}
 	}
 	for _, m := range r.Dropped {

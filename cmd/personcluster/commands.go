@@ -47,7 +47,8 @@ func cmdRun(ctx context.Context, args []string) error {
 	listen := fs.String("listen", "", "also serve NATS on host:port so `watch` can follow from another shell")
 	jsonOut := fs.Bool("json", false, "print the result as JSON instead of a table")
 	logLevel := fs.String("log-level", "warn", "debug, info, warn or error")
-	metricsAddr := fs.String("http", "", "serve /metrics and /healthz on this address")
+	metricsAddr := fs.String("http", "", "serve the live UI (/), /metrics and /healthz on this address (no host: localhost)")
+	uiToken := uiTokenFlag(fs)
 	maxSourceFaces := maxSourceFacesFlag(fs)
 	truthPath := fs.String("truth", "", "ground truth (testdata/video/*.truth.json): score the result against it, as `personcluster eval`")
 	fs.Usage = func() {
@@ -73,19 +74,21 @@ func cmdRun(ctx context.Context, args []string) error {
 	}
 	log := logger(*logLevel)
 	reg := stage.NewRegistry()
-	if _, err := reg.ServeHTTP(ctx, *metricsAddr, log); err != nil {
+	ui, err := serveUI(ctx, *metricsAddr, *uiToken, reg, log)
+	if err != nil {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "personcluster: source %s: %s\n", request.Source, messages.Redacted(request.URI))
 	res, err := pipeline.RunLocal(ctx, pipeline.LocalOptions{
 		Options:  pipeline.Options{Models: *models, Logger: log, Metrics: reg, Clusterer: clusterer.Config{MaxFaces: *maxSourceFaces}},
 		StoreDir: *store, Listen: *listen, Out: *out, Request: request, Progress: os.Stderr, ProgressLines: !isTerminal(os.Stderr),
+		Started: ui.startedHook(ctx, log),
 	})
 	if res != nil && res.Result != nil {
 		if *jsonOut {
 			enc := json.NewEncoder(os.Stdout)
 			enc.SetIndent("", "  ")
-			_ = enc.Encode(output.Results{ClusterResult: res.Result, Faces: output.FaceRecords(res.Result)})
+			_ = enc.Encode(output.NewResults(res.Result))
 		} else {
 			printSummary(res.Result, res.Elapsed)
 		}
@@ -380,6 +383,8 @@ func cmdWatch(ctx context.Context, args []string) error {
 		fmt.Fprintln(fs.Output(), "usage: personcluster watch [flags] [SOURCE]   (no SOURCE: every source, live only)")
 		fs.PrintDefaults()
 	}
+	httpAddr := fs.String("http", "", "serve the live UI (every source's progress and result pages) on this address (no host: localhost)")
+	uiToken := uiTokenFlag(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -400,6 +405,11 @@ func cmdWatch(ctx context.Context, args []string) error {
 		return err
 	}
 	defer nc.Close()
+	ui, err := serveUI(ctx, *httpAddr, *uiToken, stage.NewRegistry(), logger("warn"))
+	if err != nil {
+		return err
+	}
+	ui.follow(ctx, nc, js, logger("warn"))
 	statuses := make(chan *nats.Msg, 256)
 	sub, err := nc.ChanSubscribe(messages.SubjectStatus+"."+source, statuses)
 	if err != nil {

@@ -36,7 +36,7 @@ func TestEvalCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := castResult()
-	data, _ := json.Marshal(output.Results{ClusterResult: r, Faces: output.FaceRecords(r)})
+	data, _ := json.Marshal(output.NewResults(r))
 	resDir := filepath.Join(dir, "out", "v")
 	if err := os.MkdirAll(resDir, 0o755); err != nil {
 		t.Fatal(err)

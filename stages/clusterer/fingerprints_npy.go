@@ -28,7 +28,7 @@ func EncodeFingerprintsNPY(res *messages.ClusterResult, points [][]float64, memb
 	}
 	f := npySidecar{FingerprintFile: FingerprintFile{Source: res.Source, Method: res.Params.Method, Metric: metric, Sim: res.Params.Sim,
 		MinCSize: res.Params.MinCSize, FaceModel: res.FaceModel, ClothModel: res.ClothModel, FaceWeight: res.Params.FaceWeight,
-		ClothWeight: res.Params.ClothWeight, Threshold: res.Threshold, CannotLink: res.Params.CannotLink, Cut: res.Params.Cut, Members: members}}
+		ClothWeight: res.Params.ClothWeight, Threshold: res.Threshold, CannotLink: res.Params.CannotLink, Cut: string(res.Params.Cut), Members: members}}
 	sb, err := json.Marshal(f)
 	if err != nil {
 		return nil, nil, fmt.Errorf("clusterer: encoding fingerprints: %w", err)

@@ -351,7 +351,7 @@ func TestResultsFormat(t *testing.T) {
 		Dropped: []messages.Member{{Frame: 7, Box: messages.Box{5, 15, 15, 5}}},
 	}
 	want := []Face{{1, Box{0, 10, 10, 0}, 0}, {2, Box{1, 11, 11, 1}, 0}, {2, Box{0, 30, 10, 20}, 1}, {7, Box{5, 15, 15, 5}, -1}}
-	full, err := json.Marshal(output.Results{ClusterResult: cr, Faces: output.FaceRecords(cr)})
+	full, err := json.Marshal(output.NewResults(cr))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -359,7 +359,15 @@ func TestResultsFormat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, data := range map[string][]byte{"results.json": full, "ClusterResult": bare} {
+	// Files written before the face count took back its name carried the list as "faces".
+	old, err := json.Marshal(map[string]any{"source": "s1", "faces": output.FaceRecords(cr)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(full, []byte(`"faces":0,`)) {
+		t.Errorf("results.json lost its face count: %.200s", full)
+	}
+	for name, data := range map[string][]byte{"results.json": full, "ClusterResult": bare, "older results.json": old} {
 		got, err := DecodeResults(bytes.NewReader(data))
 		if err != nil || !reflect.DeepEqual(got, want) {
 			t.Errorf("%s: %v, %v; want %v", name, got, err, want)
@@ -434,7 +442,7 @@ func realTruthAgainstItself(t *testing.T, path string) {
 	for i, f := range faces {
 		recs[i] = output.FaceRecord{Frame: f.Frame, Box: messages.Box(f.Box), Cluster: f.Cluster}
 	}
-	data, err := json.Marshal(output.Results{ClusterResult: &messages.ClusterResult{Source: "cast"}, Faces: recs})
+	data, err := json.Marshal(output.Results{ClusterResult: &messages.ClusterResult{Source: "cast", Faces: len(recs)}, FaceList: recs})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,8 @@ func seedFuzz(f *testing.F) {
 	f.Add([]byte(`{"clusters":[{"id":0,"members":[{"frame":0,"box":[0,10,10,0]}]}],"dropped":[{"frame":0,"box":[0,30,10,20]}]}`))
 	f.Add([]byte(`{"frames":[{"frame":0,"people":[{"identity":"a","box":[0,10,10]}]}]}`))
 	f.Add([]byte(`{"faces":null}`))
+	f.Add([]byte(`{"faces":2,"face_list":[{"frame":0,"box":[0,10,10,0],"cluster":0},{"frame":0,"box":[0,30,10,20],"cluster":-1}]}`))
+	f.Add([]byte(`{"faces":1,"face_list":null,"dropped":[{"frame":0,"box":[0,30,10,20]}]}`))
 	f.Add([]byte(`{}`))
 	f.Add([]byte(``))
 }

@@ -145,10 +145,12 @@ func LoadTruth(path string) (*Truth, error) {
 	return t, nil
 }
 
-// results is what DecodeResults reads of results.json: its faces list, or failing that its
-// clusters and dropped faces (a bare ClusterResult, as the clusterer publishes it, where
-// "faces" is the number of faces).
+// results is what DecodeResults reads of results.json: its face list ("face_list"; "faces" in
+// files written before the count took that name back), or failing that its clusters and
+// dropped faces (a bare ClusterResult, as the clusterer publishes it, where "faces" is the
+// number of faces).
 type results struct {
+	FaceList json.RawMessage `json:"face_list"`
 	Faces    json.RawMessage `json:"faces"`
 	Clusters json.RawMessage `json:"clusters"`
 	Dropped  json.RawMessage `json:"dropped"`
@@ -165,7 +167,7 @@ type resultMember struct {
 }
 
 // DecodeResults reads the faces of a results.json (written by `personcluster run --out DIR`): its
-// "faces" list, or, when that is null or a count (a bare ClusterResult), the members of its
+// "face_list" (or an older file's "faces" list), or, when there is no list (a bare ClusterResult), the members of its
 // "clusters" and "dropped" (cluster −1). A JSON object with none of these is an error, so a
 // truth file given in the place of results is caught.
 func DecodeResults(r io.Reader) ([]Face, error) {
@@ -175,6 +177,9 @@ func DecodeResults(r io.Reader) ([]Face, error) {
 	}
 	var faces []Face
 	list := bytes.TrimSpace(res.Faces)
+	if res.FaceList != nil {
+		list = bytes.TrimSpace(res.FaceList)
+	}
 	isNull := string(list) == "null"
 	switch {
 	case len(list) > 0 && list[0] == '[':

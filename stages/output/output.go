@@ -6,13 +6,7 @@ package output
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"html/template"
-	"image"
-	"image/color"
-	"image/draw"
-	"image/png"
 	"os"
 	"path/filepath"
 
@@ -28,18 +22,30 @@ type FaceRecord struct {
 	Image   string       `json:"image,omitempty"`
 }
 
-// Results is results.json.
+// Results is results.json and what `run --json` prints: the result ("faces" is its number of
+// faces) and every face as a record ("face_list"). The list has its own Go and JSON name so it
+// cannot shadow the count.
 type Results struct {
 	*messages.ClusterResult
-	Faces []FaceRecord `json:"faces"`
+	FaceList []FaceRecord `json:"face_list"`
 }
 
-// FaceRecords lists every face of a result, members first, with its cluster (−1 if dropped).
+// NewResults is results.json of r.
+func NewResults(r *messages.ClusterResult) Results {
+	return Results{ClusterResult: r, FaceList: FaceRecords(r)}
+}
+
+// FaceRecords lists every face of a result, members first, with its cluster (−1 if dropped)
+// and the crop's file in the folder (none where the result stored no crop).
 func FaceRecords(r *messages.ClusterResult) []FaceRecord {
 	var out []FaceRecord
 	for _, c := range r.Clusters {
 		for _, m := range c.Members {
-			out = append(out, FaceRecord{Frame: m.Frame, PTS: m.PTSMillis, Box: m.Box, Cluster: c.ID, Image: memberFile(c.ID, m)})
+			rec := FaceRecord{Frame: m.Frame, PTS: m.PTSMillis, Box: m.Box, Cluster: c.ID}
+			if m.Image != "" {
+				rec.Image = memberFile(c.ID, m)
+			}
+			out = append(out, rec)
 		}
 	}
 	for _, m := range r.Dropped {
@@ -69,8 +75,9 @@ func Write(dir string, r *messages.ClusterResult, fetch Fetcher) (string, error)
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return "", fmt.Errorf("output: %w", err)
 	}
-	thumbs := make([][]image.Image, len(r.Clusters))
+	columns := make([]MontageColumn, len(r.Clusters))
 	for ci, c := range r.Clusters {
+		columns[ci] = MontageColumn{Label: clusterLabel(c), Count: len(c.Members)}
 		cdir := filepath.Join(root, "clusters", fmt.Sprint(c.ID))
 		if err := os.MkdirAll(cdir, 0o755); err != nil {
 			return "", fmt.Errorf("output: %w", err)
@@ -89,8 +96,10 @@ func Write(dir string, r *messages.ClusterResult, fetch Fetcher) (string, error)
 			if err := os.WriteFile(filepath.Join(root, memberFile(c.ID, m)), data, 0o644); err != nil {
 				return "", fmt.Errorf("output: %w", err)
 			}
-			if img, err := DecodeJPEG(data); err == nil {
-				thumbs[ci] = append(thumbs[ci], img)
+			if len(columns[ci].Images) < MaxMontageRows {
+				if img, err := DecodeJPEG(data); err == nil {
+					columns[ci].Images = append(columns[ci].Images, img)
+				}
 			}
 		}
 	}
@@ -108,15 +117,14 @@ func Write(dir string, r *messages.ClusterResult, fetch Fetcher) (string, error)
 			return "", err
 		}
 	}
-	res := Results{ClusterResult: r, Faces: FaceRecords(r)}
-	js, err := json.MarshalIndent(res, "", "  ")
+	js, err := json.MarshalIndent(NewResults(r), "", "  ")
 	if err != nil {
 		return "", fmt.Errorf("output: %w", err)
 	}
 	if err := os.WriteFile(filepath.Join(root, "results.json"), js, 0o644); err != nil {
 		return "", fmt.Errorf("output: %w", err)
 	}
-	montage, err := Montage(thumbs, 96)
+	montage, err := LabelledMontage(columns, 96)
 	if err != nil {
 		return "", err
 	}
@@ -124,86 +132,11 @@ func Write(dir string, r *messages.ClusterResult, fetch Fetcher) (string, error)
 		return "", fmt.Errorf("output: %w", err)
 	}
 	var page bytes.Buffer
-	if err := pageTemplate.Execute(&page, res); err != nil {
-		return "", fmt.Errorf("output: rendering index.html: %w", err)
+	if err := WritePage(&page, r, DiskLinks()); err != nil {
+		return "", err
 	}
 	if err := os.WriteFile(filepath.Join(root, "index.html"), page.Bytes(), 0o644); err != nil {
 		return "", fmt.Errorf("output: %w", err)
 	}
 	return root, nil
 }
-
-// MaxMontageRows bounds the montage's height; longer clusters show their first members.
-const MaxMontageRows = 24
-
-// Montage draws one column per cluster, each member a cell×cell thumbnail (aspect kept), on a
-// dark background, as a PNG.
-func Montage(columns [][]image.Image, cell int) ([]byte, error) {
-	if cell <= 0 {
-		return nil, errors.New("output: montage cell size must be positive")
-	}
-	rows := 1
-	for _, c := range columns {
-		rows = max(rows, min(len(c), MaxMontageRows))
-	}
-	const gap = 4
-	w := max(1, len(columns))*(cell+gap) + gap
-	h := rows*(cell+gap) + gap
-	canvas := image.NewRGBA(image.Rect(0, 0, w, h))
-	draw.Draw(canvas, canvas.Bounds(), &image.Uniform{color.RGBA{24, 24, 24, 255}}, image.Point{}, draw.Src)
-	for x, col := range columns {
-		for y, img := range col {
-			if y >= MaxMontageRows {
-				break
-			}
-			cellRect := image.Rect(gap+x*(cell+gap), gap+y*(cell+gap), gap+x*(cell+gap)+cell, gap+y*(cell+gap)+cell)
-			drawFit(canvas, cellRect, img)
-		}
-	}
-	var buf bytes.Buffer
-	// Fastest deflate: the montage is written twice per source (quota and final result) and
-	// default compression cost more CPU than the rest of the clusterer's result.
-	enc := png.Encoder{CompressionLevel: png.BestSpeed}
-	if err := enc.Encode(&buf, canvas); err != nil {
-		return nil, fmt.Errorf("output: encoding montage: %w", err)
-	}
-	return buf.Bytes(), nil
-}
-
-// drawFit scales src into dst keeping its aspect ratio (nearest neighbour: thumbnails only).
-func drawFit(canvas *image.RGBA, dst image.Rectangle, src image.Image) {
-	sb := src.Bounds()
-	if sb.Dx() == 0 || sb.Dy() == 0 {
-		return
-	}
-	scale := min(float64(dst.Dx())/float64(sb.Dx()), float64(dst.Dy())/float64(sb.Dy()))
-	w, h := int(float64(sb.Dx())*scale), int(float64(sb.Dy())*scale)
-	ox, oy := dst.Min.X+(dst.Dx()-w)/2, dst.Min.Y+(dst.Dy()-h)/2
-	for y := 0; y < h; y++ {
-		sy := sb.Min.Y + int(float64(y)/scale)
-		for x := 0; x < w; x++ {
-			canvas.Set(ox+x, oy+y, src.At(sb.Min.X+int(float64(x)/scale), sy))
-		}
-	}
-}
-
-var pageTemplate = template.Must(template.New("index").Funcs(template.FuncMap{
-	"file": memberFile,
-}).Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>personcluster: {{.Source}}</title>
-<style>
-body{font-family:system-ui,sans-serif;background:#181818;color:#eee;margin:1.5em}
-.cluster{margin:1em 0;padding:.5em;background:#222;border-radius:6px}
-.cluster img{height:96px;margin:2px;border-radius:3px}
-figure{display:inline-block;margin:2px;text-align:center;font-size:11px;color:#aaa}
-</style></head><body>
-<h1>{{.Source}}: {{len .Clusters}} people</h1>
-<p>{{.FramesAccepted}} accepted frames of {{.FramesSeen}} read, {{.Faces}} faces{{if .Partial}} (partial: the quota of {{.Params.Quota}} frames was not reached){{end}}.
-Linkage {{.Params.Method}}, sim {{.Params.Sim}}, cut at {{printf "%.4f" .Threshold}}, min_csize {{.Params.MinCSize}}; face model {{.FaceModel}}, clothing model {{.ClothModel}}.
-{{len .Dropped}} faces were in clusters smaller than min_csize.</p>
-<p><img src="montage.png" alt="montage: one column per person" style="max-width:100%"></p>
-{{range $c := .Clusters}}<div class="cluster"><h2>Person {{$c.ID}} ({{len $c.Members}} faces)</h2>
-{{range $m := $c.Members}}<figure><img src="{{file $c.ID $m}}" alt="frame {{$m.Frame}}"><figcaption>frame {{$m.Frame}}</figcaption></figure>{{end}}
-</div>{{end}}
-</body></html>
-`))

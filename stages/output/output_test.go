@@ -15,7 +15,9 @@ import (
 	"github.com/personcluster/personcluster/messages"
 )
 
-func jpegOf(t *testing.T, w, h int, c color.RGBA) []byte {
+func jpegOf(t *testing.T, w, h int, c color.RGBA) []byte { return jpegOfTB(t, w, h, c) }
+
+func jpegOfTB(t testing.TB, w, h int, c color.RGBA) []byte {
 	t.Helper()
 	img := image.NewRGBA(image.Rect(0, 0, w, h))
 	for i := 0; i < len(img.Pix); i += 4 {
@@ -52,14 +54,15 @@ func TestWriteFolder(t *testing.T) {
 		}
 	}
 	var res struct {
-		Faces []FaceRecord `json:"faces"`
+		Faces    int          `json:"faces"`
+		FaceList []FaceRecord `json:"face_list"`
 	}
 	data, _ := os.ReadFile(filepath.Join(root, "results.json"))
 	if err := json.Unmarshal(data, &res); err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Faces) != 4 || res.Faces[3].Cluster != -1 || res.Faces[3].Frame != 5 || res.Faces[2].Cluster != 1 {
-		t.Errorf("faces %+v", res.Faces)
+	if res.Faces != 4 || len(res.FaceList) != 4 || res.FaceList[3].Cluster != -1 || res.FaceList[3].Frame != 5 || res.FaceList[2].Cluster != 1 {
+		t.Errorf("faces %d, list %+v", res.Faces, res.FaceList)
 	}
 	f, _ := os.Open(filepath.Join(root, "montage.png"))
 	defer f.Close()
@@ -67,15 +70,19 @@ func TestWriteFolder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Two columns (clusters), two rows (the longer cluster), 96-pixel cells with 4-pixel gaps.
-	if b := m.Bounds(); b.Dx() != 2*100+4 || b.Dy() != 2*100+4 {
+	// Two columns (clusters) under their headers, two rows (the longer cluster), 96-pixel
+	// cells with 4-pixel gaps.
+	if b := m.Bounds(); b.Dx() != 2*100+4 || b.Dy() != montageHeader+2*100+4 {
 		t.Errorf("montage %v", b)
 	}
-	if r, g, _, _ := m.At(4+48, 4+48).RGBA(); r>>8 < 200 || g>>8 > 60 {
-		t.Errorf("first cell is not the red crop: %v", m.At(52, 52))
+	if r, g, _, _ := m.At(4+48, montageHeader+4+48).RGBA(); r>>8 < 200 || g>>8 > 60 {
+		t.Errorf("first cell is not the red crop: %v", m.At(52, montageHeader+52))
+	}
+	if !inked(m, image.Rect(4, 0, 100, montageHeader)) || !inked(m, image.Rect(104, 0, 200, montageHeader)) {
+		t.Error("a montage column has no header")
 	}
 	page, _ := os.ReadFile(filepath.Join(root, "index.html"))
-	if !strings.Contains(string(page), "2 people") || !strings.Contains(string(page), `src="clusters/1/frame000002_face1.jpg"`) {
+	if !strings.Contains(string(page), `<b id="people">2</b> people`) || !strings.Contains(string(page), `src="clusters/1/frame000002_face1.jpg"`) {
 		t.Errorf("index.html:\n%s", page)
 	}
 }
@@ -100,4 +107,16 @@ func TestWriteNoClusters(t *testing.T) {
 			t.Error(err)
 		}
 	}
+}
+
+// inked reports whether r of m holds a light pixel (header text on the dark background).
+func inked(m image.Image, r image.Rectangle) bool {
+	for y := r.Min.Y; y < r.Max.Y; y++ {
+		for x := r.Min.X; x < r.Max.X; x++ {
+			if v, _, _, _ := m.At(x, y).RGBA(); v>>8 > 128 {
+				return true
+			}
+		}
+	}
+	return false
 }

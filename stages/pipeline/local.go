@@ -29,6 +29,9 @@ type LocalOptions struct {
 	// ProgressLines prints a new line every few seconds instead of rewriting one line (for
 	// logs and pipes, where a carriage return does not rewrite anything).
 	ProgressLines bool
+	// Started, when set, is called once the server and the stages run, before the source is
+	// ingested (the live UI follows the run from there).
+	Started func(*Local)
 }
 
 // LocalResult is what a one-process run produced.
@@ -53,6 +56,9 @@ func RunLocal(ctx context.Context, lo LocalOptions) (*LocalResult, error) {
 		return nil, err
 	}
 	defer l.Close()
+	if lo.Started != nil {
+		lo.Started(l)
+	}
 	out, err := l.Process(ctx, lo.Request)
 	if out != nil {
 		out.Elapsed = time.Since(started)

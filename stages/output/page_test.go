@@ -1,0 +1,101 @@
+package output
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/personcluster/personcluster/messages"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+// pageResult is a small result of the tuned profile: two people, one face dropped.
+func pageResult() *messages.ClusterResult {
+	p := messages.DefaultParams()
+	p.Cut, p.CannotLink = messages.CutCalibrated, true
+	return &messages.ClusterResult{Source: "lobby", Final: true, FramesSeen: 275, FramesAccepted: 114, Faces: 6,
+		Threshold: 1.2093, Params: p, FaceModel: "fr_feature-512", ClothModel: "mobilenet_v1-512",
+		Clusters: []messages.Cluster{
+			{ID: 0, Members: []messages.Member{
+				{Seq: 3, Frame: 12, PTSMillis: 480, Face: 0, Box: messages.Box{10, 60, 60, 10}, Image: "lobby/faces/000003-0.jpg"},
+				{Seq: 9, Frame: 36, PTSMillis: 1440, Face: 1, Box: messages.Box{10, 90, 90, 10}, Image: "lobby/faces/000009-1.jpg"},
+				{Seq: 70, Frame: 280, PTSMillis: 11200, Face: 0, Box: messages.Box{5, 30, 30, 5}, Image: "lobby/faces/000070-0.jpg"}}},
+			{ID: 1, Members: []messages.Member{
+				{Seq: 9, Frame: 36, PTSMillis: 1440, Face: 0, Box: messages.Box{0, 40, 40, 0}, Image: "lobby/faces/000009-0.jpg"},
+				{Seq: 61, Frame: 244, PTSMillis: 65760, Face: 1, Box: messages.Box{0, 44, 44, 0}}}},
+		},
+		Dropped: []messages.Member{{Seq: 40, Frame: 160, PTSMillis: 6400, Face: 2, Box: messages.Box{185, 81, 217, 57}}}}
+}
+
+// debugText matches what Go prints for values no page should show: struct and slice dumps,
+// formatting errors, nil.
+var debugText = regexp.MustCompile(`\[\{|&\{|map\[|%!|<nil>|\{\d+ \d+ \[`)
+
+// TestPageGolden pins index.html; go test ./stages/output -run TestPageGolden -update rewrites it.
+func TestPageGolden(t *testing.T) {
+	var buf bytes.Buffer
+	if err := WritePage(&buf, pageResult(), DiskLinks()); err != nil {
+		t.Fatal(err)
+	}
+	page := buf.String()
+	golden := filepath.Join("testdata", "index.golden.html")
+	if *update {
+		if err := os.WriteFile(golden, buf.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if page != string(want) {
+		t.Errorf("index.html differs from %s (rerun with -update and review the diff):\n%s", golden, page)
+	}
+	if m := debugText.FindString(page); m != "" {
+		t.Errorf("index.html shows Go debug text %q", m)
+	}
+	for _, want := range []string{
+		`<b id="faces">6</b> faces`, `<b id="people">2</b> people`, `<b id="frames-read">275</b>`,
+		"calibrated for face model fr_feature-512 (tuned profile): height 1.2093",
+		`<section class="person" data-person="0"`, `<section class="person" data-person="1"`,
+		`<svg class="timeline"`, `loading="lazy" src="clusters/0/frame000036_face1.jpg"`,
+		"first seen 0:00.4, last seen 0:11.2", "1:05.7", "Dropped faces (1)", "24×32 px at (57, 185)",
+		`src="clusters/0/frame000036_face1.jpg" alt="Person 0: best view">`,
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("index.html lacks %q", want)
+		}
+	}
+	if strings.Contains(page, "sim 0.55") {
+		t.Error("the page names the relative cut the tuned profile did not use")
+	}
+	if strings.Contains(page, "http://") || strings.Contains(page, "https://") {
+		t.Error("the page loads something from the network")
+	}
+}
+
+// The original profile's page names its relative cut.
+func TestPageRelativeCut(t *testing.T) {
+	r := pageResult()
+	r.Params.Cut, r.Threshold = "", 0.8123
+	var buf bytes.Buffer
+	if err := WritePage(&buf, r, DiskLinks()); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), "max(d)·(1−sim), sim 0.55: height 0.8123") {
+		t.Errorf("page:\n%s", buf.String())
+	}
+}
+
+func TestFormatPTS(t *testing.T) {
+	for ms, want := range map[int64]string{0: "0:00.0", 480: "0:00.4", 65760: "1:05.7", 3723456: "1:02:03.4", -5: "0:00.0"} {
+		if got := FormatPTS(ms); got != want {
+			t.Errorf("FormatPTS(%d) = %q, want %q", ms, got, want)
+		}
+	}
+}

@@ -28,6 +28,7 @@ import (
 
 	"github.com/personcluster/personcluster/messages"
 	"github.com/personcluster/personcluster/stages/output"
+	"github.com/personcluster/personcluster/stages/people"
 	"github.com/personcluster/personcluster/stages/stage"
 )
 
@@ -104,6 +105,10 @@ type Stage struct {
 	js      jetstream.JetStream
 	images  jetstream.ObjectStore
 	sources map[string]*sourceState
+	// gallery links results to people; opened on first use (nil until then, and when the
+	// deployment has no people bucket: results then carry no person).
+	gallery     *people.Gallery
+	galleryDone bool
 }
 
 // New returns a clusterer; images may be nil (no object store).
@@ -372,7 +377,61 @@ func (s *Stage) result(ctx context.Context, src string, st *sourceState, seqs []
 			return nil, err
 		}
 	}
+	if err := s.linkPeople(ctx, src, st, res, kind, labels.kept, faces); err != nil {
+		return nil, err
+	}
 	return res, nil
+}
+
+// linkPeople links the result's clusters to gallery people on the face part (package
+// people) and names each cluster's person.
+func (s *Stage) linkPeople(ctx context.Context, src string, st *sourceState, res *messages.ClusterResult, kind string, groups [][]int, faces Faces) error {
+	if st.params.NoPeople || len(res.Clusters) == 0 || st.params.FaceWeight == 0 {
+		return nil
+	}
+	cut, ok := people.LinkCut(res.FaceModel)
+	if !ok {
+		return nil
+	}
+	if !s.galleryDone {
+		g, err := people.Open(ctx, s.js)
+		if errors.Is(err, jetstream.ErrBucketNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
+			s.cfg.Logger.Warn("no people gallery in this deployment (run the topology's ensure); results carry no person", "err", err)
+		} else if err != nil {
+			return fmt.Errorf("clusterer: %w", err)
+		}
+		s.gallery, s.galleryDone = g, true
+	}
+	if s.gallery == nil {
+		return nil
+	}
+	w := people.Window{ID: src + "." + kind, Source: src, Live: st.params.Live, Model: res.FaceModel, Cut: cut, AtMillis: res.AtMillis}
+	for ci, group := range groups {
+		c := people.Cluster{}
+		best := -1
+		for mi, idx := range group {
+			m := res.Clusters[ci].Members[mi]
+			c.Faces = append(c.Faces, people.Face{Vector: faces.Face[idx], Frame: m.Frame, PTSMillis: m.PTSMillis, Image: m.Image})
+			if best < 0 || m.Box.Width()*m.Box.Height() > res.Clusters[ci].Members[best].Box.Width()*res.Clusters[ci].Members[best].Box.Height() {
+				best = mi
+			}
+		}
+		// The largest face's upper body shows a new person best.
+		if m := res.Clusters[ci].Members[best]; !s.cfg.NoImages {
+			if f := st.frames[m.Seq]; f != nil && m.Face < len(f.face.Bodies) {
+				c.Thumbnail = f.face.Bodies[m.Face]
+			}
+		}
+		w.Clusters = append(w.Clusters, c)
+	}
+	links, err := s.gallery.Link(ctx, w)
+	if err != nil {
+		return fmt.Errorf("clusterer: linking %s to people: %w", w.ID, err)
+	}
+	for ci := range res.Clusters {
+		res.Clusters[ci].Person, res.Clusters[ci].Name = links[ci].Person, links[ci].Name
+	}
+	return nil
 }
 
 type grouping struct {

@@ -1,0 +1,113 @@
+package pipeline_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/personcluster/personcluster/messages"
+	"github.com/personcluster/personcluster/stages/evaluate"
+	"github.com/personcluster/personcluster/stages/internal/testenv"
+	"github.com/personcluster/personcluster/stages/pipeline"
+)
+
+// TestPeopleAcrossCastVideos runs the two labelled cast videos (the same cast) one after the
+// other on one store and scores the faces of both by their gallery person: BCubed F over both
+// videos, the goal being ≥ 0.93. The first video's clusters make the people, the
+// second's link to them; a person split or two people joined shows in F.
+func TestPeopleAcrossCastVideos(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs every model over two 240-frame videos per face backend")
+	}
+	for _, c := range []struct {
+		backend string
+		minF    float64
+	}{
+		// dlib: each video alone scores 1.000 and 0.946 by cluster.
+		{"dlib", 0.93},
+		// ONNX: the hard video alone scores 0.78 by cluster (covered faces), which bounds this.
+		{"onnx", 0.75},
+	} {
+		t.Run(c.backend, func(t *testing.T) {
+			f := castVideosByPerson(t, c.backend, []string{"video/cast_public.mp4", "video/cast_hard_public.mp4"})
+			if f < c.minF {
+				t.Errorf("BCubed F by person over both videos %.3f, want ≥ %.2f", f, c.minF)
+			}
+		})
+	}
+}
+
+// castVideosByPerson runs the videos in order on one store and returns BCubed F by person.
+func castVideosByPerson(t *testing.T, backend string, videos []string) float64 {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	l, err := pipeline.StartLocal(ctx, pipeline.LocalOptions{
+		Options:  pipeline.Options{Models: pipeline.Models{Dir: testenv.ModelsDir(t), Threads: 1, FaceBackend: backend}},
+		StoreDir: t.TempDir(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	// The videos' frames are numbered apart so that one truth covers both.
+	const frameOffset = 1_000_000
+	all := &evaluate.Truth{}
+	identities := map[string]bool{}
+	var faces []evaluate.Face
+	personIndex := map[string]int{}
+	for vi, rel := range videos {
+		video := testenv.Shared(t, rel)
+		truth, err := evaluate.LoadTruth(video + ".truth.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		offset := int64(vi * frameOffset)
+		for _, fr := range truth.Frames {
+			fr.Frame += offset
+			all.Frames = append(all.Frames, fr)
+		}
+		for _, id := range truth.Identities {
+			if !identities[id] {
+				identities[id] = true
+				all.Identities = append(all.Identities, id)
+			}
+		}
+		params := messages.DefaultParams()
+		params.CannotLink, params.Cut = true, messages.CutCalibrated
+		source := fmt.Sprintf("people-%s-%d", backend, vi)
+		res, err := l.Process(ctx, messages.IngestRequest{Source: source, URI: video, Params: params})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := res.Result
+		var people []string
+		for _, c := range r.Clusters {
+			if c.Person == "" {
+				t.Fatalf("%s: cluster %d has no person", source, c.ID)
+			}
+			k, ok := personIndex[c.Person]
+			if !ok {
+				k = len(personIndex)
+				personIndex[c.Person] = k
+			}
+			people = append(people, c.Person)
+			for _, m := range c.Members {
+				faces = append(faces, evaluate.Face{Frame: m.Frame + offset, Box: evaluate.Box(m.Box), Cluster: k})
+			}
+		}
+		for _, m := range r.Dropped {
+			faces = append(faces, evaluate.Face{Frame: m.Frame + offset, Box: evaluate.Box(m.Box), Cluster: evaluate.Dropped})
+		}
+		t.Logf("%s (%s): %d clusters → people %s", source, strings.TrimPrefix(rel, "video/"), len(r.Clusters), strings.Join(people, " "))
+	}
+	rep, err := evaluate.Evaluate(all, faces, evaluate.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := rep.Clustering
+	t.Logf("%s: %d people for %d identities over %d faces; BCubed by person P %.3f R %.3f F %.3f",
+		backend, cl.Clusters, cl.Identities, cl.Faces, cl.BCubed.Precision, cl.BCubed.Recall, cl.BCubed.F)
+	return cl.BCubed.F
+}

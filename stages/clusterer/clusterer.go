@@ -42,6 +42,9 @@ type Config struct {
 	Logger    *slog.Logger
 	NoImages  bool // do not store crops and montages in the object store
 	KeepInput bool // do not purge a finished source's vectors (debugging)
+	// LinkCut is the people gallery's linking cut per face model (nil: people.LinkCut; a
+	// model without one is not linked).
+	LinkCut func(faceModel string) (float64, bool)
 }
 
 func (c *Config) setDefaults() {
@@ -53,6 +56,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.LinkCut == nil {
+		c.LinkCut = people.LinkCut
 	}
 }
 
@@ -389,7 +395,7 @@ func (s *Stage) linkPeople(ctx context.Context, src string, st *sourceState, res
 	if st.params.NoPeople || len(res.Clusters) == 0 || st.params.FaceWeight == 0 {
 		return nil
 	}
-	cut, ok := people.LinkCut(res.FaceModel)
+	cut, ok := s.cfg.LinkCut(res.FaceModel)
 	if !ok {
 		return nil
 	}

@@ -118,11 +118,16 @@ type running struct {
 
 func start(t *testing.T, env *stagetest.Env) *running {
 	t.Helper()
+	return startWith(t, env, clusterer.Config{})
+}
+
+func startWith(t *testing.T, env *stagetest.Env, ccfg clusterer.Config) *running {
+	t.Helper()
 	images, err := env.JS.ObjectStore(context.Background(), stage.ImagesBucket)
 	if err != nil {
 		t.Fatal(err)
 	}
-	proc, err := clusterer.New(clusterer.Config{}, env.JS, images)
+	proc, err := clusterer.New(ccfg, env.JS, images)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,88 @@
+package clusterer_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/personcluster/personcluster/stages/clusterer"
+	gallery "github.com/personcluster/personcluster/stages/people"
+	"github.com/personcluster/personcluster/stages/stage"
+	"github.com/personcluster/personcluster/stages/stage/stagetest"
+)
+
+// testCut links the generated faces (model "test"): one person's faces lie about 0.05 apart,
+// two people about 1.4.
+func testCut(model string) (float64, bool) { return 0.5, model == "test" }
+
+// Each cluster of the quota and the final result is linked to a gallery person: the same
+// people get the same person in both, and the gallery holds one person per generated person.
+func TestResultsCarryPeople(t *testing.T) {
+	env := stagetest.Start(t, stage.Topology{Memory: true})
+	r := startWith(t, env, clusterer.Config{LinkCut: testCut})
+	defer r.stop(t)
+	p := params()
+	publishAll(t, env.JS, frameMessages(30, p))
+	publishEOS(t, env.JS, 30, p)
+	got := results(t, env.JS, 2)
+	byMember := map[[2]int64]string{}
+	for _, res := range got {
+		seen := map[string]bool{}
+		for _, c := range res.Clusters {
+			if c.Person == "" {
+				t.Fatalf("final %v: cluster %d has no person", res.Final, c.ID)
+			}
+			if seen[c.Person] {
+				t.Errorf("two clusters of one result are person %s", c.Person)
+			}
+			seen[c.Person] = true
+			for _, m := range c.Members {
+				k := [2]int64{m.Seq, int64(m.Face)}
+				if prev, ok := byMember[k]; ok && prev != c.Person {
+					t.Errorf("face %v: person %s in one result, %s in the other", k, prev, c.Person)
+				}
+				byMember[k] = c.Person
+			}
+		}
+	}
+	g, err := gallery.Open(context.Background(), env.JS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, err := g.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ps) != 3 {
+		t.Errorf("%d people in the gallery, want 3", len(ps))
+	}
+	for _, p := range ps {
+		if p.Thumbnail != "" {
+			t.Errorf("%s has a thumbnail, but the faces had no body crops", p.ID)
+		}
+	}
+}
+
+// --people=false: the clusters carry no person and the gallery stays empty.
+func TestNoPeople(t *testing.T) {
+	env := stagetest.Start(t, stage.Topology{Memory: true})
+	r := startWith(t, env, clusterer.Config{LinkCut: testCut})
+	defer r.stop(t)
+	p := params()
+	p.NoPeople = true
+	publishAll(t, env.JS, frameMessages(30, p))
+	publishEOS(t, env.JS, 30, p)
+	for _, res := range results(t, env.JS, 2) {
+		for _, c := range res.Clusters {
+			if c.Person != "" {
+				t.Errorf("cluster %d linked to %s with NoPeople", c.ID, c.Person)
+			}
+		}
+	}
+	g, err := gallery.Open(context.Background(), env.JS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ps, err := g.List(context.Background()); err != nil || len(ps) != 0 {
+		t.Errorf("%d people, %v", len(ps), err)
+	}
+}

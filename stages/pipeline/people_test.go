@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/personcluster/personcluster/messages"
 	"github.com/personcluster/personcluster/stages/evaluate"
@@ -37,6 +40,89 @@ func TestPeopleAcrossCastVideos(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestPeopleAcrossLiveWindows reads a cast video as a live source in windows of 40 accepted
+// frames (each window clustered alone, then forgotten) and scores every window's faces by
+// person: the gallery is what ties the windows together (the goal: F ≥ 0.95).
+func TestPeopleAcrossLiveWindows(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs every model over a 240-frame video per face backend")
+	}
+	for _, backend := range []string{"dlib", "onnx"} {
+		t.Run(backend, func(t *testing.T) {
+			f := liveWindowsByPerson(t, backend, "video/cast_public.mp4", 40)
+			if f < 0.95 {
+				t.Errorf("BCubed F by person over the windows %.3f, want ≥ 0.95", f)
+			}
+		})
+	}
+}
+
+func liveWindowsByPerson(t *testing.T, backend, rel string, quota int) float64 {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	l, err := pipeline.StartLocal(ctx, pipeline.LocalOptions{
+		Options:  pipeline.Options{Models: pipeline.Models{Dir: testenv.ModelsDir(t), Threads: 1, FaceBackend: backend}},
+		StoreDir: t.TempDir(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	video := testenv.Shared(t, rel)
+	truth, err := evaluate.LoadTruth(video + ".truth.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	source := "live-" + backend
+	var mu sync.Mutex
+	var windows []*messages.ClusterResult
+	sub, err := l.Conn().Subscribe(messages.Subject(messages.SubjectResults, source), func(m *nats.Msg) {
+		if r, err := messages.DecodeAs[*messages.ClusterResult](m.Data); err == nil {
+			mu.Lock()
+			windows = append(windows, r)
+			mu.Unlock()
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	params := messages.DefaultParams()
+	// Windows as a live source has them; the file itself is read once to its end (a live
+	// reader would reopen it).
+	params.CannotLink, params.Cut, params.Quota, params.Live = true, messages.CutCalibrated, quota, true
+	if _, err := l.Process(ctx, messages.IngestRequest{Source: source, URI: video, Params: params}); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	var faces []evaluate.Face
+	personIndex := map[string]int{}
+	for _, r := range windows {
+		for _, c := range r.Clusters {
+			k, ok := personIndex[c.Person]
+			if !ok {
+				k = len(personIndex)
+				personIndex[c.Person] = k
+			}
+			for _, m := range c.Members {
+				faces = append(faces, evaluate.Face{Frame: m.Frame, Box: evaluate.Box(m.Box), Cluster: k})
+			}
+		}
+		for _, m := range r.Dropped {
+			faces = append(faces, evaluate.Face{Frame: m.Frame, Box: evaluate.Box(m.Box), Cluster: evaluate.Dropped})
+		}
+	}
+	rep, err := evaluate.Evaluate(truth, faces, evaluate.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := rep.Clustering
+	t.Logf("%s: %d windows, %d people for %d identities over %d faces; BCubed by person P %.3f R %.3f F %.3f",
+		backend, len(windows), cl.Clusters, cl.Identities, cl.Faces, cl.BCubed.Precision, cl.BCubed.Recall, cl.BCubed.F)
+	return cl.BCubed.F
 }
 
 // castVideosByPerson runs the videos in order on one store and returns BCubed F by person.

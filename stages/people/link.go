@@ -89,9 +89,18 @@ func (g *Gallery) Link(ctx context.Context, w Window) ([]Link, error) {
 		return nil, fmt.Errorf("%w: window %q has no time", ErrBadRequest, w.ID)
 	}
 	samples := make([][][]float64, len(w.Clusters))
+	dim := -1
 	for i, c := range w.Clusters {
 		if len(c.Faces) == 0 {
 			return nil, fmt.Errorf("%w: window %q: cluster %d has no faces", ErrBadRequest, w.ID, i)
+		}
+		for _, f := range c.Faces {
+			if dim < 0 {
+				dim = len(f.Vector)
+			}
+			if len(f.Vector) != dim || dim == 0 {
+				return nil, fmt.Errorf("%w: window %q: face vectors of lengths %d and %d", ErrBadRequest, w.ID, dim, len(f.Vector))
+			}
 		}
 		for _, k := range spread(len(c.Faces), compareSample) {
 			samples[i] = append(samples[i], unit(c.Faces[k].Vector))
@@ -148,11 +157,23 @@ func assign(t *txn, w Window, samples [][][]float64) []Link {
 		person  string
 	}
 	nearGroup := map[pair]string{} // its nearest group
+	// The distance between two sets' means bounds their average distance from below (the norm
+	// is convex), so a group whose mean lies beyond the cut is skipped without comparing faces.
+	means := map[string][][]float64{}
+	for id, gs := range groups {
+		for _, g := range gs {
+			means[id] = append(means[id], mean(g))
+		}
+	}
 	for ci := range w.Clusters {
+		sampleMean := mean(samples[ci])
 		for _, id := range ids {
 			// A person is as near as the nearest of its groups (people merged into it).
 			d, best := math.Inf(1), ""
 			for k, ex := range groups[id] {
+				if len(ex[0]) != len(sampleMean) || dist(sampleMean, means[id][k]) > w.Cut {
+					continue
+				}
 				if dk := averageDistance(samples[ci], ex); dk < d {
 					d, best = dk, groupNames[id][k]
 				}
@@ -370,6 +391,19 @@ func averageDistance(a, b [][]float64) float64 {
 		}
 	}
 	return s / float64(len(a)*len(b))
+}
+
+func mean(vs [][]float64) []float64 {
+	m := make([]float64, len(vs[0]))
+	for _, v := range vs {
+		for i, x := range v {
+			m[i] += x
+		}
+	}
+	for i := range m {
+		m[i] /= float64(len(vs))
+	}
+	return m
 }
 
 func nearest(v []float64, set [][]float64) float64 {

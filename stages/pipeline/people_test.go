@@ -28,10 +28,10 @@ func TestPeopleAcrossCastVideos(t *testing.T) {
 		backend string
 		minF    float64
 	}{
-		// dlib: each video alone scores 1.000 and 0.946 by cluster.
-		{"dlib", 0.93},
-		// ONNX: the hard video alone scores 0.78 by cluster (covered faces), which bounds this.
-		{"onnx", 0.75},
+		// dlib's ResNet: each video alone scores 1.000 and 0.946 by cluster.
+		{"dlib-resnet", 0.93},
+		// MobileFaceNet: the hard video alone scores 0.78 by cluster (covered faces), which bounds this.
+		{"mobilefacenet", 0.75},
 	} {
 		t.Run(c.backend, func(t *testing.T) {
 			f := castVideosByPerson(t, c.backend, []string{"video/cast_public.mp4", "video/cast_hard_public.mp4"})
@@ -49,7 +49,7 @@ func TestPeopleAcrossLiveWindows(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs every model over a 240-frame video per face backend")
 	}
-	for _, backend := range []string{"dlib", "onnx"} {
+	for _, backend := range []string{"dlib-resnet", "mobilefacenet"} {
 		t.Run(backend, func(t *testing.T) {
 			f := liveWindowsByPerson(t, backend, "video/cast_public.mp4", 40)
 			if f < 0.95 {

@@ -224,6 +224,9 @@ func (g *Gallery) Forget(ctx context.Context, id string) (int, error) {
 		return 0, err
 	}
 	var errs []error
+	// Records a writer left behind when it died between writing and committing hold vectors
+	// too: every record of the forgotten ids goes.
+	errs = append(errs, g.purgeRecords(ctx, ids))
 	if gone.Thumbnail != "" && g.thumbs != nil {
 		errs = append(errs, deleteObject(ctx, g.thumbs, gone.Thumbnail))
 	}
@@ -246,6 +249,28 @@ func (g *Gallery) Forget(ctx context.Context, id string) (int, error) {
 		errs = append(errs, deleteObject(ctx, images, key))
 	}
 	return len(crops), errors.Join(errs...)
+}
+
+// purgeRecords purges every record key of the given ids, referenced or not.
+func (g *Gallery) purgeRecords(ctx context.Context, ids []string) error {
+	filters := make([]string, len(ids))
+	for i, id := range ids {
+		filters[i] = "person." + id + ".>"
+	}
+	keys, err := g.kv.ListKeysFiltered(ctx, filters...)
+	if errors.Is(err, jetstream.ErrNoKeysFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("people: listing records to purge: %w", err)
+	}
+	var errs []error
+	for k := range keys.Keys() {
+		if err := g.kv.Purge(ctx, k); err != nil {
+			errs = append(errs, fmt.Errorf("people: purging %s: %w", k, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // scrubSource collects the crops of the forgotten ids' faces in the stored results of src and

@@ -88,6 +88,9 @@ type sourceState struct {
 	// faceDim and clothDim are the lengths of the source's first vectors: every later vector
 	// of that part must match, or its message is bad input.
 	faceDim, clothDim int
+	// long: a file source with more faces than one clustering takes, clustered in windows
+	// joined by person (see linkWindows); nil until then.
+	long *longState
 }
 
 // checkDim refuses vectors whose length differs from the source's first ones of that part.
@@ -233,7 +236,7 @@ func (st *sourceState) acceptedPrefix() []int64 {
 	return seqs
 }
 
-func (s *Stage) emitDue(ctx context.Context, in *stage.Input, src string, st *sourceState) error {
+func (s *Stage) emitDue(ctx context.Context, in *stage.Input, src string, st *sourceState) (err error) {
 	accepted := st.acceptedPrefix()
 	quota := st.params.Quota
 	publish := func(seqs []int64, final bool, id string) error {
@@ -262,10 +265,21 @@ func (s *Stage) emitDue(ctx context.Context, in *stage.Input, src string, st *so
 		}
 		st.quotaDone = true
 	}
+	if !st.params.Live && quota > 0 {
+		if accepted, err = s.linkWindows(ctx, src, st, accepted, st.ended()); err != nil {
+			return err
+		}
+	}
 	if !st.ended() {
 		return nil
 	}
-	if err := publish(accepted, true, "final"); err != nil {
+	if st.long != nil {
+		res := st.long.final(src, st)
+		if err := in.Publish(ctx, stage.Output{Subject: messages.Subject(messages.SubjectResults, src), MsgID: src + ".result.final", Message: res}); err != nil {
+			return err
+		}
+		s.dropLong(ctx, src)
+	} else if err := publish(accepted, true, "final"); err != nil {
 		return err
 	}
 	st.finished = true
@@ -389,6 +403,21 @@ func (s *Stage) result(ctx context.Context, src string, st *sourceState, seqs []
 	return res, nil
 }
 
+// openGallery opens the people gallery on first use; nil (no error) when the deployment has
+// none.
+func (s *Stage) openGallery(ctx context.Context) (*people.Gallery, error) {
+	if !s.galleryDone {
+		g, err := people.Open(ctx, s.js)
+		if errors.Is(err, jetstream.ErrBucketNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
+			s.cfg.Logger.Warn("no people gallery in this deployment (run the topology's ensure); results carry no person", "err", err)
+		} else if err != nil {
+			return nil, fmt.Errorf("clusterer: %w", err)
+		}
+		s.gallery, s.galleryDone = g, true
+	}
+	return s.gallery, nil
+}
+
 // linkPeople links the result's clusters to gallery people on the face part (package
 // people) and names each cluster's person.
 func (s *Stage) linkPeople(ctx context.Context, src string, st *sourceState, res *messages.ClusterResult, kind string, groups [][]int, faces Faces) error {
@@ -399,17 +428,8 @@ func (s *Stage) linkPeople(ctx context.Context, src string, st *sourceState, res
 	if !ok {
 		return nil
 	}
-	if !s.galleryDone {
-		g, err := people.Open(ctx, s.js)
-		if errors.Is(err, jetstream.ErrBucketNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
-			s.cfg.Logger.Warn("no people gallery in this deployment (run the topology's ensure); results carry no person", "err", err)
-		} else if err != nil {
-			return fmt.Errorf("clusterer: %w", err)
-		}
-		s.gallery, s.galleryDone = g, true
-	}
-	if s.gallery == nil {
-		return nil
+	if g, err := s.openGallery(ctx); err != nil || g == nil {
+		return err
 	}
 	w := people.Window{ID: src + "." + kind, Source: src, Live: st.params.Live, Model: res.FaceModel, Cut: cut, AtMillis: res.AtMillis}
 	for ci, group := range groups {
@@ -475,6 +495,11 @@ func Fingerprint(face, cloth []float32, faceWeight, clothWeight float64) []float
 func (s *Stage) storeObjects(ctx context.Context, src string, st *sourceState, res *messages.ClusterResult, kind string,
 	faces Faces, members []messages.Member) error {
 	res.Bucket = stage.ImagesBucket
+	if st.long != nil {
+		// A long source's window: only the crops outlive it (its final result has no
+		// fingerprints, and the result folder draws its montage from the crops).
+		return s.storeCrops(ctx, src, st, res)
+	}
 	points := make([][]float64, len(faces.Face))
 	for i := range points {
 		points[i] = Fingerprint(faces.Face[i], faces.Cloth[i], res.Params.FaceWeight, res.Params.ClothWeight)
@@ -524,6 +549,24 @@ func (s *Stage) storeObjects(ctx context.Context, src string, st *sourceState, r
 	return nil
 }
 
+// storeCrops puts each member's upper-body crop in the object store.
+func (s *Stage) storeCrops(ctx context.Context, src string, st *sourceState, res *messages.ClusterResult) error {
+	for ci := range res.Clusters {
+		for mi := range res.Clusters[ci].Members {
+			m := &res.Clusters[ci].Members[mi]
+			f := st.frames[m.Seq]
+			if m.Face >= len(f.face.Bodies) || len(f.face.Bodies[m.Face]) == 0 {
+				continue
+			}
+			m.Image = fmt.Sprintf("%s/faces/%06d-%d.jpg", src, m.Seq, m.Face)
+			if _, err := s.images.PutBytes(ctx, m.Image, f.face.Bodies[m.Face]); err != nil {
+				return fmt.Errorf("clusterer: storing %s: %w", m.Image, err)
+			}
+		}
+	}
+	return nil
+}
+
 // state returns a source's state, rebuilding it from the vectors stream after a restart.
 func (s *Stage) state(ctx context.Context, src string) (*sourceState, error) {
 	if st := s.sources[src]; st != nil {
@@ -551,6 +594,9 @@ func (s *Stage) rebuild(ctx context.Context, src string, st *sourceState) error 
 		}
 	} else if !errors.Is(err, jetstream.ErrMsgNotFound) {
 		return fmt.Errorf("clusterer: checking results of %s: %w", src, err)
+	}
+	if err := s.loadLong(ctx, src, st); err != nil {
+		return err
 	}
 	vectors, err := s.js.Stream(ctx, stage.StreamVectors)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/personcluster/personcluster/messages"
 	"github.com/personcluster/personcluster/stages/clusterer"
 	gallery "github.com/personcluster/personcluster/stages/people"
 	"github.com/personcluster/personcluster/stages/stage"
@@ -84,5 +85,65 @@ func TestNoPeople(t *testing.T) {
 	}
 	if ps, err := g.List(context.Background()); err != nil || len(ps) != 0 {
 		t.Errorf("%d people, %v", len(ps), err)
+	}
+}
+
+// A file source with more faces than one clustering takes is clustered in windows of Quota
+// accepted frames linked by person, its vectors purged window by window; its final result has
+// one cluster per person with every face, and a clusterer restarted halfway goes on from the
+// windows it left.
+func TestLongSourceLinksWindowsByPerson(t *testing.T) {
+	env := stagetest.Start(t, stage.Topology{Memory: true})
+	cfg := clusterer.Config{LinkCut: testCut, MaxFaces: 30}
+	r := startWith(t, env, cfg)
+	p := params() // quota 10
+	msgs := frameMessages(90, p)
+	publishAll(t, env.JS, msgs[:90])
+	waitAcked(t, env.JS, 90)
+	r.stop(t)
+	vectors, err := env.JS.Stream(context.Background(), stage.StreamVectors)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := vectors.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs >= 90 {
+		t.Errorf("%d vector messages kept after the first windows: not purged window by window", info.State.Msgs)
+	}
+	r = startWith(t, env, cfg)
+	defer r.stop(t)
+	publishAll(t, env.JS, msgs[90:])
+	publishEOS(t, env.JS, 90, p)
+	got := results(t, env.JS, 2)
+	final := got[len(got)-1]
+	if !final.Final {
+		t.Fatalf("last result is not final")
+	}
+	wantFaces := 0
+	for _, m := range msgs {
+		if fv, ok := m.(*messages.FaceVectors); ok {
+			wantFaces += len(fv.Vectors)
+		}
+	}
+	if final.Faces != wantFaces || final.FramesAccepted != 60 || final.FramesSeen != 90 {
+		t.Errorf("final: %d faces (want %d), %d accepted (want 60), %d seen", final.Faces, wantFaces, final.FramesAccepted, final.FramesSeen)
+	}
+	if len(final.Clusters) != 3 {
+		t.Fatalf("%d clusters, want one per person (3)", len(final.Clusters))
+	}
+	seen := map[[2]int64]bool{}
+	for _, c := range final.Clusters {
+		if c.Person == "" {
+			t.Errorf("cluster %d has no person", c.ID)
+		}
+		for _, m := range c.Members {
+			k := [2]int64{m.Seq, int64(m.Face)}
+			if seen[k] {
+				t.Errorf("face %v twice", k)
+			}
+			seen[k] = true
+		}
 	}
 }

@@ -125,6 +125,45 @@ func liveWindowsByPerson(t *testing.T, backend, rel string, quota int) float64 {
 	return cl.BCubed.F
 }
 
+// TestLongSourceByPerson clusters a cast video as a source too long for one clustering (the
+// clusterer's face limit set to 200 of its 675 faces): windows of 40 accepted frames linked
+// through the gallery, the final result one cluster per person, scored like any result.
+func TestLongSourceByPerson(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs every model over a 240-frame video")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	opts := pipeline.Options{Models: pipeline.Models{Dir: testenv.ModelsDir(t), Threads: 1, FaceBackend: "dlib-resnet"}}
+	opts.Clusterer.MaxFaces = 200
+	video := testenv.Shared(t, "video/cast_public.mp4")
+	params := messages.DefaultParams()
+	params.CannotLink, params.Cut, params.Quota = true, messages.CutCalibrated, 40
+	out := t.TempDir()
+	res, err := pipeline.RunLocal(ctx, pipeline.LocalOptions{Options: opts, StoreDir: t.TempDir(), Out: out,
+		Request: messages.IngestRequest{Source: "long", URI: video, Params: params}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	truth, err := evaluate.LoadTruth(video + ".truth.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	faces, err := evaluate.LoadResults(res.OutDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := evaluate.Evaluate(truth, faces, evaluate.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := rep.Clustering
+	t.Logf("%d faces in %d clusters (one per person) for %d identities; BCubed P %.3f R %.3f F %.3f", res.Result.Faces, cl.Clusters, cl.Identities, cl.BCubed.Precision, cl.BCubed.Recall, cl.BCubed.F)
+	if res.Result.Faces <= 200 || cl.BCubed.F < 0.95 {
+		t.Errorf("%d faces, BCubed F %.3f; want more than 200 and ≥ 0.95", res.Result.Faces, cl.BCubed.F)
+	}
+}
+
 // castVideosByPerson runs the videos in order on one store and returns BCubed F by person.
 func castVideosByPerson(t *testing.T, backend string, videos []string) float64 {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)

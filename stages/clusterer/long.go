@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -101,14 +102,19 @@ func (s *Stage) linkWindows(ctx context.Context, src string, st *sourceState, ac
 		if err != nil {
 			return accepted, err
 		}
-		st.long.add(res)
-		st.long.Windows++
-		st.long.Accepted += int64(len(window))
-		st.forget(window[len(window)-1] + 1)
-		st.long.Base = st.base
-		if err := s.saveLong(ctx, src, st.long); err != nil {
+		// Stored before the window is forgotten, and taken only once stored: a failure leaves
+		// the window to be clustered again.
+		next := *st.long
+		next.Clusters = slices.Clone(st.long.Clusters)
+		next.add(res)
+		next.Windows++
+		next.Accepted += int64(len(window))
+		next.Base = window[len(window)-1] + 1
+		if err := s.saveLong(ctx, src, &next); err != nil {
 			return accepted, err
 		}
+		*st.long = next
+		st.forget(next.Base)
 		s.purge(ctx, src, st.keepFrom())
 		accepted = accepted[len(window):]
 	}

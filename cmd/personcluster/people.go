@@ -191,8 +191,11 @@ func openGallery(ctx context.Context, client *broker.ClientConfig, store string)
 	}
 	g, err := people.Open(ctx, js)
 	if errors.Is(err, jetstream.ErrBucketNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
-		// A store that predates the gallery: make its buckets (nothing else changes).
-		if err = (stage.Topology{}).Ensure(ctx, js); err == nil {
+		if store == "" {
+			// A deployment's topology is its admin's (replicas, limits): never made from here.
+			err = fmt.Errorf("people: this deployment has no people gallery yet (start personcluster server or a stage with --ensure once): %w", err)
+		} else if err = (stage.Topology{}).Ensure(ctx, js); err == nil {
+			// A store of one process that predates the gallery: add its buckets.
 			g, err = people.Open(ctx, js)
 		}
 	}

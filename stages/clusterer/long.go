@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -32,6 +33,9 @@ type longState struct {
 	FaceModel  string             `json:"face_model"`
 	ClothModel string             `json:"cloth_model"`
 	Bucket     string             `json:"bucket,omitempty"`
+	// What the face-quality gate refused in the windows' frames.
+	Rejected       []messages.RejectedFace `json:"rejected,omitempty"`
+	RejectedCounts map[string]int          `json:"rejected_counts,omitempty"`
 }
 
 func longKey(src string) string { return src + "/long-source.json" }
@@ -54,6 +58,17 @@ func (l *longState) add(res *messages.ClusterResult) {
 		l.Clusters[k].Members = append(l.Clusters[k].Members, c.Members...)
 	}
 	l.Dropped = append(l.Dropped, res.Dropped...)
+	for _, r := range res.Rejected {
+		if len(l.Rejected) < messages.MaxRejectedListed {
+			l.Rejected = append(l.Rejected, r)
+		}
+	}
+	for reason, n := range res.RejectedCounts {
+		if l.RejectedCounts == nil {
+			l.RejectedCounts = map[string]int{}
+		}
+		l.RejectedCounts[reason] += n
+	}
 	l.FaceModel, l.ClothModel = res.FaceModel, res.ClothModel
 	if res.Bucket != "" {
 		l.Bucket = res.Bucket
@@ -63,7 +78,8 @@ func (l *longState) add(res *messages.ClusterResult) {
 // final is the source's final result.
 func (l *longState) final(src string, st *sourceState) *messages.ClusterResult {
 	res := &messages.ClusterResult{Source: src, Final: true, Params: st.params, FramesSeen: st.prefix, FramesAccepted: l.Accepted,
-		Clusters: l.Clusters, Dropped: l.Dropped, FaceModel: l.FaceModel, ClothModel: l.ClothModel, Bucket: l.Bucket, AtMillis: time.Now().UnixMilli()}
+		Clusters: l.Clusters, Dropped: l.Dropped, FaceModel: l.FaceModel, ClothModel: l.ClothModel, Bucket: l.Bucket,
+		Rejected: l.Rejected, RejectedCounts: l.RejectedCounts, AtMillis: time.Now().UnixMilli()}
 	if st.eosFace != nil && len(st.eosFace.Reason) >= 6 && st.eosFace.Reason[:6] == "error:" {
 		res.Partial = true
 	}
@@ -106,6 +122,7 @@ func (s *Stage) linkWindows(ctx context.Context, src string, st *sourceState, ac
 		// the window to be clustered again.
 		next := *st.long
 		next.Clusters = slices.Clone(st.long.Clusters)
+		next.RejectedCounts = maps.Clone(st.long.RejectedCounts)
 		next.add(res)
 		next.Windows++
 		next.Accepted += int64(len(window))

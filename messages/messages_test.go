@@ -32,7 +32,7 @@ func samples() map[string]Message {
 		"facevec":  &FaceVectors{Source: "cam-1", Seq: 7, Index: 14, PTSMillis: 467, Accepted: true, Model: "fr_feature", Vectors: [][]float32{{0.5, -0.25}, {1, 0}}, Boxes: []Box{box, box}, Bodies: [][]byte{{3}, {6}}, Params: p},
 		"clothvec": &ClothVectors{Source: "cam-1", Seq: 7, Index: 14, Accepted: true, Model: "mobilenet_v1", Vectors: [][]float32{{0.125, 2}, {3, 4}}, Params: p},
 		"result": &ClusterResult{Source: "cam-1", Final: true, FramesSeen: 120, FramesAccepted: 60, Faces: 150, Threshold: 0.72,
-			Clusters: []Cluster{{ID: 0, Members: []Member{{Seq: 7, Frame: 14, PTSMillis: 467, Face: 0, Box: box, Image: "cam-1/7-0.jpg"}}}},
+			Clusters: []Cluster{{ID: 0, Members: []Member{{Seq: 7, Frame: 14, PTSMillis: 467, Face: 0, Box: box, Image: "cam-1/7-0.jpg"}}, Person: "pq2x7k4m", Name: "Ann"}},
 			Dropped:  []Member{{Seq: 8, Frame: 16, Face: 1, Box: box}}, Params: p, FaceModel: "fr_feature", ClothModel: "mobilenet_v1", Bucket: "personcluster", Montage: "cam-1/montage.png", AtMillis: 1764107000000},
 		"dead": &DeadLetter{Stage: "detector", Source: "cam-1", Subject: "frames.cam-1", Reason: "corrupt JPEG", Deliveries: 1, Headers: map[string][]string{"Nats-Msg-Id": {"cam-1.7.reader"}}, Data: []byte{9, 9}, AtMillis: 1764107000000},
 		// Fields added later, omitted when empty: the files above keep their bytes, and these pin
@@ -78,6 +78,25 @@ func TestGolden(t *testing.T) {
 				t.Errorf("PeekType = %q, %d, %v", typ, v, err)
 			}
 		})
+	}
+}
+
+// TestDecodesResultsBeforePeople: a result written before clusters carried a person (the
+// golden file of that time) still decodes, its clusters without one.
+func TestDecodesResultsBeforePeople(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(goldenDir, "result-before-people.msgpack"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := DecodeAs[*ClusterResult](data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := *samples()["result"].(*ClusterResult)
+	want.Clusters = []Cluster{want.Clusters[0]}
+	want.Clusters[0].Person, want.Clusters[0].Name = "", ""
+	if !reflect.DeepEqual(r, &want) {
+		t.Errorf("got %+v\nwant %+v", r, &want)
 	}
 }
 

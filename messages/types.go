@@ -76,6 +76,8 @@ type Params struct {
 	// Live sources are clustered in windows of Quota accepted frames, each window forgotten
 	// once its result is out, so memory stays bounded however long the stream runs.
 	Live bool `msgpack:"live,omitempty"`
+	// NoPeople leaves the people gallery alone: clusters are not linked to people.
+	NoPeople bool `msgpack:"no_people,omitempty"`
 }
 
 // CutKind is how Params.Cut picks the cut height.
@@ -392,6 +394,10 @@ type Member struct {
 type Cluster struct {
 	ID      int      `msgpack:"id" json:"id"`
 	Members []Member `msgpack:"members" json:"members"`
+	// Person is the gallery person the cluster was linked to (package people), "" when the
+	// gallery is off or the face model has no linking cut; Name is that person's name, if any.
+	Person string `msgpack:"person,omitempty" json:"person,omitempty"`
+	Name   string `msgpack:"name,omitempty" json:"name,omitempty"`
 }
 
 // ClusterResult is the clusterer's answer for a source. Published to results.<source> when the

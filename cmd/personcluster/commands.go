@@ -43,7 +43,7 @@ func cmdRun(ctx context.Context, args []string) error {
 	models := modelFlags(fs)
 	req := addRequestFlags(fs)
 	out := fs.String("out", "out", "output folder: OUT/<source>/{clusters/,montage.png,results.json,index.html} (empty: none)")
-	store := fs.String("store", "", "JetStream store folder (default: a temporary folder)")
+	store := fs.String("store", "", "JetStream store folder, kept between runs with the people gallery (default: a temporary folder)")
 	listen := fs.String("listen", "", "also serve NATS on host:port so `watch` can follow from another shell")
 	jsonOut := fs.Bool("json", false, "print the result as JSON instead of a table")
 	logLevel := fs.String("log-level", "warn", "debug, info, warn or error")
@@ -127,7 +127,7 @@ func printSummary(r *messages.ClusterResult, elapsed time.Duration) {
 		fmt.Printf("face-quality gate: %d detections kept out (%s; listed in results.json)\n", total, strings.Join(parts, ", "))
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "PERSON\tFACES\tFIRST FRAME\tLAST FRAME\tFRAMES")
+	fmt.Fprintln(tw, "CLUSTER\tPERSON\tFACES\tFIRST FRAME\tLAST FRAME\tFRAMES")
 	for _, c := range r.Clusters {
 		var frames []string
 		first, last := int64(-1), int64(-1)
@@ -143,7 +143,7 @@ func printSummary(r *messages.ClusterResult, elapsed time.Duration) {
 		if len(c.Members) > 8 {
 			frames = append(frames, "…")
 		}
-		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%s\n", c.ID, len(c.Members), first, last, strings.Join(frames, " "))
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d\t%s\n", c.ID, personLabel(c), len(c.Members), first, last, strings.Join(frames, " "))
 	}
 	tw.Flush()
 }

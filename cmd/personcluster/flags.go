@@ -203,6 +203,11 @@ func addRequestFlags(fs *flag.FlagSet) *requestFlags {
 	fs.StringVar(&r.p.Method, "method", r.p.Method, "linkage: "+strings.Join(hac.Methods, ", "))
 	fs.Float64Var(&r.p.FaceWeight, "face-weight", r.p.FaceWeight, "weight of the face part of a fingerprint (0: clothing only)")
 	fs.Float64Var(&r.p.ClothWeight, "cloth-weight", r.p.ClothWeight, "weight of the clothing part of a fingerprint (0: face only)")
+	fs.BoolFunc("people", "link each cluster to a person of the people gallery (default true; =false: results carry no person)", func(v string) error {
+		on, err := strconv.ParseBool(v)
+		r.p.NoPeople = !on
+		return err
+	})
 	return r
 }
 

@@ -23,6 +23,8 @@ Usage:
   personcluster ingest --nats URL [flags] SOURCE   publish a video source (--cancel ID stops one)
   personcluster watch --nats URL [ID]      follow progress and results (--out DIR saves them)
   personcluster dead list|replay --nats URL [flags]   show dead letters, re-inject them (dead -h)
+  personcluster people list|show ID|name ID NAME|merge ID ID|split ID N…|forget ID
+                                           the people gallery: identities across results (people -h)
   personcluster cluster [flags] FILE       re-cluster saved fingerprints (scipy-exact)
   personcluster eval --truth TRUTH.json RESULTS.json   score a result against ground truth (--json, --iou)
   personcluster help
@@ -53,6 +55,8 @@ func main() {
 		err = cmdWatch(ctx, args)
 	case "dead":
 		err = cmdDead(ctx, args)
+	case "people":
+		err = cmdPeople(ctx, args)
 	case "cluster":
 		err = cmdCluster(args)
 	case "eval":

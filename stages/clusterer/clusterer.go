@@ -28,6 +28,7 @@ import (
 
 	"github.com/personcluster/personcluster/messages"
 	"github.com/personcluster/personcluster/stages/output"
+	"github.com/personcluster/personcluster/stages/people"
 	"github.com/personcluster/personcluster/stages/stage"
 )
 
@@ -47,6 +48,9 @@ type Config struct {
 	Logger    *slog.Logger
 	NoImages  bool // do not store crops and montages in the object store
 	KeepInput bool // do not purge a finished source's vectors (debugging)
+	// LinkCut is the people gallery's linking cut per face model (nil: people.LinkCut; a
+	// model without one is not linked).
+	LinkCut func(faceModel string) (float64, bool)
 }
 
 func (c *Config) setDefaults() {
@@ -58,6 +62,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.LinkCut == nil {
+		c.LinkCut = people.LinkCut
 	}
 }
 
@@ -87,6 +94,9 @@ type sourceState struct {
 	// faceDim and clothDim are the lengths of the source's first vectors: every later vector
 	// of that part must match, or its message is bad input.
 	faceDim, clothDim int
+	// long: a file source with more faces than one clustering takes, clustered in windows
+	// joined by person (see linkWindows); nil until then.
+	long *longState
 }
 
 // checkDim refuses vectors whose length differs from the source's first ones of that part.
@@ -110,6 +120,10 @@ type Stage struct {
 	js      jetstream.JetStream
 	images  jetstream.ObjectStore
 	sources map[string]*sourceState
+	// gallery links results to people; opened on first use (nil until then, and when the
+	// deployment has no people bucket: results then carry no person).
+	gallery     *people.Gallery
+	galleryDone bool
 }
 
 // New returns a clusterer; images may be nil (no object store).
@@ -228,7 +242,7 @@ func (st *sourceState) acceptedPrefix() []int64 {
 	return seqs
 }
 
-func (s *Stage) emitDue(ctx context.Context, in *stage.Input, src string, st *sourceState) error {
+func (s *Stage) emitDue(ctx context.Context, in *stage.Input, src string, st *sourceState) (err error) {
 	accepted := st.acceptedPrefix()
 	quota := st.params.Quota
 	publish := func(seqs []int64, final bool, id string) error {
@@ -239,12 +253,6 @@ func (s *Stage) emitDue(ctx context.Context, in *stage.Input, src string, st *so
 		return in.Publish(ctx, stage.Output{Subject: messages.Subject(messages.SubjectResults, src), MsgID: src + ".result." + id, Message: res})
 	}
 	windowed := st.params.Live && quota > 0
-	if !windowed && s.framesFitting(st, accepted) < len(accepted) {
-		// More faces than one result may cluster: end the source now with a partial final
-		// result of the frames that fit (result says why), rather than holding ever more
-		// vectors for a result that could never be computed.
-		return s.finish(ctx, in, src, st, accepted)
-	}
 	switch {
 	case windowed:
 		// Live: a result per window of Quota accepted frames; the window is then forgotten.
@@ -264,7 +272,30 @@ func (s *Stage) emitDue(ctx context.Context, in *stage.Input, src string, st *so
 		}
 		st.quotaDone = true
 	}
+	if !st.params.Live && quota > 0 {
+		// More faces than one clustering takes: windows linked through the people gallery.
+		if accepted, err = s.linkWindows(ctx, src, st, accepted, st.ended()); err != nil {
+			return err
+		}
+	}
+	if !windowed && st.long == nil && s.framesFitting(st, accepted) < len(accepted) {
+		// More faces than one result may cluster and no gallery to link windows: end the
+		// source now with a partial final result of the frames that fit (result says why),
+		// rather than holding ever more vectors for a result that could never be computed.
+		return s.finish(ctx, in, src, st, accepted)
+	}
 	if !st.ended() {
+		return nil
+	}
+	if st.long != nil {
+		res := st.long.final(src, st)
+		if err := in.Publish(ctx, stage.Output{Subject: messages.Subject(messages.SubjectResults, src), MsgID: src + ".result.final", Message: res}); err != nil {
+			return err
+		}
+		s.dropLong(ctx, src)
+		st.finished = true
+		st.frames = nil
+		s.purge(ctx, src, 0)
 		return nil
 	}
 	return s.finish(ctx, in, src, st, accepted)
@@ -412,7 +443,67 @@ func (s *Stage) result(ctx context.Context, src string, st *sourceState, seqs []
 			return nil, err
 		}
 	}
+	if err := s.linkPeople(ctx, src, st, res, kind, labels.kept, faces); err != nil {
+		return nil, err
+	}
 	return res, nil
+}
+
+// openGallery opens the people gallery on first use; nil (no error) when the deployment has
+// none.
+func (s *Stage) openGallery(ctx context.Context) (*people.Gallery, error) {
+	if !s.galleryDone {
+		g, err := people.Open(ctx, s.js)
+		if errors.Is(err, jetstream.ErrBucketNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
+			s.cfg.Logger.Warn("no people gallery in this deployment (run the topology's ensure); results carry no person", "err", err)
+		} else if err != nil {
+			return nil, fmt.Errorf("clusterer: %w", err)
+		}
+		s.gallery, s.galleryDone = g, true
+	}
+	return s.gallery, nil
+}
+
+// linkPeople links the result's clusters to gallery people on the face part (package
+// people) and names each cluster's person.
+func (s *Stage) linkPeople(ctx context.Context, src string, st *sourceState, res *messages.ClusterResult, kind string, groups [][]int, faces Faces) error {
+	if st.params.NoPeople || len(res.Clusters) == 0 || st.params.FaceWeight == 0 {
+		return nil
+	}
+	cut, ok := s.cfg.LinkCut(res.FaceModel)
+	if !ok {
+		return nil
+	}
+	if g, err := s.openGallery(ctx); err != nil || g == nil {
+		return err
+	}
+	w := people.Window{ID: src + "." + kind, Source: src, Live: st.params.Live, Model: res.FaceModel, Cut: cut, AtMillis: res.AtMillis}
+	for ci, group := range groups {
+		c := people.Cluster{}
+		best := -1
+		for mi, idx := range group {
+			m := res.Clusters[ci].Members[mi]
+			c.Faces = append(c.Faces, people.Face{Vector: faces.Face[idx], Frame: m.Frame, PTSMillis: m.PTSMillis, Image: m.Image})
+			if best < 0 || m.Box.Width()*m.Box.Height() > res.Clusters[ci].Members[best].Box.Width()*res.Clusters[ci].Members[best].Box.Height() {
+				best = mi
+			}
+		}
+		// The largest face's upper body shows a new person best.
+		if m := res.Clusters[ci].Members[best]; !s.cfg.NoImages {
+			if f := st.frames[m.Seq]; f != nil && m.Face < len(f.face.Bodies) {
+				c.Thumbnail = f.face.Bodies[m.Face]
+			}
+		}
+		w.Clusters = append(w.Clusters, c)
+	}
+	links, err := s.gallery.Link(ctx, w)
+	if err != nil {
+		return fmt.Errorf("clusterer: linking %s to people: %w", w.ID, err)
+	}
+	for ci := range res.Clusters {
+		res.Clusters[ci].Person, res.Clusters[ci].Name = links[ci].Person, links[ci].Name
+	}
+	return nil
 }
 
 type grouping struct {
@@ -450,6 +541,11 @@ func Fingerprint(face, cloth []float32, faceWeight, clothWeight float64) []float
 func (s *Stage) storeObjects(ctx context.Context, src string, st *sourceState, res *messages.ClusterResult, kind string,
 	faces Faces, members []messages.Member) error {
 	res.Bucket = stage.ImagesBucket
+	if st.long != nil {
+		// A long source's window: only the crops outlive it (its final result has no
+		// fingerprints, and the result folder draws its montage from the crops).
+		return s.storeCrops(ctx, src, st, res)
+	}
 	points := make([][]float64, len(faces.Face))
 	for i := range points {
 		points[i] = Fingerprint(faces.Face[i], faces.Cloth[i], res.Params.FaceWeight, res.Params.ClothWeight)
@@ -502,6 +598,24 @@ func (s *Stage) storeObjects(ctx context.Context, src string, st *sourceState, r
 	return nil
 }
 
+// storeCrops puts each member's upper-body crop in the object store.
+func (s *Stage) storeCrops(ctx context.Context, src string, st *sourceState, res *messages.ClusterResult) error {
+	for ci := range res.Clusters {
+		for mi := range res.Clusters[ci].Members {
+			m := &res.Clusters[ci].Members[mi]
+			f := st.frames[m.Seq]
+			if m.Face >= len(f.face.Bodies) || len(f.face.Bodies[m.Face]) == 0 {
+				continue
+			}
+			m.Image = fmt.Sprintf("%s/faces/%06d-%d.jpg", src, m.Seq, m.Face)
+			if _, err := s.images.PutBytes(ctx, m.Image, f.face.Bodies[m.Face]); err != nil {
+				return fmt.Errorf("clusterer: storing %s: %w", m.Image, err)
+			}
+		}
+	}
+	return nil
+}
+
 // state returns a source's state, rebuilding it from the vectors stream after a restart.
 func (s *Stage) state(ctx context.Context, src string) (*sourceState, error) {
 	if st := s.sources[src]; st != nil {
@@ -529,6 +643,9 @@ func (s *Stage) rebuild(ctx context.Context, src string, st *sourceState) error 
 		}
 	} else if !errors.Is(err, jetstream.ErrMsgNotFound) {
 		return fmt.Errorf("clusterer: checking results of %s: %w", src, err)
+	}
+	if err := s.loadLong(ctx, src, st); err != nil {
+		return err
 	}
 	vectors, err := s.js.Stream(ctx, stage.StreamVectors)
 	if err != nil {

@@ -19,6 +19,7 @@ type FaceRecord struct {
 	PTS     int64        `json:"pts_ms"`
 	Box     messages.Box `json:"box"` // top, right, bottom, left
 	Cluster int          `json:"cluster"`
+	Person  string       `json:"person,omitempty"` // the gallery person of its cluster (package people)
 	Image   string       `json:"image,omitempty"`
 }
 
@@ -41,7 +42,7 @@ func FaceRecords(r *messages.ClusterResult) []FaceRecord {
 	var out []FaceRecord
 	for _, c := range r.Clusters {
 		for _, m := range c.Members {
-			rec := FaceRecord{Frame: m.Frame, PTS: m.PTSMillis, Box: m.Box, Cluster: c.ID}
+			rec := FaceRecord{Frame: m.Frame, PTS: m.PTSMillis, Box: m.Box, Cluster: c.ID, Person: c.Person}
 			if m.Image != "" {
 				rec.Image = memberFile(c.ID, m)
 			}

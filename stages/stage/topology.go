@@ -25,6 +25,12 @@ const (
 	ImagesBucket = "personcluster-images"
 	// SourcesBucket is the key-value bucket of per-source reader state (progress, cancel).
 	SourcesBucket = "personcluster-sources"
+	// PeopleBucket is the key-value bucket of the people gallery (package people): identities
+	// that outlive a result, kept without an age limit.
+	PeopleBucket = "personcluster-people"
+	// PeopleImagesBucket is the object store of the gallery's thumbnails, kept as long as their
+	// person (the crops in ImagesBucket expire with the results).
+	PeopleImagesBucket = "personcluster-people-images"
 )
 
 // Durable consumer names: replicas of a stage share one, so JetStream spreads the work.
@@ -175,6 +181,18 @@ func (t Topology) Ensure(ctx context.Context, js jetstream.JetStream) error {
 		Storage: t.storage(), Replicas: t.Replicas, History: 1,
 	}); err != nil {
 		return fmt.Errorf("stage: creating key-value bucket %s: %w", SourcesBucket, err)
+	}
+	if _, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: PeopleBucket, Description: "people gallery: identities, names, exemplar face vectors, constraints",
+		Storage: t.storage(), Replicas: t.Replicas, History: 1,
+	}); err != nil {
+		return fmt.Errorf("stage: creating key-value bucket %s: %w", PeopleBucket, err)
+	}
+	if _, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		Bucket: PeopleImagesBucket, Description: "people gallery thumbnails",
+		Storage: t.storage(), Replicas: t.Replicas,
+	}); err != nil {
+		return fmt.Errorf("stage: creating object store %s: %w", PeopleImagesBucket, err)
 	}
 	return nil
 }

@@ -88,6 +88,9 @@ func Compare(want, got *messages.ClusterResult) error {
 	if err := Duplicates(got); err != nil {
 		errs = append(errs, err)
 	}
+	if err := samePeople(want, got); err != nil {
+		errs = append(errs, err)
+	}
 	gp, wp := Partition(got), Partition(want)
 	if !slices.Equal(gp, wp) {
 		errs = append(errs, fmt.Errorf("partition differs:\n got  %d groups %q\n want %d groups %q", len(gp)-1, gp, len(wp)-1, wp))
@@ -276,4 +279,27 @@ func (tr *Trigger) Wait(ctx context.Context) error {
 		defer tr.mu.Unlock()
 		return fmt.Errorf("proctest: trigger on %s did not fire (%d messages seen): %w", tr.sub.Subject, tr.seen, ctx.Err())
 	}
+}
+
+// samePeople checks the clusters' gallery people: where the baseline's clusters have people,
+// every cluster has one and no two share one (a person neither lost nor made twice).
+func samePeople(want, got *messages.ClusterResult) error {
+	linked := false
+	for _, c := range want.Clusters {
+		linked = linked || c.Person != ""
+	}
+	if !linked {
+		return nil
+	}
+	seen := map[string]int{}
+	for _, c := range got.Clusters {
+		if c.Person == "" {
+			return fmt.Errorf("cluster %d has no person", c.ID)
+		}
+		if other, ok := seen[c.Person]; ok {
+			return fmt.Errorf("clusters %d and %d are both person %s", other, c.ID, c.Person)
+		}
+		seen[c.Person] = c.ID
+	}
+	return nil
 }

@@ -1,0 +1,149 @@
+package clusterer_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/personcluster/personcluster/messages"
+	"github.com/personcluster/personcluster/stages/clusterer"
+	gallery "github.com/personcluster/personcluster/stages/people"
+	"github.com/personcluster/personcluster/stages/stage"
+	"github.com/personcluster/personcluster/stages/stage/stagetest"
+)
+
+// testCut links the generated faces (model "test"): one person's faces lie about 0.05 apart,
+// two people about 1.4.
+func testCut(model string) (float64, bool) { return 0.5, model == "test" }
+
+// Each cluster of the quota and the final result is linked to a gallery person: the same
+// people get the same person in both, and the gallery holds one person per generated person.
+func TestResultsCarryPeople(t *testing.T) {
+	env := stagetest.Start(t, stage.Topology{Memory: true})
+	r := startWith(t, env, clusterer.Config{LinkCut: testCut})
+	defer r.stop(t)
+	p := params()
+	publishAll(t, env.JS, frameMessages(30, p))
+	publishEOS(t, env.JS, 30, p)
+	got := results(t, env.JS, 2)
+	byMember := map[[2]int64]string{}
+	for _, res := range got {
+		seen := map[string]bool{}
+		for _, c := range res.Clusters {
+			if c.Person == "" {
+				t.Fatalf("final %v: cluster %d has no person", res.Final, c.ID)
+			}
+			if seen[c.Person] {
+				t.Errorf("two clusters of one result are person %s", c.Person)
+			}
+			seen[c.Person] = true
+			for _, m := range c.Members {
+				k := [2]int64{m.Seq, int64(m.Face)}
+				if prev, ok := byMember[k]; ok && prev != c.Person {
+					t.Errorf("face %v: person %s in one result, %s in the other", k, prev, c.Person)
+				}
+				byMember[k] = c.Person
+			}
+		}
+	}
+	g, err := gallery.Open(context.Background(), env.JS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, err := g.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ps) != 3 {
+		t.Errorf("%d people in the gallery, want 3", len(ps))
+	}
+	for _, p := range ps {
+		if p.Thumbnail != "" {
+			t.Errorf("%s has a thumbnail, but the faces had no body crops", p.ID)
+		}
+	}
+}
+
+// --people=false: the clusters carry no person and the gallery stays empty.
+func TestNoPeople(t *testing.T) {
+	env := stagetest.Start(t, stage.Topology{Memory: true})
+	r := startWith(t, env, clusterer.Config{LinkCut: testCut})
+	defer r.stop(t)
+	p := params()
+	p.NoPeople = true
+	publishAll(t, env.JS, frameMessages(30, p))
+	publishEOS(t, env.JS, 30, p)
+	for _, res := range results(t, env.JS, 2) {
+		for _, c := range res.Clusters {
+			if c.Person != "" {
+				t.Errorf("cluster %d linked to %s with NoPeople", c.ID, c.Person)
+			}
+		}
+	}
+	g, err := gallery.Open(context.Background(), env.JS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ps, err := g.List(context.Background()); err != nil || len(ps) != 0 {
+		t.Errorf("%d people, %v", len(ps), err)
+	}
+}
+
+// A file source with more faces than one clustering takes is clustered in windows of Quota
+// accepted frames linked by person, its vectors purged window by window; its final result has
+// one cluster per person with every face, and a clusterer restarted halfway goes on from the
+// windows it left.
+func TestLongSourceLinksWindowsByPerson(t *testing.T) {
+	env := stagetest.Start(t, stage.Topology{Memory: true})
+	cfg := clusterer.Config{LinkCut: testCut, MaxFaces: 30}
+	r := startWith(t, env, cfg)
+	p := params() // quota 10
+	msgs := frameMessages(90, p)
+	publishAll(t, env.JS, msgs[:90])
+	waitAcked(t, env.JS, 90)
+	r.stop(t)
+	vectors, err := env.JS.Stream(context.Background(), stage.StreamVectors)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := vectors.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs >= 90 {
+		t.Errorf("%d vector messages kept after the first windows: not purged window by window", info.State.Msgs)
+	}
+	r = startWith(t, env, cfg)
+	defer r.stop(t)
+	publishAll(t, env.JS, msgs[90:])
+	publishEOS(t, env.JS, 90, p)
+	got := results(t, env.JS, 2)
+	final := got[len(got)-1]
+	if !final.Final {
+		t.Fatalf("last result is not final")
+	}
+	wantFaces := 0
+	for _, m := range msgs {
+		if fv, ok := m.(*messages.FaceVectors); ok {
+			wantFaces += len(fv.Vectors)
+		}
+	}
+	if final.Faces != wantFaces || final.FramesAccepted != 60 || final.FramesSeen != 90 {
+		t.Errorf("final: %d faces (want %d), %d accepted (want 60), %d seen", final.Faces, wantFaces, final.FramesAccepted, final.FramesSeen)
+	}
+	if len(final.Clusters) != 3 {
+		t.Fatalf("%d clusters, want one per person (3)", len(final.Clusters))
+	}
+	seen := map[[2]int64]bool{}
+	for _, c := range final.Clusters {
+		if c.Person == "" {
+			t.Errorf("cluster %d has no person", c.ID)
+		}
+		for _, m := range c.Members {
+			k := [2]int64{m.Seq, int64(m.Face)}
+			if seen[k] {
+				t.Errorf("face %v twice", k)
+			}
+			seen[k] = true
+		}
+	}
+}

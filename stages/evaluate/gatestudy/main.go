@@ -11,7 +11,6 @@ import (
 	"encoding/csv"
 	"flag"
 	"fmt"
-	"image"
 	"log"
 	"math"
 	"os"
@@ -176,21 +175,7 @@ func classify(fr evaluate.TruthFrame, b messages.Box) (string, string) {
 func features(img gocv.Mat, d detector.Detection, enc *dlibface.ResNetONNX, lm *dlibface.Landmarker, ultra detector.FaceDetector) ([]float64, []float32) {
 	b := d.Box
 	out := []float64{float64(d.Score), float64(b.Height())}
-	// Sharpness: the Laplacian's standard deviation on the face scaled to 64×64 grey.
-	face, err := vision.Crop(img, vision.Region{Y1: b.Top(), Y2: b.Bottom(), X1: b.Left(), X2: b.Right()})
-	if err != nil {
-		log.Fatal(err)
-	}
-	grey, small, lap := gocv.NewMat(), gocv.NewMat(), gocv.NewMat()
-	gocv.CvtColor(face, &grey, gocv.ColorBGRToGray)
-	gocv.Resize(grey, &small, image.Pt(64, 64), 0, 0, gocv.InterpolationArea)
-	gocv.Laplacian(small, &lap, gocv.MatTypeCV32F, 1, 1, 0, gocv.BorderDefault)
-	mean, std := gocv.NewMat(), gocv.NewMat()
-	gocv.MeanStdDev(lap, &mean, &std)
-	out = append(out, std.GetDoubleAt(0, 0))
-	for _, m := range []gocv.Mat{face, grey, small, lap, mean, std} {
-		m.Close()
-	}
+	out = append(out, detector.Sharpness(img, b)) // what the gate measures
 	// Pose and fit from dlib's 68 points.
 	_, shapes, err := lm.Chips(img, []messages.Box{b}, true)
 	if err != nil {

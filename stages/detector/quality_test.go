@@ -1,9 +1,6 @@
 package detector_test
 
 import (
-	"bytes"
-	"encoding/xml"
-	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -13,6 +10,7 @@ import (
 
 	"github.com/personcluster/personcluster/messages"
 	"github.com/personcluster/personcluster/stages/detector"
+	imglab "github.com/personcluster/personcluster/stages/evaluate"
 	"github.com/personcluster/personcluster/stages/internal/testenv"
 	"github.com/personcluster/personcluster/stages/vision"
 )
@@ -26,38 +24,16 @@ type annotated struct {
 // loadImglab reads a dlib imglab XML file; boxes marked ignore='1' are left out.
 func loadImglab(t testing.TB, path string) []annotated {
 	t.Helper()
-	data, err := os.ReadFile(path)
+	images, err := imglab.LoadImglab(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var doc struct {
-		Images []struct {
-			File  string `xml:"file,attr"`
-			Boxes []struct {
-				Top    int `xml:"top,attr"`
-				Left   int `xml:"left,attr"`
-				Width  int `xml:"width,attr"`
-				Height int `xml:"height,attr"`
-				Ignore int `xml:"ignore,attr"`
-			} `xml:"box"`
-		} `xml:"images>image"`
-	}
-	dec := xml.NewDecoder(bytes.NewReader(data))
-	// The files declare ISO-8859-1 and are plain ASCII.
-	dec.CharsetReader = func(_ string, r io.Reader) (io.Reader, error) { return r, nil }
-	if err := dec.Decode(&doc); err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	var out []annotated
-	for _, im := range doc.Images {
-		a := annotated{File: filepath.Join(filepath.Dir(path), im.File)}
-		for _, b := range im.Boxes {
-			if b.Ignore != 0 {
-				continue
-			}
-			a.Boxes = append(a.Boxes, messages.Box{b.Top, b.Left + b.Width, b.Top + b.Height, b.Left})
+	out := make([]annotated, len(images))
+	for i, im := range images {
+		out[i].File = im.File
+		for _, b := range im.Faces {
+			out[i].Boxes = append(out[i].Boxes, messages.Box(b))
 		}
-		out = append(out, a)
 	}
 	return out
 }

@@ -64,6 +64,26 @@ matrix<rgb_pixel> from_bgr(const uint8_t* bgr, int rows, int cols) {
     return img;
 }
 
+// Where compute_face_descriptor cuts the chip of each face rectangle (left, top, right,
+// bottom): the landmarks' get_face_chip_details. Writes the landmarks to shapes unless NULL.
+std::vector<chip_details> face_chip_details(shape_predictor& sp, const matrix<rgb_pixel>& img, const long* rects, int n,
+                                            int chip_size, double padding, long* shapes) {
+    std::vector<chip_details> details;
+    for (int i = 0; i < n; ++i) {
+        rectangle rect(rects[4 * i], rects[4 * i + 1], rects[4 * i + 2], rects[4 * i + 3]);
+        full_object_detection shape = sp(img, rect);
+        if (shapes) {
+            const unsigned long parts = shape.num_parts();
+            for (unsigned long j = 0; j < parts; ++j) {
+                shapes[(i * parts + j) * 2] = shape.part(j).x();
+                shapes[(i * parts + j) * 2 + 1] = shape.part(j).y();
+            }
+        }
+        details.push_back(get_face_chip_details(shape, chip_size, padding));
+    }
+    return details;
+}
+
 }  // namespace
 
 extern "C" {
@@ -139,19 +159,7 @@ int dlibface_encode(void* e, const uint8_t* bgr, int rows, int cols, const long*
     try {
         auto& enc = *static_cast<encoder*>(e);
         matrix<rgb_pixel> img = from_bgr(bgr, rows, cols);
-        std::vector<chip_details> details;
-        for (int i = 0; i < n; ++i) {
-            rectangle rect(rects[4 * i], rects[4 * i + 1], rects[4 * i + 2], rects[4 * i + 3]);
-            full_object_detection shape = enc.sp(img, rect);
-            if (shapes) {
-                const unsigned long parts = shape.num_parts();
-                for (unsigned long j = 0; j < parts; ++j) {
-                    shapes[(i * parts + j) * 2] = shape.part(j).x();
-                    shapes[(i * parts + j) * 2 + 1] = shape.part(j).y();
-                }
-            }
-            details.push_back(get_face_chip_details(shape, chip_size, padding));
-        }
+        std::vector<chip_details> details = face_chip_details(enc.sp, img, rects, n, chip_size, padding, shapes);
         dlib::array<matrix<rgb_pixel>> chips;
         extract_image_chips(img, details, chips);
         std::vector<matrix<rgb_pixel>> batch(chips.begin(), chips.end());
@@ -193,19 +201,7 @@ int dlibface_chips(void* lm, const uint8_t* bgr, int rows, int cols, const long*
     try {
         auto& sp = *static_cast<shape_predictor*>(lm);
         matrix<rgb_pixel> img = from_bgr(bgr, rows, cols);
-        std::vector<chip_details> details;
-        for (int i = 0; i < n; ++i) {
-            rectangle rect(rects[4 * i], rects[4 * i + 1], rects[4 * i + 2], rects[4 * i + 3]);
-            full_object_detection shape = sp(img, rect);
-            if (shapes) {
-                const unsigned long parts = shape.num_parts();
-                for (unsigned long j = 0; j < parts; ++j) {
-                    shapes[(i * parts + j) * 2] = shape.part(j).x();
-                    shapes[(i * parts + j) * 2 + 1] = shape.part(j).y();
-                }
-            }
-            details.push_back(get_face_chip_details(shape, chip_size, padding));
-        }
+        std::vector<chip_details> details = face_chip_details(sp, img, rects, n, chip_size, padding, shapes);
         dlib::array<matrix<rgb_pixel>> out;
         extract_image_chips(img, details, out);
         const size_t side = static_cast<size_t>(chip_size);

@@ -303,13 +303,9 @@ func (e *Encoder) encode(img gocv.Mat, boxes []messages.Box, withShapes bool) ([
 	if conv != nil {
 		defer conv.Close()
 	}
-	rects := make([]C.long, 4*len(boxes))
-	for i, b := range boxes {
-		if b.Width() <= 0 || b.Height() <= 0 {
-			return nil, nil, fmt.Errorf("dlibface: empty face box %v", b)
-		}
-		// face_recognition's _css_to_rect: dlib.rectangle(left, top, right, bottom).
-		rects[4*i], rects[4*i+1], rects[4*i+2], rects[4*i+3] = C.long(b.Left()), C.long(b.Top()), C.long(b.Right()), C.long(b.Bottom())
+	rects, err := dlibRects(boxes)
+	if err != nil {
+		return nil, nil, err
 	}
 	desc := make([]C.float, DescriptorLen*len(boxes))
 	var shapes []C.long
@@ -337,17 +333,35 @@ func (e *Encoder) encode(img gocv.Mat, boxes []messages.Box, withShapes bool) ([
 		}
 		out[i] = v
 	}
-	var pts [][][2]int
-	if withShapes {
-		pts = make([][][2]int, len(boxes))
-		for i := range pts {
-			pts[i] = make([][2]int, e.parts)
-			for j := range pts[i] {
-				pts[i][j] = [2]int{int(shapes[(i*e.parts+j)*2]), int(shapes[(i*e.parts+j)*2+1])}
-			}
+	return out, landmarks(shapes, len(boxes), e.parts), nil
+}
+
+// dlibRects turns boxes into the shim's rectangles, face_recognition's _css_to_rect:
+// dlib.rectangle(left, top, right, bottom).
+func dlibRects(boxes []messages.Box) ([]C.long, error) {
+	rects := make([]C.long, 4*len(boxes))
+	for i, b := range boxes {
+		if b.Width() <= 0 || b.Height() <= 0 {
+			return nil, fmt.Errorf("dlibface: empty face box %v", b)
+		}
+		rects[4*i], rects[4*i+1], rects[4*i+2], rects[4*i+3] = C.long(b.Left()), C.long(b.Top()), C.long(b.Right()), C.long(b.Bottom())
+	}
+	return rects, nil
+}
+
+// landmarks reads the shim's n×parts landmark coordinates (nil: none were asked for).
+func landmarks(shapes []C.long, n, parts int) [][][2]int {
+	if shapes == nil {
+		return nil
+	}
+	pts := make([][][2]int, n)
+	for i := range pts {
+		pts[i] = make([][2]int, parts)
+		for j := range pts[i] {
+			pts[i][j] = [2]int{int(shapes[(i*parts+j)*2]), int(shapes[(i*parts+j)*2+1])}
 		}
 	}
-	return out, pts, nil
+	return pts
 }
 
 // Close frees the models; safe to call twice.

@@ -74,12 +74,9 @@ func (l *Landmarker) Chips(img gocv.Mat, boxes []messages.Box, withShapes bool) 
 	if conv != nil {
 		defer conv.Close()
 	}
-	rects := make([]C.long, 4*len(boxes))
-	for i, b := range boxes {
-		if b.Width() <= 0 || b.Height() <= 0 {
-			return nil, nil, fmt.Errorf("dlibface: empty face box %v", b)
-		}
-		rects[4*i], rects[4*i+1], rects[4*i+2], rects[4*i+3] = C.long(b.Left()), C.long(b.Top()), C.long(b.Right()), C.long(b.Bottom())
+	rects, err := dlibRects(boxes)
+	if err != nil {
+		return nil, nil, err
 	}
 	chips := make([]byte, len(boxes)*chipSize*chipSize*3)
 	l.mu.Lock()
@@ -99,17 +96,7 @@ func (l *Landmarker) Chips(img gocv.Mat, boxes []messages.Box, withShapes bool) 
 	if err := takeErr(cerr); err != nil || rc != 0 {
 		return nil, nil, fmt.Errorf("dlibface: %w", err)
 	}
-	var pts [][][2]int
-	if withShapes {
-		pts = make([][][2]int, len(boxes))
-		for i := range pts {
-			pts[i] = make([][2]int, l.parts)
-			for j := range pts[i] {
-				pts[i][j] = [2]int{int(shapes[(i*l.parts+j)*2]), int(shapes[(i*l.parts+j)*2+1])}
-			}
-		}
-	}
-	return chips, pts, nil
+	return chips, landmarks(shapes, len(boxes), l.parts), nil
 }
 
 // Close frees the shape predictor; safe to call twice.

@@ -250,7 +250,7 @@ func (s *Stage) emitDue(ctx context.Context, in *stage.Input, src string, st *so
 		if err != nil {
 			return err
 		}
-		return in.Publish(ctx, stage.Output{Subject: messages.Subject(messages.SubjectResults, src), MsgID: src + ".result." + id, Message: res})
+		return publishResult(ctx, in, src, id, res)
 	}
 	windowed := st.params.Live && quota > 0
 	switch {
@@ -288,17 +288,27 @@ func (s *Stage) emitDue(ctx context.Context, in *stage.Input, src string, st *so
 		return nil
 	}
 	if st.long != nil {
-		res := st.long.final(src, st)
-		if err := in.Publish(ctx, stage.Output{Subject: messages.Subject(messages.SubjectResults, src), MsgID: src + ".result.final", Message: res}); err != nil {
+		if err := publishResult(ctx, in, src, "final", st.long.final(src, st)); err != nil {
 			return err
 		}
 		s.dropLong(ctx, src)
-		st.finished = true
-		st.frames = nil
-		s.purge(ctx, src, 0)
+		s.forgetSource(ctx, src, st)
 		return nil
 	}
 	return s.finish(ctx, in, src, st, accepted)
+}
+
+// publishResult publishes one of a source's results; id (quota, final, a window's) makes its
+// message id, so a redelivered input never publishes it twice.
+func publishResult(ctx context.Context, in *stage.Input, src, id string, res *messages.ClusterResult) error {
+	return in.Publish(ctx, stage.Output{Subject: messages.Subject(messages.SubjectResults, src), MsgID: src + ".result." + id, Message: res})
+}
+
+// forgetSource drops a finished source's frames and their messages in the vectors stream.
+func (s *Stage) forgetSource(ctx context.Context, src string, st *sourceState) {
+	st.finished = true
+	st.frames = nil
+	s.purge(ctx, src, 0)
 }
 
 // finish publishes the source's final result over the accepted frames and forgets the source.
@@ -307,12 +317,10 @@ func (s *Stage) finish(ctx context.Context, in *stage.Input, src string, st *sou
 	if err != nil {
 		return err
 	}
-	if err := in.Publish(ctx, stage.Output{Subject: messages.Subject(messages.SubjectResults, src), MsgID: src + ".result.final", Message: res}); err != nil {
+	if err := publishResult(ctx, in, src, "final", res); err != nil {
 		return err
 	}
-	st.finished = true
-	st.frames = nil
-	s.purge(ctx, src, 0)
+	s.forgetSource(ctx, src, st)
 	return nil
 }
 

@@ -91,12 +91,25 @@ const (
 	timelineRow0  = 18  // px per row
 )
 
-// clusterPersonID is the data-person id of a cluster: its cluster id until a gallery assigns
-// people.
-func clusterPersonID(c messages.Cluster) string { return strconv.Itoa(c.ID) }
+// clusterPersonID is the data-person id of a cluster: the gallery's person, or its cluster id
+// where the gallery is off.
+func clusterPersonID(c messages.Cluster) string {
+	if c.Person != "" {
+		return c.Person
+	}
+	return strconv.Itoa(c.ID)
+}
 
-// clusterLabel is the heading of a cluster's section.
-func clusterLabel(c messages.Cluster) string { return fmt.Sprintf("Person %d", c.ID) }
+// clusterLabel is the heading of a cluster's section: the person's name, else their id.
+func clusterLabel(c messages.Cluster) string {
+	switch {
+	case c.Name != "":
+		return c.Name
+	case c.Person != "":
+		return "Person " + c.Person
+	}
+	return fmt.Sprintf("Person %d", c.ID)
+}
 
 // FormatPTS writes a time in the source as m:ss.s (h:mm:ss.s past an hour).
 func FormatPTS(ms int64) string {

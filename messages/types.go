@@ -78,6 +78,9 @@ type Params struct {
 	Live bool `msgpack:"live,omitempty"`
 	// NoPeople leaves the people gallery alone: clusters are not linked to people.
 	NoPeople bool `msgpack:"no_people,omitempty"`
+	// Tracks clusters tracks (a face followed from one sampled frame to the next) instead of
+	// single faces: each track is one person, described by the mean of its faces.
+	Tracks bool `msgpack:"tracks,omitempty"`
 }
 
 // CutKind is how Params.Cut picks the cut height.

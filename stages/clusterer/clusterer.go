@@ -420,6 +420,7 @@ func (s *Stage) result(ctx context.Context, src string, st *sourceState, seqs []
 			faces.Face = append(faces.Face, f.face.Vectors[j])
 			faces.Cloth = append(faces.Cloth, f.cloth.Vectors[j])
 			faces.Frame = append(faces.Frame, seq)
+			faces.Box = append(faces.Box, f.face.Boxes[j])
 			members = append(members, messages.Member{Seq: seq, Frame: f.face.Index, PTSMillis: f.face.PTSMillis, Face: j, Box: f.face.Boxes[j]})
 		}
 	}

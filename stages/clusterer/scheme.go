@@ -30,6 +30,10 @@ type Scheme struct {
 	// CannotLink keeps two faces of one frame out of one cluster: they are two people. It holds
 	// for average, complete and weighted linkage; single linkage can still chain around it.
 	CannotLink bool
+	// TrackLink, when above 0, clusters tracks instead of single faces (Tracks): faces that stay
+	// in place from one sampled frame to the next and whose unit face vectors lie within
+	// TrackLink of each other are one person, described by their mean. Needs Faces.Box.
+	TrackLink float64
 }
 
 // calibratedCuts are absolute cut heights per face model for fingerprints [w_f·face/‖face‖,
@@ -67,17 +71,26 @@ func CalibratedCut(faceModel, clothModel string, faceWeight, clothWeight float64
 func SchemeFor(p messages.Params, metric, faceModel, clothModel string) (s Scheme, calibrated bool) {
 	s = Scheme{Method: p.Method, Metric: metric, MinCSize: p.MinCSize, FaceWeight: p.FaceWeight, ClothWeight: p.ClothWeight,
 		Sim: p.Sim, CannotLink: p.CannotLink}
-	if p.Cut == messages.CutCalibrated {
-		s.Cut, calibrated = CalibratedCut(faceModel, clothModel, p.FaceWeight, p.ClothWeight)
+	trackScale, trackable := trackFaceCutScales[faceModel]
+	if p.Tracks && trackable && p.FaceWeight > 0 {
+		s.TrackLink = calibratedCuts[faceModel]
 	}
-	s.Exact = !s.CannotLink && s.Cut == 0
+	if p.Cut == messages.CutCalibrated {
+		faceWeight := p.FaceWeight
+		if s.TrackLink > 0 {
+			faceWeight *= trackScale
+		}
+		s.Cut, calibrated = CalibratedCut(faceModel, clothModel, faceWeight, p.ClothWeight)
+	}
+	s.Exact = !s.CannotLink && s.Cut == 0 && s.TrackLink == 0
 	return s, calibrated
 }
 
 // Faces are the inputs of one clustering, one entry per face.
 type Faces struct {
 	Face, Cloth [][]float32
-	Frame       []int64 // the frame of each face (cannot-link groups)
+	Frame       []int64        // the sampled frame (seq) of each face: cannot-links and tracks
+	Box         []messages.Box // each face's box (tracks); may be nil
 }
 
 // ErrScheme wraps invalid scheme settings and inputs.
@@ -135,7 +148,43 @@ func clusterCombined(f Faces, s Scheme, p hac.Params) (*hac.Result, error) {
 	if s.ClothWeight == 0 && s.FaceWeight == 0 {
 		return nil, fmt.Errorf("%w: both part weights are 0", ErrScheme)
 	}
+	if s.TrackLink > 0 {
+		return clusterTracks(f, s, p)
+	}
+	frames := make([][]int64, len(f.Frame))
+	for i, fr := range f.Frame {
+		frames[i] = []int64{fr}
+	}
+	return clusterPoints(f, frames, s, p)
+}
+
+// clusterTracks clusters the means of f's tracks and gives each face its track's cluster;
+// p.MinCSize counts faces.
+func clusterTracks(f Faces, s Scheme, p hac.Params) (*hac.Result, error) {
+	tracks := Tracks(f, s.TrackLink)
+	means, frames := trackMeans(f, tracks)
+	perTrack := p
+	perTrack.MinCSize = 1
+	r, err := clusterPoints(means, frames, s, perTrack)
+	if err != nil {
+		return nil, err
+	}
+	labels := make([]int, len(f.Face))
+	for k, t := range tracks {
+		for _, i := range t {
+			labels[i] = r.Labels[k]
+		}
+	}
+	return &hac.Result{Threshold: r.Threshold, Clusters: hac.GroupLabels(labels, p.MinCSize), Labels: labels}, nil
+}
+
+// clusterPoints clusters points described by a face and a clothing vector each; frames[i] are
+// the frames point i was seen in (cannot-links).
+func clusterPoints(f Faces, frames [][]int64, s Scheme, p hac.Params) (*hac.Result, error) {
 	n := len(f.Face)
+	if n == 1 {
+		return &hac.Result{Clusters: hac.GroupLabels([]int{1}, p.MinCSize), Labels: []int{1}}, nil
+	}
 	d := make([]float64, hac.CondensedLen(n))
 	for _, part := range []struct {
 		vs [][]float32
@@ -168,7 +217,7 @@ func clusterCombined(f Faces, s Scheme, p hac.Params) (*hac.Result, error) {
 		t = s.Cut
 	}
 	if s.CannotLink {
-		CannotLink(d, f.Frame, maxD)
+		cannotLinkSets(d, frames, maxD)
 	}
 	return hac.ClusterAtInPlace(d, n, t, p)
 }
@@ -191,20 +240,24 @@ func PartDistances(vs [][]float32) ([]float64, error) {
 // apart: far enough that an average over up to 10⁹ pairs still stays above any cut.
 const cannotLinkFactor = 1e12
 
-// CannotLink sets the condensed distance of every pair of faces of the same frame far above
-// maxD, so average, complete and weighted linkage never join clusters holding such a pair
-// below the cut.
-func CannotLink(d []float64, frames []int64, maxD float64) {
+// cannotLinkSets sets the condensed distance of every two points seen in one frame (frames[i]
+// are the frames of point i) far above maxD, so average, complete and weighted linkage never
+// join clusters holding such a pair below the cut.
+func cannotLinkSets(d []float64, frames [][]int64, maxD float64) {
 	far := (maxD + 1) * cannotLinkFactor
 	byFrame := map[int64][]int{}
-	for i, fr := range frames {
-		byFrame[fr] = append(byFrame[fr], i)
+	for i, frs := range frames {
+		for _, fr := range frs {
+			byFrame[fr] = append(byFrame[fr], i)
+		}
 	}
 	n := len(frames)
 	for _, idx := range byFrame {
 		for a := 0; a < len(idx); a++ {
 			for b := a + 1; b < len(idx); b++ {
-				d[hac.CondensedIndex(n, idx[a], idx[b])] = far
+				if idx[a] != idx[b] {
+					d[hac.CondensedIndex(n, idx[a], idx[b])] = far
+				}
 			}
 		}
 	}

@@ -51,11 +51,16 @@ var modes = []Mode{
 	{"face+cloth scaled", 1, 1, true},
 }
 
+// constraints are the clustering constraints swept: none (the original), cannot-links, and
+// cannot-links with tracks (the tuned profile).
+var constraints = []struct{ cannotLink, tracks bool }{{false, false}, {true, false}, {true, true}}
+
 // Point is one score of the sweep.
 type Point struct {
 	Run        string  `json:"run"`
 	Mode       string  `json:"mode"`
 	CannotLink bool    `json:"cannot_link"`
+	Tracks     bool    `json:"tracks"` // tracks clustered, not single faces (with cannot-links)
 	Sim        float64 `json:"sim"`
 	Clusters   int     `json:"clusters"`
 	F          float64 `json:"bcubed_f"`
@@ -127,9 +132,10 @@ func run(args []string, stdout io.Writer) error {
 			return err
 		}
 		for _, m := range modes {
-			for _, cl := range []bool{false, true} {
+			for _, c := range constraints {
+				cl := c.cannotLink
 				params := messages.DefaultParams()
-				params.FaceWeight, params.ClothWeight, params.CannotLink, params.Cut = m.FaceWeight, m.ClothWeight, cl, messages.CutCalibrated
+				params.FaceWeight, params.ClothWeight, params.CannotLink, params.Tracks, params.Cut = m.FaceWeight, m.ClothWeight, cl, c.tracks, messages.CutCalibrated
 				def, _ := clusterer.SchemeFor(params, "euclidean", p.model, p.cloth)
 				if def.ScaleParts = m.ScaleParts; m.ScaleParts {
 					def.Cut = 0 // calibrated for unscaled parts only: scaled parts are cut at sim 0.55
@@ -138,17 +144,17 @@ func run(args []string, stdout io.Writer) error {
 				if err != nil {
 					return fmt.Errorf("ablation: %s %s default cut: %w", r.Name, m.Name, err)
 				}
-				points = append(points, Point{Run: r.Name, Mode: m.Name, CannotLink: cl, Sim: def.Sim, Clusters: k, Default: true,
+				points = append(points, Point{Run: r.Name, Mode: m.Name, CannotLink: cl, Tracks: c.tracks, Sim: def.Sim, Clusters: k, Default: true,
 					F: rep.Clustering.BCubed.F, Precision: rep.Clustering.BCubed.Precision, Recall: rep.Clustering.BCubed.Recall,
 					DetRecall: rep.All.Recall})
 				for s := 1; s <= 19; s++ {
 					sim := float64(s) * 0.05
 					rep, k, err := p.score(truth, clusterer.Scheme{Method: "average", Metric: "euclidean", MinCSize: 3,
-						FaceWeight: m.FaceWeight, ClothWeight: m.ClothWeight, Sim: sim, ScaleParts: m.ScaleParts, CannotLink: cl})
+						FaceWeight: m.FaceWeight, ClothWeight: m.ClothWeight, Sim: sim, ScaleParts: m.ScaleParts, CannotLink: cl, TrackLink: def.TrackLink})
 					if err != nil {
 						return fmt.Errorf("ablation: %s %s sim %.2f: %w", r.Name, m.Name, sim, err)
 					}
-					points = append(points, Point{Run: r.Name, Mode: m.Name, CannotLink: cl, Sim: sim, Clusters: k,
+					points = append(points, Point{Run: r.Name, Mode: m.Name, CannotLink: cl, Tracks: c.tracks, Sim: sim, Clusters: k,
 						F: rep.Clustering.BCubed.F, Precision: rep.Clustering.BCubed.Precision, Recall: rep.Clustering.BCubed.Recall,
 						DetRecall: rep.All.Recall})
 				}
@@ -175,13 +181,13 @@ func writeTable(w io.Writer, points []Point) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "run\tdet recall\tmode\tcannot-link\tF default\tclusters\tF@0.55\tbest F\tat sim\tclusters\tF by sim 0.10 … 0.90")
 	type key struct {
-		run, mode string
-		cl        bool
+		run, mode  string
+		cl, tracks bool
 	}
 	var order []key
 	byKey := map[key][]Point{}
 	for _, p := range points {
-		k := key{p.Run, p.Mode, p.CannotLink}
+		k := key{p.Run, p.Mode, p.CannotLink, p.Tracks}
 		if _, ok := byKey[k]; !ok {
 			order = append(order, k)
 		}
@@ -208,6 +214,9 @@ func writeTable(w io.Writer, points []Point) {
 		cl := "no"
 		if k.cl {
 			cl = "yes"
+		}
+		if k.tracks {
+			cl += "+tracks"
 		}
 		fmt.Fprintf(tw, "%s\t%.3f\t%s\t%s\t%.3f\t%d\t%.3f\t%.3f\t%.2f\t%d\t%s\n", k.run, def.DetRecall, k.mode, cl, def.F, def.Clusters,
 			at055.F, best.F, best.Sim, best.Clusters, strings.Join(curve, " "))

@@ -93,21 +93,21 @@ func drawPanel(img *image.RGBA, x0, y0 int, run string, ps []Point) {
 	hline(img, left, right, bottom, black, 1)
 	vline(img, left, top, bottom, black)
 	text(img, left, y0+10, run, black)
-	series := func(mode string, cl bool) []Point {
+	series := func(mode string, cl, tracks bool) []Point {
 		var out []Point
 		for _, p := range ps {
-			if p.Mode == mode && p.CannotLink == cl && !p.Default {
+			if p.Mode == mode && p.CannotLink == cl && p.Tracks == tracks && !p.Default {
 				out = append(out, p)
 			}
 		}
 		return out
 	}
-	orig := series("face+cloth", false)
+	orig := series("face+cloth", false, false)
 	for i := 1; i < len(orig); i++ {
 		segment(img, px(orig[i-1].Sim), py(orig[i-1].F), px(orig[i].Sim), py(orig[i].F), color.RGBA{128, 128, 128, 255}, true)
 	}
 	for _, m := range modes {
-		s := series(m.Name, true)
+		s := series(m.Name, true, true)
 		for i := 1; i < len(s); i++ {
 			segment(img, px(s[i-1].Sim), py(s[i-1].F), px(s[i].Sim), py(s[i].F), modeColors[m.Name], false)
 		}

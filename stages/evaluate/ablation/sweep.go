@@ -52,6 +52,7 @@ func loadParts(path string) (*parts, error) {
 		p.faces.Cloth = append(p.faces.Cloth, toF32(pt[k:]))
 		m := fp.Members[i]
 		p.faces.Frame = append(p.faces.Frame, m.Seq)
+		p.faces.Box = append(p.faces.Box, m.Box)
 		p.frameNos = append(p.frameNos, m.Frame)
 		p.boxes = append(p.boxes, evaluate.Box{m.Box[0], m.Box[1], m.Box[2], m.Box[3]})
 	}

@@ -100,6 +100,14 @@ func DefaultParams() Params {
 	return Params{MinFaces: 2, MaxFaces: 4, Quota: 60, Sim: 0.55, MinCSize: 3, Method: "average", FaceWeight: 1, ClothWeight: 1}
 }
 
+// TunedParams are the tuned profile's settings (the default of run and ingest): the original's
+// with cannot-links, tracks and the face model's calibrated cut.
+func TunedParams() Params {
+	p := DefaultParams()
+	p.CannotLink, p.Tracks, p.Cut = true, true, CutCalibrated
+	return p
+}
+
 // Validate checks ranges.
 func (p Params) Validate() error {
 	var errs []error

@@ -45,7 +45,8 @@ func addProfileFlags(fs *flag.FlagSet) *profileFlags {
 func (pf *profileFlags) apply(fs *flag.FlagSet, p *messages.Params) error {
 	switch pf.profile {
 	case profileTuned:
-		p.CannotLink, p.Tracks, p.Cut = true, true, messages.CutCalibrated
+		tuned := messages.TunedParams()
+		p.CannotLink, p.Tracks, p.Cut = tuned.CannotLink, tuned.Tracks, tuned.Cut
 		if isSet(fs, "sim") {
 			p.Cut = messages.CutRelative
 		}

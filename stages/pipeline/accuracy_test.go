@@ -37,7 +37,8 @@ func TestDefaultsClusterTheCastVideos(t *testing.T) {
 		{"video/cast_public.mp4", "mobilefacenet", 0.9, 0.95, 0.9, 0.9, "", 0.99},
 		{"video/cast_public.mp4", "dlib-resnet", 0.9, 0.95, 0.9, 0.9, "", 0.99},
 		{"video/cast_hard_public.mp4", "mobilefacenet", 0.8, 0.75, 0.95, 0.7, "", 0.99},
-		{"video/cast_hard_public.mp4", "dlib-resnet", 0.8, 0.9, 0.95, 0.9, "", 0.99},
+		// Tracks lift cast_hard from F 0.91 to 0.97 (clustering single faces, amy joins howard).
+		{"video/cast_hard_public.mp4", "dlib-resnet", 0.8, 0.93, 0.95, 0.93, "", 0.99},
 		// Real footage, labelled by hand (testdata/truth): hands, microphones, ears and hair
 		// beside the faces, a dim audience out of focus. The face-quality gate keeps them out:
 		// 99% of the clustered faces are real (91% without it) and the six people one can
@@ -56,8 +57,7 @@ func TestDefaultsClusterTheCastVideos(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			params := messages.DefaultParams()
-			params.CannotLink, params.Cut = true, messages.CutCalibrated
+			params := messages.TunedParams()
 			out := t.TempDir()
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 			defer cancel()

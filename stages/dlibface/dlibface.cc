@@ -2,6 +2,10 @@
 // face_recognition calls did: face_locations (HOG, upsampled), then face_encodings on those
 // boxes (68-point landmarks, 150×150 chip with padding 0.25, ResNet-29 descriptor). The network
 // definition is dlib's (dnn_face_recognition_ex.cpp), as go-face and dlib's Python bindings use.
+// No fused multiply-add contraction: the x86-64-v3 clones below then compute what the default
+// code computes (landmarks and chips equal on every CPU).
+#pragma GCC optimize("fp-contract=off")
+
 #include <cstdlib>
 #include <cstring>
 #include <exception>
@@ -64,6 +68,29 @@ matrix<rgb_pixel> from_bgr(const uint8_t* bgr, int rows, int cols) {
     return img;
 }
 
+// Runtime dispatch: the landmarks' regression trees and the chips' resampling, dlib templates
+// compiled into this shim, run twice as fast with AVX2 and FMA, but the default build must run
+// on any x86-64 CPU. GCC compiles these two functions twice (target_clones) and picks the
+// clone for the CPU at load time; flatten inlines dlib's code into each clone, so the
+// x86-64-v3 code never leaves them (no shared template instance is compiled for AVX2).
+// fp-contract=off (the pragma at the top) keeps the clones' results equal.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define DLIBFACE_DISPATCH __attribute__((flatten, target_clones("arch=x86-64-v3", "default")))
+#else
+#define DLIBFACE_DISPATCH
+#endif
+
+DLIBFACE_DISPATCH
+full_object_detection landmarks(const shape_predictor& sp, const matrix<rgb_pixel>& img, const rectangle& rect) {
+    return sp(img, rect);
+}
+
+DLIBFACE_DISPATCH
+void extract_chips(const matrix<rgb_pixel>& img, const std::vector<chip_details>& details,
+                   dlib::array<matrix<rgb_pixel>>& chips) {
+    extract_image_chips(img, details, chips);
+}
+
 // Where compute_face_descriptor cuts the chip of each face rectangle (left, top, right,
 // bottom): the landmarks' get_face_chip_details. Writes the landmarks to shapes unless NULL.
 std::vector<chip_details> face_chip_details(shape_predictor& sp, const matrix<rgb_pixel>& img, const long* rects, int n,
@@ -71,7 +98,7 @@ std::vector<chip_details> face_chip_details(shape_predictor& sp, const matrix<rg
     std::vector<chip_details> details;
     for (int i = 0; i < n; ++i) {
         rectangle rect(rects[4 * i], rects[4 * i + 1], rects[4 * i + 2], rects[4 * i + 3]);
-        full_object_detection shape = sp(img, rect);
+        full_object_detection shape = landmarks(sp, img, rect);
         if (shapes) {
             const unsigned long parts = shape.num_parts();
             for (unsigned long j = 0; j < parts; ++j) {
@@ -161,7 +188,7 @@ int dlibface_encode(void* e, const uint8_t* bgr, int rows, int cols, const long*
         matrix<rgb_pixel> img = from_bgr(bgr, rows, cols);
         std::vector<chip_details> details = face_chip_details(enc.sp, img, rects, n, chip_size, padding, shapes);
         dlib::array<matrix<rgb_pixel>> chips;
-        extract_image_chips(img, details, chips);
+        extract_chips(img, details, chips);
         std::vector<matrix<rgb_pixel>> batch(chips.begin(), chips.end());
         std::vector<matrix<float, 0, 1>> descriptors = enc.net(batch, 16);
         for (int i = 0; i < n; ++i) {
@@ -203,7 +230,7 @@ int dlibface_chips(void* lm, const uint8_t* bgr, int rows, int cols, const long*
         matrix<rgb_pixel> img = from_bgr(bgr, rows, cols);
         std::vector<chip_details> details = face_chip_details(sp, img, rects, n, chip_size, padding, shapes);
         dlib::array<matrix<rgb_pixel>> out;
-        extract_image_chips(img, details, out);
+        extract_chips(img, details, out);
         const size_t side = static_cast<size_t>(chip_size);
         for (int i = 0; i < n; ++i) {
             const auto& chip = out[i];

@@ -17,7 +17,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"image"
 	"log/slog"
 	"math"
 	"sort"
@@ -455,6 +454,11 @@ func (s *Stage) result(ctx context.Context, src string, st *sourceState, seqs []
 	if err := s.linkPeople(ctx, src, st, res, kind, labels.kept, faces); err != nil {
 		return nil, err
 	}
+	if !s.cfg.NoImages && s.images != nil && st.long == nil {
+		if err := s.storeMontage(ctx, src, st, res, kind); err != nil {
+			return nil, err
+		}
+	}
 	return res, nil
 }
 
@@ -570,35 +574,28 @@ func (s *Stage) storeObjects(ctx context.Context, src string, st *sourceState, r
 	if err := s.storeFingerprintsNPY(ctx, res, points, members); err != nil {
 		return err
 	}
-	columns := make([][]image.Image, len(res.Clusters))
-	for ci := range res.Clusters {
-		for mi := range res.Clusters[ci].Members {
-			m := &res.Clusters[ci].Members[mi]
-			f := st.frames[m.Seq]
-			if m.Face >= len(f.face.Bodies) || len(f.face.Bodies[m.Face]) == 0 {
-				continue
-			}
-			body := f.face.Bodies[m.Face]
-			m.Image = fmt.Sprintf("%s/faces/%06d-%d.jpg", src, m.Seq, m.Face)
-			if !st.stored[m.Image] {
-				if _, err := s.images.PutBytes(ctx, m.Image, body); err != nil {
-					return fmt.Errorf("clusterer: storing %s: %w", m.Image, err)
-				}
-				if st.stored == nil {
-					st.stored = map[string]bool{}
-				}
-				st.stored[m.Image] = true
-			}
-			if len(columns[ci]) < output.MaxMontageRows {
-				if img, err := output.DecodeJPEG(body); err == nil { // bounded: a bomb is skipped
-					columns[ci] = append(columns[ci], img)
-				}
-			}
+	return s.storeCrops(ctx, src, st, res)
+}
+
+// storeMontage draws the montage of a result whose crops are stored, once its clusters are
+// linked to people, so each column is headed by its person, and puts it in the object store.
+func (s *Stage) storeMontage(ctx context.Context, src string, st *sourceState, res *messages.ClusterResult, kind string) error {
+	byKey := map[string]messages.Member{}
+	for _, c := range res.Clusters {
+		for _, m := range c.Members {
+			byKey[m.Image] = m
 		}
 	}
-	png, err := output.Montage(columns, 96)
+	body := func(key string) ([]byte, error) {
+		m := byKey[key]
+		if f, ok := st.frames[m.Seq]; ok && m.Face < len(f.face.Bodies) {
+			return f.face.Bodies[m.Face], nil
+		}
+		return nil, nil // left out of the montage
+	}
+	png, err := output.ResultMontage(res, body, 96)
 	if err != nil {
-		return err
+		return fmt.Errorf("clusterer: %w", err)
 	}
 	res.Montage = fmt.Sprintf("%s/montage-%s.png", src, kind)
 	if _, err := s.images.PutBytes(ctx, res.Montage, png); err != nil {
@@ -617,9 +614,16 @@ func (s *Stage) storeCrops(ctx context.Context, src string, st *sourceState, res
 				continue
 			}
 			m.Image = fmt.Sprintf("%s/faces/%06d-%d.jpg", src, m.Seq, m.Face)
+			if st.stored[m.Image] { // by the source's first result
+				continue
+			}
 			if _, err := s.images.PutBytes(ctx, m.Image, f.face.Bodies[m.Face]); err != nil {
 				return fmt.Errorf("clusterer: storing %s: %w", m.Image, err)
 			}
+			if st.stored == nil {
+				st.stored = map[string]bool{}
+			}
+			st.stored[m.Image] = true
 		}
 	}
 	return nil

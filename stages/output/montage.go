@@ -26,16 +26,6 @@ type MontageColumn struct {
 	Images []image.Image
 }
 
-// Montage draws one column per cluster, each headed "person <index>", each member a cell×cell
-// thumbnail (aspect kept), on a dark background, as a PNG.
-func Montage(columns [][]image.Image, cell int) ([]byte, error) {
-	cols := make([]MontageColumn, len(columns))
-	for i, c := range columns {
-		cols[i] = MontageColumn{Label: fmt.Sprintf("Person %d", i), Count: -1, Images: c}
-	}
-	return LabelledMontage(cols, cell)
-}
-
 // montageHeader is the height of a column's header: two lines of basicfont's 7×13 face.
 const montageHeader = 2*13 + 6
 

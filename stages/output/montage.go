@@ -73,7 +73,7 @@ func drawLabel(canvas *image.RGBA, x, y, width int, text string, c color.Color) 
 	face := basicfont.Face7x13
 	maxRunes := width / face.Advance
 	if r := []rune(text); len(r) > maxRunes {
-		text = string(r[:max(0, maxRunes-1)]) + "…"
+		text = string(r[:max(0, maxRunes-1)]) + "~" // basicfont has ASCII only: no "…"
 	}
 	d := font.Drawer{Dst: canvas, Src: image.NewUniform(c), Face: face, Dot: fixed.P(x, y)}
 	d.DrawString(text)
@@ -102,7 +102,7 @@ func drawFit(canvas *image.RGBA, dst image.Rectangle, src image.Image) {
 func ResultMontage(r *messages.ClusterResult, fetch Fetcher, cell int) ([]byte, error) {
 	columns := make([]MontageColumn, len(r.Clusters))
 	for ci, c := range r.Clusters {
-		columns[ci] = MontageColumn{Label: clusterLabel(c), Count: len(c.Members)}
+		columns[ci] = MontageColumn{Label: montageLabel(c), Count: len(c.Members)}
 		for _, m := range c.Members {
 			if len(columns[ci].Images) >= MaxMontageRows {
 				break
@@ -120,4 +120,16 @@ func ResultMontage(r *messages.ClusterResult, fetch Fetcher, cell int) ([]byte, 
 		}
 	}
 	return LabelledMontage(columns, cell)
+}
+
+// montageLabel heads a montage column: the person's name, else their id (a column fits 13
+// characters: "Person <id>" would not), else the cluster's number.
+func montageLabel(c messages.Cluster) string {
+	switch {
+	case c.Name != "":
+		return c.Name
+	case c.Person != "":
+		return c.Person
+	}
+	return fmt.Sprintf("Person %d", c.ID)
 }

@@ -78,7 +78,7 @@ func Write(dir string, r *messages.ClusterResult, fetch Fetcher) (string, error)
 	}
 	columns := make([]MontageColumn, len(r.Clusters))
 	for ci, c := range r.Clusters {
-		columns[ci] = MontageColumn{Label: clusterLabel(c), Count: len(c.Members)}
+		columns[ci] = MontageColumn{Label: montageLabel(c), Count: len(c.Members)}
 		cdir := filepath.Join(root, "clusters", fmt.Sprint(c.ID))
 		if err := os.MkdirAll(cdir, 0o755); err != nil {
 			return "", fmt.Errorf("output: %w", err)

@@ -1,10 +1,10 @@
 package clusterer
 
 import (
-	"math"
 	"sort"
 
 	"github.com/personcluster/personcluster/messages"
+	"github.com/personcluster/personcluster/stages/clusterer/hac"
 )
 
 // Tracking: a face that stays in place from one sampled frame to the next is one person seen
@@ -105,7 +105,7 @@ func Tracks(f Faces, linkCut float64) [][]int {
 				var pairs []pair
 				for _, a := range byFrame[fa] {
 					for _, b := range byFrame[fb] {
-						if o := iou(f.Box[a], f.Box[b]); o >= trackMinIoU && euclid(unit[a], unit[b]) <= linkCut {
+						if o := iou(f.Box[a], f.Box[b]); o >= trackMinIoU && hac.Euclidean(unit[a], unit[b]) <= linkCut {
 							pairs = append(pairs, pair{o, a, b})
 						}
 					}
@@ -175,13 +175,4 @@ func iou(a, b messages.Box) float64 {
 	inter := float64((bottom - top) * (right - left))
 	area := func(x messages.Box) float64 { return float64((x.Bottom() - x.Top()) * (x.Right() - x.Left())) }
 	return inter / (area(a) + area(b) - inter)
-}
-
-func euclid(a, b []float64) float64 {
-	var s float64
-	for k := range a {
-		d := a[k] - b[k]
-		s += d * d
-	}
-	return math.Sqrt(s)
 }

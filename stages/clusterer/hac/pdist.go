@@ -353,3 +353,6 @@ func dot2(a, b []float64) float64 {
 	}
 	return s
 }
+
+// Euclidean is the euclidean distance of two points of equal length.
+func Euclidean(a, b []float64) float64 { return math.Sqrt(sqDist(a, b)) }

@@ -409,6 +409,11 @@ type Cluster struct {
 	// gallery is off or the face model has no linking cut; Name is that person's name, if any.
 	Person string `msgpack:"person,omitempty" json:"person,omitempty"`
 	Name   string `msgpack:"name,omitempty" json:"name,omitempty"`
+	// Typical is the index in Members of the face nearest the mean of the cluster's
+	// fingerprints: its most typical view (the result page's thumbnail, the montage's first
+	// cell), where the largest face may be a hand the detector took for one. 0 (the first
+	// member) in results from before it existed.
+	Typical int `msgpack:"typical,omitempty" json:"typical"`
 }
 
 // ClusterResult is the clusterer's answer for a source. Published to results.<source> when the

@@ -437,7 +437,7 @@ func (s *Stage) result(ctx context.Context, src string, st *sourceState, seqs []
 	}
 	res.Threshold = threshold
 	for _, group := range labels.kept {
-		c := messages.Cluster{ID: len(res.Clusters)}
+		c := messages.Cluster{ID: len(res.Clusters), Typical: Typical(faces, group, scheme)}
 		for _, idx := range group {
 			c.Members = append(c.Members, members[idx])
 		}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sort"
 
 	"github.com/personcluster/personcluster/messages"
 	"github.com/personcluster/personcluster/stages/clusterer/hac"
@@ -220,6 +221,46 @@ func clusterPoints(f Faces, frames [][]int64, s Scheme, p hac.Params) (*hac.Resu
 		cannotLinkSets(d, frames, maxD)
 	}
 	return hac.ClusterAtInPlace(d, n, t, p)
+}
+
+// Typical is the position in group (face indices of one cluster) of the face whose fingerprint
+// lies nearest the mean of the nearer half of the group's fingerprints (under s's part
+// weights): a trimmed mean, so that a few outliers do not pull it their way.
+func Typical(f Faces, group []int, s Scheme) int {
+	if len(group) < 3 {
+		return 0 // with two, both are equally near
+	}
+	points := make([][]float64, len(group))
+	for k, i := range group {
+		points[k] = Fingerprint(f.Face[i], f.Cloth[i], s.FaceWeight, s.ClothWeight)
+	}
+	meanOf := func(idx []int) []float64 {
+		mean := make([]float64, len(points[0]))
+		for _, k := range idx {
+			for j, x := range points[k] {
+				mean[j] += x / float64(len(idx))
+			}
+		}
+		return mean
+	}
+	all := make([]int, len(points))
+	for k := range all {
+		all[k] = k
+	}
+	mean := meanOf(all)
+	dist := make([]float64, len(points))
+	for k, p := range points {
+		dist[k] = hac.Euclidean(p, mean)
+	}
+	sort.SliceStable(all, func(a, b int) bool { return dist[all[a]] < dist[all[b]] })
+	mean = meanOf(all[:(len(all)+1)/2])
+	best, bestD := 0, math.Inf(1)
+	for k, p := range points {
+		if d := hac.Euclidean(p, mean); d < bestD {
+			best, bestD = k, d
+		}
+	}
+	return best
 }
 
 // PartDistances are the condensed euclidean distances of the unit-normalised vectors of one

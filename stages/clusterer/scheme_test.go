@@ -156,3 +156,20 @@ func TestSchemeFor(t *testing.T) {
 		t.Error("no face part, yet a calibrated cut")
 	}
 }
+
+// TestTypical: the typical face of a cluster is the one nearest its mean, not an outlier that
+// joined it (a hand the detector took for a face, say).
+func TestTypical(t *testing.T) {
+	unit := func(x, y float32) []float32 { return []float32{x, y, 0} }
+	f := Faces{
+		Face:  [][]float32{unit(1, 1.5), unit(1, 0.1), unit(1, 0), unit(1, -0.1), unit(1, -0.05)},
+		Cloth: [][]float32{unit(1, 0), unit(1, 0), unit(1, 0), unit(1, 0), unit(1, 0)},
+	}
+	s := Scheme{FaceWeight: 1, ClothWeight: 1}
+	if got := Typical(f, []int{0, 1, 2, 3, 4}, s); got != 2 {
+		t.Errorf("Typical = %d, want 2 (the face at the middle)", got)
+	}
+	if got := Typical(f, []int{0, 1}, s); got != 0 {
+		t.Errorf("Typical of two = %d, want 0", got)
+	}
+}

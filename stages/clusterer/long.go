@@ -51,7 +51,7 @@ func (l *longState) add(res *messages.ClusterResult) {
 			}
 		}
 		if k < 0 {
-			l.Clusters = append(l.Clusters, messages.Cluster{ID: len(l.Clusters), Person: c.Person})
+			l.Clusters = append(l.Clusters, messages.Cluster{ID: len(l.Clusters), Person: c.Person, Typical: c.Typical}) // the first window's typical face
 			k = len(l.Clusters) - 1
 		}
 		l.Clusters[k].Name = c.Name

@@ -444,6 +444,11 @@ type ClusterResult struct {
 	// `personcluster cluster` reads), so a result can be re-clustered without recomputing them.
 	Fingerprints string `msgpack:"fingerprints,omitempty" json:"fingerprints,omitempty"`
 	AtMillis     int64  `msgpack:"at" json:"at_ms"`
+	// Window numbers a live source's windows from 1 (its final result is its last window); 0
+	// for a file source's results. WindowEnd is the seq after the window's last frame: a
+	// restarted clusterer goes on from there.
+	Window    int   `msgpack:"window,omitempty" json:"window,omitempty"`
+	WindowEnd int64 `msgpack:"window_end,omitempty" json:"-"`
 }
 
 func (*ClusterResult) MessageType() Type { return TypeClusterResult }

@@ -244,20 +244,19 @@ func (st *sourceState) acceptedPrefix() []int64 {
 func (s *Stage) emitDue(ctx context.Context, in *stage.Input, src string, st *sourceState) (err error) {
 	accepted := st.acceptedPrefix()
 	quota := st.params.Quota
-	publish := func(seqs []int64, final bool, id string) error {
-		res, err := s.result(ctx, src, st, seqs, final, id)
-		if err != nil {
-			return err
-		}
-		return publishResult(ctx, in, src, id, res)
-	}
 	windowed := st.params.Live && quota > 0
 	switch {
 	case windowed:
 		// Live: a result per window of Quota accepted frames; the window is then forgotten.
 		for len(accepted) >= quota {
 			window := accepted[:quota]
-			if err := publish(window, false, fmt.Sprintf("w%d", st.windows)); err != nil {
+			id := fmt.Sprintf("w%d", st.windows)
+			res, err := s.result(ctx, src, st, window, false, id)
+			if err != nil {
+				return err
+			}
+			res.Window, res.WindowEnd = st.windows+1, window[len(window)-1]+1
+			if err := publishResult(ctx, in, src, id, res); err != nil {
 				return err
 			}
 			st.windows++
@@ -266,7 +265,11 @@ func (s *Stage) emitDue(ctx context.Context, in *stage.Input, src string, st *so
 			accepted = accepted[quota:]
 		}
 	case !st.quotaDone && quota > 0 && len(accepted) >= quota:
-		if err := publish(accepted[:quota], false, "quota"); err != nil {
+		res, err := s.result(ctx, src, st, accepted[:quota], false, "quota")
+		if err != nil {
+			return err
+		}
+		if err := publishResult(ctx, in, src, "quota", res); err != nil {
 			return err
 		}
 		st.quotaDone = true
@@ -315,6 +318,9 @@ func (s *Stage) finish(ctx context.Context, in *stage.Input, src string, st *sou
 	res, err := s.result(ctx, src, st, accepted, true, "final")
 	if err != nil {
 		return err
+	}
+	if st.params.Live && st.params.Quota > 0 {
+		res.Window, res.WindowEnd = st.windows+1, st.prefix // a live source's last window
 	}
 	if err := publishResult(ctx, in, src, "final", res); err != nil {
 		return err
@@ -653,6 +659,11 @@ func (s *Stage) rebuild(ctx context.Context, src string, st *sourceState) error 
 		if r, err := messages.DecodeAs[*messages.ClusterResult](raw.Data); err == nil && r.Final {
 			st.finished = true
 			return nil
+		} else if err == nil && r.Window > 0 {
+			// A live source goes on after its last window: numbered on (a number used again
+			// would make a duplicate message id and a gallery window already linked), its
+			// frames not clustered twice.
+			st.windows, st.base, st.prefix = r.Window, r.WindowEnd, r.WindowEnd
 		}
 	} else if !errors.Is(err, jetstream.ErrMsgNotFound) {
 		return fmt.Errorf("clusterer: checking results of %s: %w", src, err)

@@ -2,7 +2,13 @@ package clusterer_test
 
 import (
 	"context"
+	"fmt"
+	"reflect"
+	"sort"
+	"strings"
 	"testing"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/personcluster/personcluster/messages"
 	"github.com/personcluster/personcluster/stages/clusterer"
@@ -146,4 +152,104 @@ func TestLongSourceLinksWindowsByPerson(t *testing.T) {
 			seen[k] = true
 		}
 	}
+}
+
+// liveRun is what a live source's run left: its results in order, and the gallery's people.
+type liveRun struct {
+	results []*messages.ClusterResult
+	people  map[string]map[string]int64 // person → faces per source
+}
+
+func (r liveRun) windows() []string {
+	var out []string
+	for _, res := range r.results {
+		out = append(out, fmt.Sprintf("window %d final %v end %d: %v", res.Window, res.Final, res.WindowEnd, personPartition(res)))
+	}
+	return out
+}
+
+// personPartition lists each cluster's person with its faces.
+func personPartition(r *messages.ClusterResult) []string {
+	var out []string
+	for _, c := range r.Clusters {
+		var faces []string
+		for _, m := range c.Members {
+			faces = append(faces, fmt.Sprintf("%d/%d", m.Seq, m.Face))
+		}
+		out = append(out, c.Person+"="+strings.Join(faces, ","))
+	}
+	sort.Strings(out)
+	return out
+}
+
+func galleryPeople(t *testing.T, js jetstream.JetStream) map[string]map[string]int64 {
+	t.Helper()
+	g, err := gallery.Open(context.Background(), js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, err := g.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]map[string]int64{}
+	for _, p := range ps {
+		out[p.ID] = p.Sources
+	}
+	return out
+}
+
+// liveFrames is a live source of 50 frames (34 accepted: three windows of 10 and a final
+// result of 4) and the number of results it gives.
+func liveFrames() ([]messages.Message, messages.Params, int) {
+	p := params()
+	p.Live = true
+	return frameMessages(50, p), p, 4
+}
+
+// cleanLiveRun runs the live source undisturbed.
+func cleanLiveRun(t *testing.T) liveRun {
+	t.Helper()
+	msgs, p, n := liveFrames()
+	env := stagetest.Start(t, stage.Topology{})
+	r := startWith(t, env, clusterer.Config{LinkCut: testCut})
+	defer r.stop(t)
+	publishAll(t, env.JS, msgs)
+	publishEOS(t, env.JS, 50, p)
+	return liveRun{results: results(t, env.JS, n), people: galleryPeople(t, env.JS)}
+}
+
+func sameRun(t *testing.T, got, want liveRun) {
+	t.Helper()
+	if !reflect.DeepEqual(got.windows(), want.windows()) {
+		t.Errorf("results differ from a clean run's:\n%s\nclean:\n%s", strings.Join(got.windows(), "\n"), strings.Join(want.windows(), "\n"))
+	}
+	if !reflect.DeepEqual(got.people, want.people) {
+		t.Errorf("gallery %v, a clean run's %v", got.people, want.people)
+	}
+}
+
+// A live source's windows are numbered, and a clusterer restarted between windows goes on
+// with the next one: the same windows, people and counts as a clean run (a window numbered
+// again would be dropped as a duplicate message and linked to the people of the window that
+// first had its number).
+func TestLiveWindowsSurviveRestart(t *testing.T) {
+	want := cleanLiveRun(t)
+	for i, res := range want.results {
+		if res.Window != i+1 || res.Final != (i == len(want.results)-1) {
+			t.Fatalf("result %d: window %d final %v", i, res.Window, res.Final)
+		}
+	}
+	msgs, p, n := liveFrames()
+	env := stagetest.Start(t, stage.Topology{})
+	cfg := clusterer.Config{LinkCut: testCut}
+	r := startWith(t, env, cfg)
+	publishAll(t, env.JS, msgs[:44]) // 22 frames: the first window and part of the second
+	waitAcked(t, env.JS, 44)
+	r.stop(t)
+	r = startWith(t, env, cfg)
+	defer r.stop(t)
+	publishAll(t, env.JS, msgs[44:])
+	publishEOS(t, env.JS, 50, p)
+	sameRun(t, liveRun{results: results(t, env.JS, n), people: galleryPeople(t, env.JS)}, want)
 }

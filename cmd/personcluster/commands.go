@@ -427,7 +427,7 @@ func cmdWatch(ctx context.Context, args []string) error {
 	// result prints a result and saves a final one; it reports whether watch is done.
 	result := func(v *messages.ClusterResult) (bool, error) {
 		printSummary(v, 0)
-		if v.Final && *out != "" {
+		if (v.Final || v.Window > 0) && *out != "" { // a live source's windows accumulate
 			obj, err := js.ObjectStore(ctx, stage.ImagesBucket)
 			if err != nil {
 				return true, err

@@ -183,9 +183,11 @@ func DecodeResults(r io.Reader) ([]Face, error) {
 	isNull := string(list) == "null"
 	switch {
 	case len(list) > 0 && list[0] == '[':
-		if err := json.Unmarshal(list, &faces); err != nil {
+		var recs []faceRecord
+		if err := json.Unmarshal(list, &recs); err != nil {
 			return nil, fmt.Errorf("evaluate: results: faces: %w", err)
 		}
+		faces = byIdentity(recs)
 	case len(list) > 0 && !isNull && !strings.ContainsRune("-0123456789", rune(list[0])):
 		return nil, fmt.Errorf("evaluate: results: faces is neither a list nor a count: %.20s", list)
 	case isNull || res.Clusters != nil || res.Dropped != nil:
@@ -215,6 +217,45 @@ func DecodeResults(r io.Reader) ([]Face, error) {
 		return nil, err
 	}
 	return faces, nil
+}
+
+// faceRecord is one face of a results.json face list.
+type faceRecord struct {
+	Face
+	Person string `json:"person"`
+	Window int    `json:"window"`
+}
+
+// byIdentity returns the faces of a face list. A live source's list holds many windows, each
+// numbering its clusters from 0: there a face's cluster is its person (the gallery's identity
+// across windows), or without one its window's cluster apart from every other window's.
+func byIdentity(recs []faceRecord) []Face {
+	faces := make([]Face, len(recs))
+	live := false
+	for i, r := range recs {
+		faces[i] = r.Face
+		live = live || r.Window > 0
+	}
+	if !live {
+		return faces
+	}
+	ids := map[string]int{}
+	for i, r := range recs {
+		if r.Cluster < 0 {
+			continue
+		}
+		key := r.Person
+		if key == "" {
+			key = fmt.Sprintf("window %d cluster %d", r.Window, r.Cluster)
+		}
+		k, ok := ids[key]
+		if !ok {
+			k = len(ids)
+			ids[key] = k
+		}
+		faces[i].Cluster = k
+	}
+	return faces
 }
 
 func unmarshalIfAny(data json.RawMessage, v any) error {

@@ -20,6 +20,7 @@ type FaceRecord struct {
 	Box     messages.Box `json:"box"` // top, right, bottom, left
 	Cluster int          `json:"cluster"`
 	Person  string       `json:"person,omitempty"` // the gallery person of its cluster (package people)
+	Window  int          `json:"window,omitempty"` // a live source's window the face is in (its cluster is that window's)
 	Image   string       `json:"image,omitempty"`
 }
 
@@ -69,6 +70,9 @@ func Write(dir string, r *messages.ClusterResult, fetch Fetcher) (string, error)
 		return "", fmt.Errorf("output: %w", err)
 	}
 	root := filepath.Join(dir, r.Source)
+	if stale, err := staleWindow(root, r); err != nil || stale {
+		return root, err
+	}
 	if err := os.RemoveAll(filepath.Join(root, "clusters")); err != nil {
 		return "", fmt.Errorf("output: clearing %s: %w", root, err)
 	}
@@ -118,12 +122,18 @@ func Write(dir string, r *messages.ClusterResult, fetch Fetcher) (string, error)
 			return "", err
 		}
 	}
-	js, err := json.MarshalIndent(NewResults(r), "", "  ")
-	if err != nil {
-		return "", fmt.Errorf("output: %w", err)
-	}
-	if err := os.WriteFile(filepath.Join(root, "results.json"), js, 0o644); err != nil {
-		return "", fmt.Errorf("output: %w", err)
+	if r.Window > 0 {
+		if err := writeLiveResults(root, r); err != nil {
+			return "", err
+		}
+	} else {
+		js, err := json.MarshalIndent(NewResults(r), "", "  ")
+		if err != nil {
+			return "", fmt.Errorf("output: %w", err)
+		}
+		if err := os.WriteFile(filepath.Join(root, "results.json"), js, 0o644); err != nil {
+			return "", fmt.Errorf("output: %w", err)
+		}
 	}
 	montage, err := LabelledMontage(columns, 96)
 	if err != nil {

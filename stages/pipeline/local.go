@@ -245,6 +245,12 @@ func (l *Local) Process(ctx context.Context, req messages.IngestRequest) (*Local
 				fmt.Fprintf(lo.Progress, "%squota reached: %d accepted frames, %d faces, %d clusters%s\n", cr, r.FramesAccepted, r.Faces, len(r.Clusters), pad)
 			}
 			if !r.Final {
+				if r.Window > 0 && lo.Out != "" {
+					// A live source's window: results.json accumulates the windows.
+					if _, err := l.writeOut(ctx, r); err != nil {
+						return out, err
+					}
+				}
 				continue
 			}
 			out.Result, out.Frames, out.Published, out.Elapsed = r, last.FramesRead, last.FramesPublished, time.Since(started)
@@ -252,15 +258,9 @@ func (l *Local) Process(ctx context.Context, req messages.IngestRequest) (*Local
 				fmt.Fprintf(lo.Progress, "%s%s\n", cr, progressLine(&last, det, len(r.Clusters)))
 			}
 			if lo.Out != "" {
-				obj, err := js.ObjectStore(ctx, stage.ImagesBucket)
-				if err != nil {
-					return out, fmt.Errorf("pipeline: %w", err)
-				}
-				dir, err := output.Write(lo.Out, r, ObjectFetcher(ctx, obj))
-				if err != nil {
+				if out.OutDir, err = l.writeOut(ctx, r); err != nil {
 					return out, err
 				}
-				out.OutDir = dir
 			}
 			if out.Failure != "" {
 				return out, fmt.Errorf("pipeline: source %s could not be read: %s", src, out.Failure)
@@ -272,6 +272,15 @@ func (l *Local) Process(ctx context.Context, req messages.IngestRequest) (*Local
 			}
 		}
 	}
+}
+
+// writeOut writes a result's folder under the output folder.
+func (l *Local) writeOut(ctx context.Context, r *messages.ClusterResult) (string, error) {
+	obj, err := l.js.ObjectStore(ctx, stage.ImagesBucket)
+	if err != nil {
+		return "", fmt.Errorf("pipeline: %w", err)
+	}
+	return output.Write(l.lo.Out, r, ObjectFetcher(ctx, obj))
 }
 
 const pad = "          "

@@ -557,3 +557,27 @@ func TestEvaluateUnclearAndNonFaces(t *testing.T) {
 		t.Error("an empty non-face box is accepted")
 	}
 }
+
+// A live source's face list holds many windows, each numbering its clusters from 0: its faces
+// are grouped by person, or without one by window and cluster; dropped faces stay dropped.
+func TestDecodeLiveResults(t *testing.T) {
+	list := `{"faces":6,"window":2,"face_list":[
+		{"frame":0,"box":[0,10,10,0],"cluster":0,"person":"pa","window":1},
+		{"frame":0,"box":[0,30,10,20],"cluster":1,"person":"pb","window":1},
+		{"frame":1,"box":[0,30,10,20],"cluster":-1,"window":1},
+		{"frame":5,"box":[0,10,10,0],"cluster":0,"person":"pb","window":2},
+		{"frame":5,"box":[0,30,10,20],"cluster":1,"window":2},
+		{"frame":6,"box":[0,30,10,20],"cluster":1,"window":3}]}`
+	faces, err := DecodeResults(strings.NewReader(list))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []int
+	for _, f := range faces {
+		got = append(got, f.Cluster)
+	}
+	// pa, pb, dropped, pb again, window 2's cluster 1, window 3's cluster 1 (another).
+	if want := []int{0, 1, Dropped, 1, 2, 3}; !reflect.DeepEqual(got, want) {
+		t.Errorf("clusters %v, want %v", got, want)
+	}
+}

@@ -134,7 +134,7 @@ func startWith(t *testing.T, env *stagetest.Env, ccfg clusterer.Config) *running
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{cancel: cancel, done: make(chan error, 1)}
-	cfg := stage.Config{Name: "clusterer", Stream: stage.StreamVectors, Consumer: stage.ConsumerClusterer, BatchSize: 8, BatchWait: 50 * time.Millisecond}
+	cfg := stage.Config{Name: "clusterer", Stream: stage.StreamVectors, Consumer: stage.ConsumerClusterer, BatchSize: 8, BatchWait: 50 * time.Millisecond, DrainTimeout: 2 * time.Second}
 	go func() { r.done <- stage.Run(ctx, env.JS, cfg, proc) }()
 	return r
 }

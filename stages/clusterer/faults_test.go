@@ -1,0 +1,142 @@
+package clusterer_test
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/personcluster/personcluster/stages/broker"
+	"github.com/personcluster/personcluster/stages/clusterer"
+	gallery "github.com/personcluster/personcluster/stages/people"
+	"github.com/personcluster/personcluster/stages/stage"
+	"github.com/personcluster/personcluster/stages/stage/stagetest"
+)
+
+// The faults of a live source linked to people: whatever happens, the results and the gallery
+// equal a clean run's (cleanLiveRun): no window lost or repeated, no person made twice or
+// lost, no face counted twice.
+
+// links is the number of clusters the gallery linked so far.
+func links(t *testing.T, js jetstream.JetStream) int64 {
+	t.Helper()
+	g, err := gallery.Open(context.Background(), js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, err := g.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, p := range ps {
+		n += p.Links
+	}
+	return n
+}
+
+// refuseResults makes the results stream refuse new messages (full, discarding new ones), or
+// take them again.
+func refuseResults(t *testing.T, js jetstream.JetStream, refuse bool) {
+	t.Helper()
+	ctx := context.Background()
+	s, err := js.Stream(ctx, stage.StreamResults)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := info.Config
+	cfg.MaxMsgs, cfg.Discard = -1, jetstream.DiscardOld
+	if refuse {
+		cfg.MaxMsgs, cfg.Discard = int64(info.State.Msgs), jetstream.DiscardNew
+	}
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A clusterer killed after a window's gallery update but before its result was stored (and
+// its inputs acked): its successor clusters the window again and gets the same people, counted
+// once.
+func TestKilledBetweenGalleryUpdateAndResult(t *testing.T) {
+	want := cleanLiveRun(t)
+	msgs, p, n := liveFrames()
+	env := stagetest.Start(t, stage.Topology{AckWait: 2 * time.Second})
+	cfg := clusterer.Config{LinkCut: testCut}
+	r := startWith(t, env, cfg)
+	publishAll(t, env.JS, msgs[:44]) // the first window
+	waitAcked(t, env.JS, 44)
+	before := links(t, env.JS)
+	refuseResults(t, env.JS, true)
+	publishAll(t, env.JS, msgs[44:70]) // completes the second window
+	for deadline := time.Now().Add(20 * time.Second); links(t, env.JS) == before; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the second window was never linked")
+		}
+	}
+	r.stop(t) // gallery updated, result not stored, inputs not acked
+	refuseResults(t, env.JS, false)
+	r = startWith(t, env, cfg)
+	defer r.stop(t)
+	publishAll(t, env.JS, msgs[70:])
+	publishEOS(t, env.JS, 50, p)
+	sameRun(t, liveRun{results: results(t, env.JS, n), people: galleryPeople(t, env.JS)}, want)
+}
+
+// The NATS server restarted on its store in the middle of a live source: the clusterer (a
+// client over TCP) reconnects and goes on.
+func TestNATSRestartMidSource(t *testing.T) {
+	want := cleanLiveRun(t)
+	msgs, p, n := liveFrames()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	scfg := broker.ServerConfig{StoreDir: t.TempDir(), Port: port}
+	env := stagetest.StartServer(t, scfg, stage.Topology{AckWait: 2 * time.Second})
+	nc, err := (&broker.ClientConfig{Name: "clusterer", URL: env.Server.ClientURL()}).Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := broker.JetStream(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := startWith(t, &stagetest.Env{Server: env.Server, NC: nc, JS: js}, clusterer.Config{LinkCut: testCut})
+	defer r.stop(t)
+	publishAll(t, env.JS, msgs[:44])
+	waitAcked(t, env.JS, 44)
+	publishAll(t, env.JS, msgs[44:60])
+	env.Server.Stop()
+	srv, err := broker.StartServer(scfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	after := connect(t, srv)
+	publishAll(t, after.JS, msgs[60:])
+	publishEOS(t, after.JS, 50, p)
+	sameRun(t, liveRun{results: results(t, after.JS, n), people: galleryPeople(t, after.JS)}, want)
+}
+
+func connect(t *testing.T, srv *broker.Server) *stagetest.Env {
+	t.Helper()
+	nc, err := srv.Connect("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := broker.JetStream(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &stagetest.Env{Server: srv, NC: nc, JS: js}
+}

@@ -86,6 +86,11 @@ type sourceState struct {
 	lastStream uint64 // highest stream sequence merged into the state
 	eosFace    *messages.EndOfStream
 	eosCloth   *messages.EndOfStream
+	// eosStream is the lowest stream sequence of the end-of-stream messages merged: a purge
+	// keeps them, or a restarted clusterer would wait for an end that already came.
+	eosStream uint64
+	// adopted is when the state last took what another clusterer stored (adopt).
+	adopted    time.Time
 	quotaDone  bool
 	finished   bool
 	params     messages.Params
@@ -123,6 +128,7 @@ type Stage struct {
 	// deployment has no people bucket: results then carry no person).
 	gallery     *people.Gallery
 	galleryDone bool
+	vectors     jetstream.Stream // nil until first used
 }
 
 // New returns a clusterer; images may be nil (no object store).
@@ -152,12 +158,118 @@ func (s *Stage) handle(ctx context.Context, in *stage.Input) error {
 	if st.finished {
 		return nil // a redelivery after the final result: nothing to do
 	}
+	if in.StreamSeq > st.lastStream+1 {
+		if err := s.catchUp(ctx, src, st, in.StreamSeq); err != nil {
+			return err
+		}
+		if st.finished {
+			return nil
+		}
+	}
 	if eos, ok := in.Message.(*messages.EndOfStream); ok {
-		st.addEOS(in.Subject, eos)
+		st.addEOS(in.Subject, eos, in.StreamSeq)
 	} else if err := st.add(in.Message, in.StreamSeq); err != nil {
 		return stage.Permanent(fmt.Errorf("clusterer: %s: %w", in.Subject, err))
 	}
+	if st.eosFace != nil && st.eosCloth != nil && !st.ended() {
+		// Every vector came before the ends, yet frames are missing: another clusterer
+		// clustered and purged them.
+		if err := s.adopt(ctx, src, st); err != nil || st.finished {
+			return err
+		}
+	}
 	return s.emitDue(ctx, in, src, st)
+}
+
+// adoptEvery bounds how often a source's state checks what another clusterer stored.
+const adoptEvery = 250 * time.Millisecond
+
+// catchUp merges the messages of src that came before stream sequence seq and that this
+// clusterer never saw: another clusterer on the same consumer took them (a replacement started
+// before the old one stopped). So each sees the whole source and both publish the same results
+// under the same message ids (stored once) and link the same windows (linked once). What the
+// other already clustered and purged is taken from its stored results (adopt).
+func (s *Stage) catchUp(ctx context.Context, src string, st *sourceState, seq uint64) error {
+	vectors, err := s.vectorsStream(ctx)
+	if err != nil {
+		return err
+	}
+	filter := "*." + src // facevec.<src> and clothvec.<src>: the stream holds nothing else
+	for next := st.lastStream + 1; next < seq; {
+		raw, err := vectors.GetMsg(ctx, next, jetstream.WithGetMsgSubject(filter))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("clusterer: catching up on %s: %w", src, err)
+		}
+		if raw.Sequence >= seq {
+			break
+		}
+		if m, err := messages.Decode(raw.Data); err == nil {
+			if eos, ok := m.(*messages.EndOfStream); ok {
+				st.addEOS(raw.Subject, eos, raw.Sequence)
+			} else {
+				_ = st.add(m, raw.Sequence) // bad messages are dead-lettered by whoever got them
+			}
+		}
+		st.lastStream = max(st.lastStream, raw.Sequence)
+		next = raw.Sequence + 1
+	}
+	if time.Since(st.adopted) < adoptEvery {
+		return nil
+	}
+	return s.adopt(ctx, src, st)
+}
+
+// adopt takes what another clusterer stored of src beyond this state: the source's final
+// result (it is done), a live source's later windows, a long source's later windows.
+func (s *Stage) adopt(ctx context.Context, src string, st *sourceState) error {
+	st.adopted = time.Now()
+	results, err := s.js.Stream(ctx, stage.StreamResults)
+	if err != nil {
+		return fmt.Errorf("clusterer: %w", err)
+	}
+	raw, err := results.GetLastMsgForSubject(ctx, messages.Subject(messages.SubjectResults, src))
+	if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+		return fmt.Errorf("clusterer: checking results of %s: %w", src, err)
+	}
+	if err == nil {
+		r, err := messages.DecodeAs[*messages.ClusterResult](raw.Data)
+		switch {
+		case err != nil:
+		case r.Final:
+			st.finished, st.frames = true, nil
+			return nil
+		case r.Window > st.windows:
+			st.windows = r.Window
+			st.forget(r.WindowEnd)
+		}
+	}
+	if st.params.Live || s.images == nil {
+		return nil
+	}
+	var stored sourceState
+	if err := s.loadLong(ctx, src, &stored); err != nil || stored.long == nil {
+		return err
+	}
+	if st.long == nil || stored.long.Windows > st.long.Windows {
+		st.long, st.quotaDone = stored.long, true
+		st.forget(stored.long.Base)
+	}
+	return nil
+}
+
+// vectorsStream is the vectors stream's handle, looked up once.
+func (s *Stage) vectorsStream(ctx context.Context) (jetstream.Stream, error) {
+	if s.vectors == nil {
+		v, err := s.js.Stream(ctx, stage.StreamVectors)
+		if err != nil {
+			return nil, fmt.Errorf("clusterer: %w", err)
+		}
+		s.vectors = v
+	}
+	return s.vectors, nil
 }
 
 // add merges one message (at streamSeq in the vectors stream) into the state; duplicates and
@@ -197,6 +309,12 @@ func (st *sourceState) add(m messages.Message, streamSeq uint64) error {
 	default:
 		return fmt.Errorf("unexpected %s", m.MessageType())
 	}
+	st.advance()
+	return nil
+}
+
+// advance moves the prefix over the complete frames after it.
+func (st *sourceState) advance() {
 	st.prefix = max(st.prefix, st.base)
 	for {
 		f := st.frames[st.prefix]
@@ -205,7 +323,6 @@ func (st *sourceState) add(m messages.Message, streamSeq uint64) error {
 		}
 		st.prefix++
 	}
-	return nil
 }
 
 func (st *sourceState) setParams(p messages.Params) {
@@ -214,7 +331,11 @@ func (st *sourceState) setParams(p messages.Params) {
 	}
 }
 
-func (st *sourceState) addEOS(subject string, eos *messages.EndOfStream) {
+func (st *sourceState) addEOS(subject string, eos *messages.EndOfStream, streamSeq uint64) {
+	st.lastStream = max(st.lastStream, streamSeq)
+	if st.eosStream == 0 || streamSeq < st.eosStream {
+		st.eosStream = streamSeq
+	}
 	if strings.HasPrefix(subject, messages.SubjectFaceVec+".") {
 		st.eosFace = eos
 	} else {
@@ -349,7 +470,7 @@ func (st *sourceState) forget(seq int64) {
 		}
 	}
 	st.base = seq
-	st.prefix = max(st.prefix, seq)
+	st.advance()
 	st.stored = nil // the next window's members are all later frames
 }
 
@@ -359,6 +480,9 @@ func (st *sourceState) keepFrom() uint64 {
 	keep := st.lastStream + 1
 	for _, f := range st.frames {
 		keep = min(keep, f.streamSeq)
+	}
+	if st.eosStream > 0 {
+		keep = min(keep, st.eosStream)
 	}
 	return keep
 }
@@ -707,7 +831,7 @@ func (s *Stage) rebuild(ctx context.Context, src string, st *sourceState) error 
 		}
 		if m, err := messages.Decode(msg.Data()); err == nil {
 			if eos, ok := m.(*messages.EndOfStream); ok {
-				st.addEOS(msg.Subject(), eos)
+				st.addEOS(msg.Subject(), eos, md.Sequence.Stream)
 			} else {
 				_ = st.add(m, md.Sequence.Stream) // bad messages were dead-lettered when first delivered
 			}

@@ -140,3 +140,20 @@ func connect(t *testing.T, srv *broker.Server) *stagetest.Env {
 	}
 	return &stagetest.Env{Server: srv, NC: nc, JS: js}
 }
+
+// Two clusterers at once on the one consumer (a replacement started before the old one
+// stopped): each gets part of the source's messages, yet the results and the gallery equal a
+// clean run's.
+func TestTwoClusterersAtOnce(t *testing.T) {
+	want := cleanLiveRun(t)
+	msgs, p, n := liveFrames()
+	env := stagetest.Start(t, stage.Topology{AckWait: 2 * time.Second})
+	cfg := clusterer.Config{LinkCut: testCut}
+	a := startWith(t, env, cfg)
+	defer a.stop(t)
+	b := startWith(t, env, cfg)
+	defer b.stop(t)
+	publishAll(t, env.JS, msgs)
+	publishEOS(t, env.JS, 50, p)
+	sameRun(t, liveRun{results: results(t, env.JS, n), people: galleryPeople(t, env.JS)}, want)
+}

@@ -119,6 +119,17 @@ func TestPeopleCommandsRefuseBadInput(t *testing.T) {
 		msg  string
 	}{
 		{"unknown id", []string{"show", "pzzzzzzz"}, people.ErrUnknownPerson, "pzzzzzzz"},
+		{"name an unknown id", []string{"name", "pzzzzzzz", "Ann"}, people.ErrUnknownPerson, "pzzzzzzz"},
+		{"merge an unknown id", []string{"merge", a, "pzzzzzzz"}, people.ErrUnknownPerson, "pzzzzzzz"},
+		{"merge into an unknown id", []string{"merge", "pzzzzzzz", a}, people.ErrUnknownPerson, "pzzzzzzz"},
+		{"split an unknown id", []string{"split", "pzzzzzzz", "0"}, people.ErrUnknownPerson, "pzzzzzzz"},
+		{"forget an unknown id", []string{"forget", "pzzzzzzz"}, people.ErrUnknownPerson, "pzzzzzzz"},
+		{"blank name", []string{"name", a, " \t "}, people.ErrBadName, "empty"},
+		{"name with a newline", []string{"name", a, "Ann\nLee"}, people.ErrBadName, "control character"},
+		{"name with a bidi override", []string{"name", a, "Ann\u202eeeL"}, people.ErrBadName, "U+202E"},
+		{"name with an escape sequence", []string{"name", a, "\x1b[2JAnn"}, people.ErrBadName, "control character"},
+		{"name not UTF-8", []string{"name", a, "Ann\xc3"}, people.ErrBadName, "UTF-8"},
+		{"split a negative exemplar", []string{"split", a, "--", "-1"}, people.ErrBadRequest, "not an exemplar number"},
 		{"not an id", []string{"forget", "../../etc"}, people.ErrUnknownPerson, "not an id"},
 		{"merge with itself", []string{"merge", a, a}, people.ErrBadRequest, "itself"},
 		{"empty name", []string{"name", a, ""}, people.ErrBadName, "empty"},

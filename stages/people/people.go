@@ -262,7 +262,9 @@ func decodePerson(data []byte) (*Person, error) {
 }
 
 // ValidateName checks a name a user gives a person: not empty, at most MaxNameRunes runes of
-// UTF-8 without control characters, no leading or trailing space.
+// UTF-8 without control characters, no leading or trailing space. Control characters include
+// the bidirectional overrides and isolates (they reorder the text shown after a name: a name
+// could make a page or a terminal line read otherwise) and the line and paragraph separators.
 func ValidateName(name string) error {
 	switch {
 	case strings.TrimSpace(name) == "":
@@ -275,7 +277,7 @@ func ValidateName(name string) error {
 		return fmt.Errorf("%w: leading or trailing space", ErrBadName)
 	}
 	for _, r := range name {
-		if unicode.IsControl(r) || r == utf8.RuneError {
+		if unicode.IsControl(r) || r == utf8.RuneError || unicode.Is(unicode.Bidi_Control, r) || unicode.In(r, unicode.Zl, unicode.Zp) {
 			return fmt.Errorf("%w: control character %U", ErrBadName, r)
 		}
 	}

@@ -253,3 +253,41 @@ func TestLiveWindowsSurviveRestart(t *testing.T) {
 	publishEOS(t, env.JS, 50, p)
 	sameRun(t, liveRun{results: results(t, env.JS, n), people: galleryPeople(t, env.JS)}, want)
 }
+
+// The original profile (no cannot-links, the cut at max(d)·(1−sim)) with the gallery on keeps
+// the original's single clustering of every accepted frame where the faces fit one clustering
+// (MaxFaces, here exactly the source's faces): the gallery only names the clusters. One face
+// more than fits, and the source is clustered in windows joined by person instead.
+func TestOriginalProfileClustersOnceWhereItFits(t *testing.T) {
+	p := params() // DefaultParams: the original profile
+	if p.CannotLink || p.Cut != "" {
+		t.Fatalf("params are not the original profile's: %+v", p)
+	}
+	msgs := frameMessages(30, p)
+	faces := 0
+	for _, m := range msgs {
+		if fv, ok := m.(*messages.FaceVectors); ok {
+			faces += len(fv.Vectors)
+		}
+	}
+	final := func(maxFaces int, noPeople bool) *messages.ClusterResult {
+		t.Helper()
+		env := stagetest.Start(t, stage.Topology{Memory: true})
+		r := startWith(t, env, clusterer.Config{LinkCut: testCut, MaxFaces: maxFaces})
+		defer r.stop(t)
+		q := p
+		q.NoPeople = noPeople
+		publishAll(t, env.JS, frameMessages(30, q))
+		publishEOS(t, env.JS, 30, q)
+		got := results(t, env.JS, 2)
+		return got[len(got)-1]
+	}
+	without := final(faces, true)
+	with := final(faces, false)
+	if !reflect.DeepEqual(partition(with), partition(without)) || with.Threshold != without.Threshold || with.Fingerprints == "" || with.Faces != faces {
+		t.Errorf("with the gallery: %d faces at %v, %v\nwithout: %d faces at %v, %v", with.Faces, with.Threshold, partition(with), without.Faces, without.Threshold, partition(without))
+	}
+	if windowed := final(faces-1, false); windowed.Fingerprints != "" || windowed.Threshold != 0 || windowed.Faces != faces {
+		t.Errorf("one face over the limit: %d faces, fingerprints %q, threshold %v; want the windows joined by person", windowed.Faces, windowed.Fingerprints, windowed.Threshold)
+	}
+}

@@ -266,7 +266,7 @@ func (g *Gallery) purgeRecords(ctx context.Context, ids []string) error {
 	}
 	var errs []error
 	for k := range keys.Keys() {
-		if err := g.kv.Purge(ctx, k); err != nil {
+		if err := g.purge(ctx, k); err != nil {
 			errs = append(errs, fmt.Errorf("people: purging %s: %w", k, err))
 		}
 	}

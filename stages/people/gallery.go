@@ -31,7 +31,14 @@ type Gallery struct {
 	// cache holds decoded records by key: a record key is written once, so an entry never goes
 	// stale, it only stops being referenced.
 	cache map[string]*Person
+	// markerTTL is how long the marker of a purged record lives (0: for good, in a bucket
+	// made without marker TTLs).
+	markerTTL time.Duration
 }
+
+// purgeMarkerTTL is how long a purged record's marker lives where the bucket allows it: every
+// change purges the records it replaced, and markers kept for good would pile up.
+var purgeMarkerTTL = time.Minute
 
 // Open opens the gallery's buckets (stage.Topology.Ensure creates them).
 func Open(ctx context.Context, js jetstream.JetStream) (*Gallery, error) {
@@ -43,7 +50,11 @@ func Open(ctx context.Context, js jetstream.JetStream) (*Gallery, error) {
 	if err != nil {
 		return nil, fmt.Errorf("people: opening %s: %w", stage.PeopleImagesBucket, err)
 	}
-	return &Gallery{js: js, kv: kv, thumbs: thumbs, cache: map[string]*Person{}}, nil
+	g := &Gallery{js: js, kv: kv, thumbs: thumbs, cache: map[string]*Person{}}
+	if st, err := kv.Status(ctx); err == nil && st.LimitMarkerTTL() > 0 {
+		g.markerTTL = purgeMarkerTTL
+	}
+	return g, nil
 }
 
 // errStale: a record the index named is gone (a newer transaction replaced it); read again.
@@ -218,7 +229,7 @@ func (g *Gallery) commit(ctx context.Context, before *index, rev uint64, t *txn)
 	var written []string
 	undo := func() {
 		for _, k := range written {
-			_ = g.kv.Purge(context.WithoutCancel(ctx), k)
+			_ = g.purge(context.WithoutCancel(ctx), k)
 		}
 	}
 	ids := make([]string, 0, len(t.edited))
@@ -285,10 +296,18 @@ func (g *Gallery) commit(ctx context.Context, before *index, rev uint64, t *txn)
 
 // drop purges an unreferenced record (a reader holding an older index then reads again).
 func (g *Gallery) drop(ctx context.Context, key string) {
-	_ = g.kv.Purge(context.WithoutCancel(ctx), key)
+	_ = g.purge(context.WithoutCancel(ctx), key)
 	g.mu.Lock()
 	delete(g.cache, key)
 	g.mu.Unlock()
+}
+
+// purge removes a record key, its marker expiring where the bucket allows it.
+func (g *Gallery) purge(ctx context.Context, key string) error {
+	if g.markerTTL > 0 {
+		return g.kv.Purge(ctx, key, jetstream.PurgeTTL(g.markerTTL))
+	}
+	return g.kv.Purge(ctx, key)
 }
 
 // view reads a consistent snapshot of the gallery.

@@ -503,3 +503,36 @@ func TestForgetRemovesVectorsAndImages(t *testing.T) {
 		t.Errorf("people after forgetting: %v", ps)
 	}
 }
+
+// Each change writes the changed records under fresh keys and purges the ones replaced: the
+// bucket's stream holds the live records and index only, once the purge markers expire, however
+// many windows were linked (a long live source links one every few seconds).
+func TestGalleryStoreStaysBounded(t *testing.T) {
+	defer people.SetPurgeMarkerTTL(time.Second)()
+	env := stagetest.Start(t, stage.Topology{Memory: true})
+	g := open(t, env)
+	c := newCast(3, 7)
+	for i := range 40 {
+		w := window(fmt.Sprintf("live.w%d", i), "live", c.cluster(8, 0), c.cluster(8, 1), c.cluster(8, 2))
+		w.Live = true
+		link(t, g, w)
+	}
+	if n := len(list(t, g)); n != 3 {
+		t.Fatalf("%d people, want 3", n)
+	}
+	kv, err := env.JS.Stream(context.Background(), "KV_"+stage.PeopleBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msgs uint64
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		info, err := kv.Info(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if msgs = info.State.Msgs; msgs <= 4 {
+			return // three records and the index
+		}
+	}
+	t.Errorf("%d messages in the gallery's stream after 40 windows of 3 people; want the 3 records and the index", msgs)
+}

@@ -182,11 +182,20 @@ func (t Topology) Ensure(ctx context.Context, js jetstream.JetStream) error {
 	}); err != nil {
 		return fmt.Errorf("stage: creating key-value bucket %s: %w", SourcesBucket, err)
 	}
-	if _, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	people := jetstream.KeyValueConfig{
 		Bucket: PeopleBucket, Description: "people gallery: identities, names, exemplar face vectors, constraints",
 		Storage: t.storage(), Replicas: t.Replicas, History: 1,
-	}); err != nil {
-		return fmt.Errorf("stage: creating key-value bucket %s: %w", PeopleBucket, err)
+		// Every gallery change writes records under fresh keys and purges the ones replaced;
+		// markers with a TTL let the server drop those purge markers, which would otherwise
+		// pile up (a few per linked window) for as long as the gallery lives.
+		LimitMarkerTTL: time.Minute,
+	}
+	if _, err := js.CreateOrUpdateKeyValue(ctx, people); err != nil {
+		// A server before 2.11 has no marker TTLs: the gallery works, its markers stay.
+		people.LimitMarkerTTL = 0
+		if _, err2 := js.CreateOrUpdateKeyValue(ctx, people); err2 != nil {
+			return fmt.Errorf("stage: creating key-value bucket %s: %w", PeopleBucket, errors.Join(err, err2))
+		}
 	}
 	if _, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
 		Bucket: PeopleImagesBucket, Description: "people gallery thumbnails",

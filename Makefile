@@ -5,7 +5,7 @@ MODELS_MIRROR ?= $(abspath ../shared/models)
 SAMPLE ?= ../shared/testdata/video/short_hamilton_clip.mp4
 export MODELS_MIRROR
 
-.PHONY: all deps system-deps models build demo test test-short fuzz vet bench bench-cluster clean
+.PHONY: all deps system-deps models build demo test test-short fuzz vet bench bench-cluster soak clean
 
 all: build
 
@@ -58,6 +58,13 @@ bench-cluster: build
 BENCH_FLAGS ?=
 bench: build
 	$(GO) run ./stages/pipeline/bench -video $(abspath ../shared/testdata/video/cast_public.mp4) $(BENCH_FLAGS)
+
+## soak: one live source (cast_public.mp4 looped) in windows linked to the people gallery;
+## prints RSS, the gallery's size and results.json's every SOAK_EVERY for SOAK.
+SOAK ?= 10m
+SOAK_EVERY ?= 30s
+soak: build
+	$(GO) run ./stages/pipeline/bench -video $(abspath ../shared/testdata/video/cast_public.mp4) -soak-live $(SOAK) -soak-every $(SOAK_EVERY)
 
 clean:
 	rm -rf bin out

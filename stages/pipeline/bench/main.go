@@ -10,6 +10,7 @@
 //	go run ./stages/pipeline/bench --json          # the same as JSON
 //	go run ./stages/pipeline/bench -only pipeline -cpuprofile cpu.out -memprofile mem.out
 //	go run ./stages/pipeline/bench -soak 10m       # memory over a long input (the clip looped)
+//	go run ./stages/pipeline/bench -soak-live 10m  # one live source (the clip looped): RSS and gallery over time
 package main
 
 import (
@@ -34,6 +35,7 @@ type options struct {
 	cpuprofile, memprofile string
 	child                  string
 	soak                   time.Duration
+	soakLive, soakEvery    time.Duration
 	python, bin            string
 	cpuFile                *os.File
 }
@@ -47,6 +49,7 @@ type Report struct {
 	Stages   []StageRow      `json:"stages"`
 	Pipeline *PipelineResult `json:"pipeline,omitempty"`
 	Soak     *SoakResult     `json:"soak,omitempty"`
+	SoakLive *LiveSoakResult `json:"soak_live,omitempty"`
 }
 
 // StageRow is one stage against the bare rate of what it wraps.
@@ -71,6 +74,8 @@ func main() {
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "CPU profile of the timed pipeline run (with -only pipeline)")
 	flag.StringVar(&o.memprofile, "memprofile", "", "allocation profile of the timed pipeline run (with -only pipeline)")
 	flag.DurationVar(&o.soak, "soak", 0, "instead of the table: run the pipeline on the video looped for this long and report RSS after 1 minute and at the end")
+	flag.DurationVar(&o.soakLive, "soak-live", 0, "instead of the table: read the video as one live source, looped, for this long, and print RSS and the people gallery's size over time")
+	flag.DurationVar(&o.soakEvery, "soak-every", 30*time.Second, "with -soak-live: how often to sample")
 	flag.StringVar(&o.python, "python", "/usr/bin/python3", "python with scipy, for the clusterer")
 	flag.StringVar(&o.bin, "bin", "bin/personcluster", "the binary, for the scaling section (stages as separate processes)")
 	flag.StringVar(&o.child, "child", "", "internal: run one section in this process and print its JSON")
@@ -98,6 +103,14 @@ func run(ctx context.Context, o options) error {
 		rep.Soak = &s
 		return print(o, rep)
 	}
+	if o.soakLive > 0 {
+		var s LiveSoakResult
+		if err := child(o, "soak-live", &s); err != nil {
+			return err
+		}
+		rep.SoakLive = &s
+		return print(o, rep)
+	}
 	// Each section runs in its own process: its peak RSS and CPU time are its own, and one
 	// section's native allocations do not shape the next one's.
 	for _, sec := range []string{"reader", "detector", "encoder", "embedder", "clusterer", "scaling"} {
@@ -123,7 +136,8 @@ func run(ctx context.Context, o options) error {
 // child runs one section in a new process of this binary and decodes its JSON.
 func child(o options, section string, v any) error {
 	args := []string{"-child", section, "-models", o.models, "-video", o.video, "-threads", fmt.Sprint(o.threads), "-embedder-threads", fmt.Sprint(o.embThreads),
-		"-python", o.python, "-bin", o.bin, "-soak", o.soak.String()}
+		"-python", o.python, "-bin", o.bin, "-soak", o.soak.String(),
+		"-soak-live", o.soakLive.String(), "-soak-every", o.soakEvery.String()}
 	if o.cpuprofile != "" {
 		args = append(args, "-cpuprofile", o.cpuprofile)
 	}
@@ -151,6 +165,8 @@ func runChild(ctx context.Context, o options) error {
 		v, err = runPipeline(ctx, o)
 	case "soak":
 		v, err = runSoak(ctx, o)
+	case "soak-live":
+		v, err = runSoakLive(ctx, o)
 	default:
 		v, err = runSection(ctx, o, o.child)
 	}
@@ -217,6 +233,12 @@ func print(o options, rep *Report) error {
 		return enc.Encode(rep)
 	}
 	fmt.Printf("%s, %d cores, onnxruntime %d thread(s) per session, load before: %s\n", rep.Machine, rep.Cores, rep.Threads, rep.Load)
+	if s := rep.SoakLive; s != nil && len(s.Samples) > 0 {
+		first, last := s.Samples[0], s.Samples[len(s.Samples)-1]
+		fmt.Printf("soak-live %s: %d windows, %d frames; RSS %.0f → %.0f MiB (first and last sample), Go heap %.0f → %.0f MiB; %d people, at most %d exemplars each; gallery %.0f → %.0f KiB; results.json %.0f KiB\n",
+			s.Duration, last.Windows, last.Frames, first.RSSMiB, last.RSSMiB, first.GoHeapMiB, last.GoHeapMiB, last.People, last.MaxExemplars, first.GalleryKiB, last.GalleryKiB, last.ResultsKiB)
+		return nil
+	}
 	if s := rep.Soak; s != nil {
 		fmt.Printf("soak %s: %d sources, %d frames, %.1f accepted frames/s; RSS after 1 min %.0f MiB, at the end %.0f MiB (%+.1f%%), peak %.0f MiB; Go heap %.0f → %.0f MiB\n",
 			s.Duration, s.Sources, s.Frames, s.AcceptedPerSec, s.RSS1MinMiB, s.RSSEndMiB, s.GrowthPct, s.PeakMiB, s.GoHeap1MinMiB, s.GoHeapEndMiB)

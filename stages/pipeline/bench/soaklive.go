@@ -54,6 +54,24 @@ func runSoakLive(ctx context.Context, o options) (*LiveSoakResult, error) {
 	}
 	defer l.Close()
 	js := l.JetStream()
+	// A camera gives frames in real time; the looped file gives them as fast as they decode.
+	// A small frames stream holds the reader back as a camera's pace would (it waits for room),
+	// so the soak measures the pipeline's steady state, not a backlog of unread frames.
+	for _, name := range []string{stage.StreamFrames, stage.StreamFaces} {
+		st, err := js.Stream(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		info, err := st.Info(ctx)
+		if err != nil {
+			return nil, err
+		}
+		cfg := info.Config
+		cfg.MaxBytes = 32 << 20
+		if _, err := js.UpdateStream(ctx, cfg); err != nil {
+			return nil, fmt.Errorf("bench: soak-live: bounding %s: %w", name, err)
+		}
+	}
 	const source = "soak-live"
 	windows := make(chan *messages.ClusterResult, 64)
 	sub, err := l.Conn().Subscribe(messages.Subject(messages.SubjectResults, source), func(m *nats.Msg) {

@@ -179,7 +179,6 @@ func writeLiveResults(root string, r *messages.ClusterResult) error {
 		}
 	}
 	for _, rec := range FaceRecords(r) {
-		rec.Window = r.Window
 		if err := put(rec); err != nil {
 			tmp.Close()
 			return fmt.Errorf("output: %w", err)

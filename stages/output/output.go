@@ -43,7 +43,7 @@ func FaceRecords(r *messages.ClusterResult) []FaceRecord {
 	var out []FaceRecord
 	for _, c := range r.Clusters {
 		for _, m := range c.Members {
-			rec := FaceRecord{Frame: m.Frame, PTS: m.PTSMillis, Box: m.Box, Cluster: c.ID, Person: c.Person}
+			rec := FaceRecord{Frame: m.Frame, PTS: m.PTSMillis, Box: m.Box, Cluster: c.ID, Person: c.Person, Window: r.Window}
 			if m.Image != "" {
 				rec.Image = memberFile(c.ID, m)
 			}
@@ -51,7 +51,7 @@ func FaceRecords(r *messages.ClusterResult) []FaceRecord {
 		}
 	}
 	for _, m := range r.Dropped {
-		out = append(out, FaceRecord{Frame: m.Frame, PTS: m.PTSMillis, Box: m.Box, Cluster: -1})
+		out = append(out, FaceRecord{Frame: m.Frame, PTS: m.PTSMillis, Box: m.Box, Cluster: -1, Window: r.Window})
 	}
 	return out
 }

@@ -9,3 +9,10 @@ func SetPurgeMarkerTTL(d time.Duration) func() {
 	purgeMarkerTTL = d
 	return func() { purgeMarkerTTL = old }
 }
+
+// CachedRecords is the number of decoded records g holds.
+func (g *Gallery) CachedRecords() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.cache)
+}

@@ -99,6 +99,21 @@ func (g *Gallery) load(ctx context.Context, x *index) (map[string]*Person, error
 		}
 		out[id] = p
 	}
+	g.mu.Lock()
+	if len(g.cache) > 2*len(x.People)+16 {
+		// Records another process replaced are never dropped here: forget what this index
+		// does not name.
+		live := make(map[string]bool, len(x.People))
+		for _, key := range x.People {
+			live[key] = true
+		}
+		for key := range g.cache {
+			if !live[key] {
+				delete(g.cache, key)
+			}
+		}
+	}
+	g.mu.Unlock()
 	return out, nil
 }
 

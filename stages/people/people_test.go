@@ -506,19 +506,25 @@ func TestForgetRemovesVectorsAndImages(t *testing.T) {
 
 // Each change writes the changed records under fresh keys and purges the ones replaced: the
 // bucket's stream holds the live records and index only, once the purge markers expire, however
-// many windows were linked (a long live source links one every few seconds).
+// many windows were linked (a long live source links one every few seconds), and a process
+// keeps no more records in memory than the gallery holds, whoever replaced them.
 func TestGalleryStoreStaysBounded(t *testing.T) {
 	defer people.SetPurgeMarkerTTL(time.Second)()
 	env := stagetest.Start(t, stage.Topology{Memory: true})
-	g := open(t, env)
+	galleries := []*people.Gallery{open(t, env), open(t, env)} // two clusterers, taking turns
 	c := newCast(3, 7)
 	for i := range 40 {
 		w := window(fmt.Sprintf("live.w%d", i), "live", c.cluster(8, 0), c.cluster(8, 1), c.cluster(8, 2))
 		w.Live = true
-		link(t, g, w)
+		link(t, galleries[i%2], w)
 	}
-	if n := len(list(t, g)); n != 3 {
+	if n := len(list(t, galleries[0])); n != 3 {
 		t.Fatalf("%d people, want 3", n)
+	}
+	for i, g := range galleries {
+		if n := g.CachedRecords(); n > 2*3+16 {
+			t.Errorf("gallery %d holds %d records in memory for 3 people", i, n)
+		}
 	}
 	kv, err := env.JS.Stream(context.Background(), "KV_"+stage.PeopleBucket)
 	if err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"strings"
@@ -84,5 +85,41 @@ func TestWatchUntilFinalEndsOnDeadLetter(t *testing.T) {
 	storeResult(t, env.JS, &messages.ClusterResult{Source: "lobby", Final: true, FramesSeen: 4, Params: messages.DefaultParams()})
 	if _, err, timedOut := runWatch(t, 10*time.Second, "--nats", url, "--until-final", "lobby"); err != nil || timedOut {
 		t.Errorf("with the final result stored: watch returned %v (still waiting: %v)", err, timedOut)
+	}
+}
+
+// watch --out writes every window of a live source as it comes: results.json accumulates the
+// windows (read again from the stream when watch starts, each counted once) up to the final.
+func TestWatchOutAccumulatesLiveWindows(t *testing.T) {
+	env := stagetest.Start(t, stage.Topology{})
+	box := messages.Box{10, 40, 50, 10}
+	for w := 1; w <= 3; w++ {
+		storeResult(t, env.JS, &messages.ClusterResult{Source: "cam", Window: w, Final: w == 3, FramesSeen: 10, FramesAccepted: 2, Faces: 2,
+			Params: messages.DefaultParams(), Clusters: []messages.Cluster{{ID: 0, Person: "pa", Members: []messages.Member{
+				{Frame: int64(10 * w), Box: box}, {Frame: int64(10*w + 1), Box: box}}}}})
+	}
+	out := t.TempDir()
+	for range 2 { // a second watch reads the same stored windows again
+		if _, err, timedOut := runWatch(t, 10*time.Second, "--nats", env.Server.ClientURL(), "--until-final", "--out", out, "cam"); err != nil || timedOut {
+			t.Fatalf("watch: %v (still waiting: %v)", err, timedOut)
+		}
+	}
+	data, err := os.ReadFile(out + "/cam/results.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Windows  int `json:"windows"`
+		FaceList []struct {
+			Frame  int64  `json:"frame"`
+			Window int    `json:"window"`
+			Person string `json:"person"`
+		} `json:"face_list"`
+	}
+	if err := json.Unmarshal(data, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Windows != 3 || len(got.FaceList) != 6 || got.FaceList[0].Window != 1 || got.FaceList[5].Window != 3 || got.FaceList[5].Person != "pa" {
+		t.Errorf("results.json: %s", data)
 	}
 }

@@ -143,17 +143,38 @@ func connect(t *testing.T, srv *broker.Server) *stagetest.Env {
 
 // Two clusterers at once on the one consumer (a replacement started before the old one
 // stopped): each gets part of the source's messages, yet the results and the gallery equal a
-// clean run's.
+// clean run's, for a live source, a file source and a file source too long for one clustering.
 func TestTwoClusterersAtOnce(t *testing.T) {
-	want := cleanLiveRun(t)
-	msgs, p, n := liveFrames()
-	env := stagetest.Start(t, stage.Topology{AckWait: 2 * time.Second})
-	cfg := clusterer.Config{LinkCut: testCut}
-	a := startWith(t, env, cfg)
-	defer a.stop(t)
-	b := startWith(t, env, cfg)
-	defer b.stop(t)
-	publishAll(t, env.JS, msgs)
-	publishEOS(t, env.JS, 50, p)
-	sameRun(t, liveRun{results: results(t, env.JS, n), people: galleryPeople(t, env.JS)}, want)
+	for _, c := range []struct {
+		name     string
+		live     bool
+		maxFaces int
+		results  int
+	}{
+		{"live", true, 0, 4},
+		{"file", false, 0, 2},
+		{"long file", false, 30, 2},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := params()
+			p.Live = c.live
+			msgs := frameMessages(50, p)
+			cfg := clusterer.Config{LinkCut: testCut, MaxFaces: c.maxFaces}
+			run := func(clusterers int) liveRun {
+				env := stagetest.Start(t, stage.Topology{AckWait: 2 * time.Second})
+				for range clusterers {
+					r := startWith(t, env, cfg)
+					defer r.stop(t)
+				}
+				publishAll(t, env.JS, msgs)
+				publishEOS(t, env.JS, 50, p)
+				got := liveRun{results: results(t, env.JS, c.results), people: galleryPeople(t, env.JS)}
+				if last := got.results[len(got.results)-1]; !last.Final {
+					t.Fatalf("%d clusterers: the last of %d results is not final", clusterers, len(got.results))
+				}
+				return got
+			}
+			sameRun(t, run(2), run(1))
+		})
+	}
 }

@@ -274,8 +274,12 @@ func (l *Local) Process(ctx context.Context, req messages.IngestRequest) (*Local
 	}
 }
 
-// writeOut writes a result's folder under the output folder.
+// writeOut writes a result's folder under the output folder. A folder begun is finished even
+// when the run is cancelled (Ctrl-C during a live source's window), so it is never left half
+// of one window and half of the one before.
 func (l *Local) writeOut(ctx context.Context, r *messages.ClusterResult) (string, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
 	obj, err := l.js.ObjectStore(ctx, stage.ImagesBucket)
 	if err != nil {
 		return "", fmt.Errorf("pipeline: %w", err)

@@ -24,6 +24,7 @@ import (
 var assets embed.FS
 
 var pages = template.Must(template.New("").Funcs(template.FuncMap{
+	"plural": plural,
 	"percent": func(st SourceState) int {
 		if st.FramesTotal <= 0 {
 			return 0
@@ -32,9 +33,18 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 	},
 }).ParseFS(assets, "assets/*.tmpl"))
 
+// plural is "1 face", "2 faces".
+func plural(n int64, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
 // Handler serves the UI: / (every source, live), /events (server-sent events), /api/sources,
-// /sources/{id}/ (a source's result page), /objects/{key} (its images), and
-// POST /api/sources/{id}/cancel (needs the token).
+// /sources/{id}/ (a source's result page), /objects/{key} (its images), /people/ (the
+// gallery), /api/people, and the writes, which need the token: POST /api/sources/{id}/cancel
+// and POST /api/people/{id}/{name,merge,split,forget}.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	static, _ := fs.Sub(assets, "assets")
@@ -49,6 +59,10 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /sources/{id}/montage.png", s.montage)
 	mux.HandleFunc("GET /objects/{key...}", s.object)
 	mux.HandleFunc("POST /api/sources/{id}/cancel", s.cancel)
+	mux.HandleFunc("GET /people/{$}", s.peoplePage)
+	mux.HandleFunc("GET /people/{id}/thumbnail.jpg", s.thumbnail)
+	mux.HandleFunc("GET /api/people", s.peopleJSON)
+	mux.HandleFunc("POST /api/people/{id}/{action}", s.editPerson)
 	return securityHeaders(mux)
 }
 

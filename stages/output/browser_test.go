@@ -19,7 +19,8 @@ import (
 )
 
 // bigResult is a result of n faces in people of size faces each (the rest dropped), every face
-// with its own stored crop, spread over an hour.
+// with its own stored crop, spread over an hour, and n/20 detections the face-quality gate kept
+// out (n/40 listed).
 func bigResult(n, size int) *messages.ClusterResult {
 	p := messages.DefaultParams()
 	p.Cut, p.CannotLink = messages.CutCalibrated, true
@@ -36,6 +37,15 @@ func bigResult(n, size int) *messages.ClusterResult {
 		} else {
 			m.Image = ""
 			r.Dropped = append(r.Dropped, m)
+		}
+	}
+	r.RejectedCounts = map[string]int{}
+	for i := 0; i < n/20; i++ {
+		reason := []string{"part_of_person", "blurred"}[i%2]
+		r.RejectedCounts[reason]++
+		if i < n/40 {
+			r.Rejected = append(r.Rejected, messages.RejectedFace{Frame: int64(i * 10), PTSMillis: int64(i) * 7200,
+				Box: messages.Box{100, 30, 120, 10}, Score: 0.7, Reason: reason})
 		}
 	}
 	return r
@@ -74,6 +84,8 @@ type pageCounts struct {
 	Figures        map[string]int `json:"figures"`   // the faces each section lists
 	Marks          int            `json:"marks"`
 	DroppedRows    int            `json:"droppedRows"`
+	Rejected       int            `json:"rejected"`
+	RejectedRows   int            `json:"rejectedRows"`
 }
 
 const readCounts = `(() => {
@@ -86,7 +98,8 @@ const readCounts = `(() => {
   return {people: n("people"), faces: n("faces"), framesRead: n("frames-read"), framesAccepted: n("frames-accepted"),
     sections: document.querySelectorAll("section[data-person]").length, perPerson: per, figures: figs,
     marks: document.querySelectorAll("svg.timeline .mark").length,
-    droppedRows: document.querySelectorAll(".dropped tbody tr").length};
+    droppedRows: document.querySelectorAll(".dropped tbody tr").length,
+    rejected: document.getElementById("rejected") ? n("rejected") : 0, rejectedRows: document.querySelectorAll(".rejected tbody tr").length};
 })()`
 
 // TestPageInBrowser opens a written folder's index.html from disk in chromium: the counts on
@@ -121,6 +134,13 @@ func TestPageInBrowser(t *testing.T) {
 		got.FramesAccepted != res.FramesAccepted || got.Sections != len(res.Clusters) || got.DroppedRows != len(res.Dropped) {
 		t.Errorf("page says %+v; results.json: %d faces, %d people, %d read, %d accepted, %d dropped",
 			got, res.Faces, len(res.Clusters), res.FramesSeen, res.FramesAccepted, len(res.Dropped))
+	}
+	rejected := 0
+	for _, n := range res.RejectedCounts {
+		rejected += n
+	}
+	if got.Rejected != rejected || got.RejectedRows != len(res.Rejected) {
+		t.Errorf("page says %d rejected, %d listed; results.json: %d, %d listed", got.Rejected, got.RejectedRows, rejected, len(res.Rejected))
 	}
 	marks := 0
 	for _, c := range res.Clusters {

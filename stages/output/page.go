@@ -8,6 +8,7 @@ import (
 	"math"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/personcluster/personcluster/messages"
 )
@@ -64,6 +65,35 @@ type timelineRow struct {
 
 type pageParam struct{ Name, Value string }
 
+// pageRejected is one face the quality gate kept out, as the page lists it.
+type pageRejected struct {
+	Frame  int64
+	Time   string
+	Reason string // the gate's reason, as in results.json
+	Words  string // the reason in words
+	Box    string
+	Score  string
+}
+
+// rejectedCount is how many faces the gate kept out for one reason.
+type rejectedCount struct {
+	Reason, Words string
+	Count         int
+}
+
+// rejectReasons says the face-quality gate's reasons (detector.RejectReasons) in words.
+var rejectReasons = map[string]string{
+	"part_of_person": "part of a person beside a face (a hand, an ear, a fist at the chin)",
+	"blurred":        "too blurred to describe",
+}
+
+func reasonWords(reason string) string {
+	if w := rejectReasons[reason]; w != "" {
+		return w
+	}
+	return strings.ReplaceAll(reason, "_", " ")
+}
+
 // pageData is what index.html shows; built by newPage so the template only lays it out.
 type pageData struct {
 	Source         string
@@ -78,6 +108,11 @@ type pageData struct {
 	Back           string
 	Persons        []pagePerson
 	Dropped        []pageFace
+	// Rejected lists the faces the gate kept out (the result lists the first ones);
+	// RejectedCounts counts all of them by reason, RejectedTotal in all.
+	Rejected       []pageRejected
+	RejectedCounts []rejectedCount
+	RejectedTotal  int
 	Timeline       struct {
 		Width, Height, Left, Axis, AxisY, EndX int
 		Start, End                             string
@@ -242,6 +277,22 @@ func newPage(r *messages.ClusterResult, links PageLinks) *pageData {
 		p.Dropped = append(p.Dropped, pageFace{Frame: m.Frame, Time: t,
 			Alt: fmt.Sprintf("%d×%d px at (%d, %d)", m.Box.Width(), m.Box.Height(), m.Box.Left(), m.Box.Top())})
 	}
+	for reason, n := range r.RejectedCounts {
+		p.RejectedCounts = append(p.RejectedCounts, rejectedCount{Reason: reason, Words: reasonWords(reason), Count: n})
+		p.RejectedTotal += n
+	}
+	sort.Slice(p.RejectedCounts, func(i, j int) bool {
+		a, b := p.RejectedCounts[i], p.RejectedCounts[j]
+		return a.Count > b.Count || (a.Count == b.Count && a.Reason < b.Reason)
+	})
+	p.RejectedTotal = max(p.RejectedTotal, len(r.Rejected))
+	rejected := append([]messages.RejectedFace(nil), r.Rejected...)
+	sort.SliceStable(rejected, func(i, j int) bool { return rejected[i].Frame < rejected[j].Frame })
+	for _, f := range rejected {
+		b := f.Box
+		p.Rejected = append(p.Rejected, pageRejected{Frame: f.Frame, Time: FormatPTS(f.PTSMillis), Reason: f.Reason, Words: reasonWords(f.Reason),
+			Box: fmt.Sprintf("%d×%d px at (%d, %d)", b.Width(), b.Height(), b.Left(), b.Top()), Score: fmt.Sprintf("%.2f", f.Score)})
+	}
 	return p
 }
 
@@ -251,7 +302,7 @@ var pageSource string
 var pageTemplate = template.Must(template.New("index").Parse(pageSource))
 
 // WritePage renders a result's index.html: a summary, one section per person, an appearance
-// timeline and the dropped faces, with images found through links. It needs no network.
+// timeline, the dropped faces and those the face-quality gate rejected, with images found through links. It needs no network.
 func WritePage(w io.Writer, r *messages.ClusterResult, links PageLinks) error {
 	if err := pageTemplate.Execute(w, newPage(r, links)); err != nil {
 		return fmt.Errorf("output: rendering index.html: %w", err)

@@ -14,7 +14,8 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
-// pageResult is a small result of the tuned profile: two people, one face dropped.
+// pageResult is a small result of the tuned profile: two people, one face dropped, three
+// kept out by the face-quality gate (two listed).
 func pageResult() *messages.ClusterResult {
 	p := messages.DefaultParams()
 	p.Cut, p.CannotLink = messages.CutCalibrated, true
@@ -29,7 +30,11 @@ func pageResult() *messages.ClusterResult {
 				{Seq: 9, Frame: 36, PTSMillis: 1440, Face: 0, Box: messages.Box{0, 40, 40, 0}, Image: "lobby/faces/000009-0.jpg"},
 				{Seq: 61, Frame: 244, PTSMillis: 65760, Face: 1, Box: messages.Box{0, 44, 44, 0}}}},
 		},
-		Dropped: []messages.Member{{Seq: 40, Frame: 160, PTSMillis: 6400, Face: 2, Box: messages.Box{185, 81, 217, 57}}}}
+		Dropped: []messages.Member{{Seq: 40, Frame: 160, PTSMillis: 6400, Face: 2, Box: messages.Box{185, 81, 217, 57}}},
+		Rejected: []messages.RejectedFace{
+			{Frame: 200, PTSMillis: 8000, Box: messages.Box{300, 120, 320, 100}, Score: 0.91, Reason: "part_of_person"},
+			{Frame: 24, PTSMillis: 960, Box: messages.Box{40, 230, 70, 200}, Score: 0.62, Reason: "blurred"}},
+		RejectedCounts: map[string]int{"part_of_person": 2, "blurred": 1}}
 }
 
 // debugText matches what Go prints for values no page should show: struct and slice dumps,
@@ -66,6 +71,10 @@ func TestPageGolden(t *testing.T) {
 		`<svg class="timeline"`, `loading="lazy" src="clusters/0/frame000036_face1.jpg"`,
 		"first seen 0:00.4, last seen 0:11.2", "1:05.7", "Dropped faces (1)", "24×32 px at (57, 185)",
 		`src="clusters/0/frame000036_face1.jpg" alt="Person 0: best view">`,
+		`Faces the quality gate rejected (<span id="rejected">3</span>)`,
+		`<li data-reason="part_of_person"><b>2</b> part of a person beside a face`, `<li data-reason="blurred"><b>1</b> too blurred to describe`,
+		"The first 2, by frame",
+		`<tr data-reason="blurred"><td>24</td><td>0:00.9</td><td>too blurred to describe</td><td>30×30 px at (200, 40)</td><td>0.62</td></tr>`,
 	} {
 		if !strings.Contains(page, want) {
 			t.Errorf("index.html lacks %q", want)

@@ -109,7 +109,7 @@ func TestPageInBrowser(t *testing.T) {
 	ctx := browser.New(t)
 	root := os.Getenv("PERSONCLUSTER_RESULT_DIR")
 	if root == "" {
-		root = writeFolder(t, bigResult(120, 25))
+		root = writeFolder(t, bigResult(160, 40)) // people of 40 faces: more than a section shows at once
 	}
 	var res struct {
 		messages.ClusterResult
@@ -126,6 +126,13 @@ func TestPageInBrowser(t *testing.T) {
 	if err := chromedp.Do(browser.Within(t, ctx, 30*time.Second), chromedp.Navigate(page)); err != nil {
 		t.Fatal(err)
 	}
+	// Each person's faces beyond the first rows come with a click on their button.
+	buttons, err := chromedp.Run(browser.Within(t, ctx, 10*time.Second), chromedp.Evaluate[int](
+		`(() => { const bs = [...document.querySelectorAll("button[data-more]")]; for (const b of bs) b.click(); return bs.length })()`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d sections had more faces to show", buttons)
 	got, err := chromedp.Run(browser.Within(t, ctx, 10*time.Second), chromedp.Evaluate[pageCounts](readCounts))
 	if err != nil {
 		t.Fatal(err)

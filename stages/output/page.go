@@ -1,7 +1,9 @@
 package output
 
 import (
+	"crypto/sha256"
 	_ "embed"
+	"encoding/base64"
 	"fmt"
 	"html/template"
 	"io"
@@ -52,8 +54,14 @@ type pagePerson struct {
 	Thumb       string
 	Count       int
 	First, Last string
-	Faces       []pageFace
+	Faces       []pageFace // shown at once
+	More        []pageFace // the rest, in an inert <template> until asked for
 }
+
+// facesShown is how many faces a person's section shows at once (two rows); the rest wait in
+// an inert <template> that a button brings in. Large results stay fast: a 10,000-face page
+// otherwise builds, styles and lays out 40,000 elements before it is usable.
+const facesShown = 32
 
 // timelineRow is one person's row of the appearance timeline.
 type timelineRow struct {
@@ -107,6 +115,7 @@ type pageData struct {
 	Montage        string
 	Back           string
 	Persons        []pagePerson
+	HasMore        bool // some person has faces beyond facesShown: the page carries its script
 	Dropped        []pageFace
 	// Rejected lists the faces the gate kept out (the result lists the first ones);
 	// RejectedCounts counts all of them by reason, RejectedTotal in all.
@@ -266,6 +275,10 @@ func newPage(r *messages.ClusterResult, links PageLinks) *pageData {
 		if len(members) > 0 {
 			person.First, person.Last = FormatPTS(members[0].PTSMillis), FormatPTS(members[len(members)-1].PTSMillis)
 		}
+		if len(person.Faces) > facesShown {
+			person.Faces, person.More = person.Faces[:facesShown:facesShown], person.Faces[facesShown:]
+			p.HasMore = true
+		}
 		p.Clustered += len(members)
 		p.Persons = append(p.Persons, person)
 		p.Timeline.Rows = append(p.Timeline.Rows, row)
@@ -300,6 +313,18 @@ func newPage(r *messages.ClusterResult, links PageLinks) *pageData {
 var pageSource string
 
 var pageTemplate = template.Must(template.New("index").Parse(pageSource))
+
+// PageScriptHash is the Content-Security-Policy source of index.html's one inline script
+// ('sha256-…'): a server that sends the page with a policy allows it by this hash.
+var PageScriptHash = func() string {
+	_, rest, ok := strings.Cut(pageSource, "<script>")
+	script, _, ok2 := strings.Cut(rest, "</script>")
+	if !ok || !ok2 {
+		panic("output: index.html.tmpl has no inline script")
+	}
+	sum := sha256.Sum256([]byte(script))
+	return "'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"
+}()
 
 // WritePage renders a result's index.html: a summary, one section per person, an appearance
 // timeline, the dropped faces and those the face-quality gate rejected, with images found through links. It needs no network.

@@ -2,7 +2,10 @@ package output
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -106,5 +109,42 @@ func TestFormatPTS(t *testing.T) {
 		if got := FormatPTS(ms); got != want {
 			t.Errorf("FormatPTS(%d) = %q, want %q", ms, got, want)
 		}
+	}
+}
+
+// A person with more faces than a section shows at once: the first rows are on the page, the
+// rest in an inert template behind a button, and the page carries the script its hash allows.
+func TestPageManyFaces(t *testing.T) {
+	r := pageResult()
+	c := &r.Clusters[0]
+	for i := len(c.Members); i < facesShown+8; i++ {
+		c.Members = append(c.Members, messages.Member{Seq: int64(100 + i), Frame: int64(400 + i), PTSMillis: int64(16000 + 40*i),
+			Box: messages.Box{0, 40, 40, 0}, Image: fmt.Sprintf("lobby/faces/%06d-0.jpg", 100+i)})
+	}
+	var buf bytes.Buffer
+	if err := WritePage(&buf, r, DiskLinks()); err != nil {
+		t.Fatal(err)
+	}
+	page := buf.String()
+	shown, rest, ok := strings.Cut(page, `<template class="more-faces">`)
+	if !ok || strings.Count(page, `<template class="more-faces">`) != 1 {
+		t.Fatalf("want one template of more faces:\n%s", page)
+	}
+	rest, _, _ = strings.Cut(rest, "</template>")
+	section := shown[strings.Index(shown, `data-person="0"`):]
+	if n, m := strings.Count(section, "<figure>"), strings.Count(rest, "<figure>"); n != facesShown || m != 8 {
+		t.Errorf("%d faces shown and %d in the template, want %d and 8", n, m, facesShown)
+	}
+	if !strings.Contains(page, `<button type="button" class="more" data-more>show all 40 faces</button>`) {
+		t.Error("no button for the rest")
+	}
+	_, script, _ := strings.Cut(page, "<script>")
+	script, _, _ = strings.Cut(script, "</script>")
+	sum := sha256.Sum256([]byte(script))
+	if want := "'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"; script == "" || PageScriptHash != want {
+		t.Errorf("PageScriptHash %s, the page's script hashes to %s", PageScriptHash, want)
+	}
+	if m := debugText.FindString(page); m != "" {
+		t.Errorf("debug text %q", m)
 	}
 }

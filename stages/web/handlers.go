@@ -66,10 +66,14 @@ func (s *Server) Handler() http.Handler {
 	return securityHeaders(mux)
 }
 
-// securityHeaders keeps pages to their own origin: no scripts, styles or frames from elsewhere.
+// csp keeps pages to their own origin: no scripts, styles or frames from elsewhere; the one
+// inline script allowed is the result page's (by its hash).
+var csp = "default-src 'self'; script-src 'self' " + output.PageScriptHash + "; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'"
+
+// securityHeaders sets csp and keeps browsers from guessing content types.
 func securityHeaders(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'")
+		w.Header().Set("Content-Security-Policy", csp)
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		h.ServeHTTP(w, r)
 	})

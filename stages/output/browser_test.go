@@ -212,6 +212,10 @@ func TestLargePageInBrowser(t *testing.T) {
 	}
 	t.Logf("10,000-face page (%d KiB): DOM ready %.0f ms, loaded %.0f ms; 120-face page: %.0f ms, %.0f ms",
 		info.Size()>>10, ready, load, smallReady, smallLoad)
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[any](`document.querySelector("button[data-more]").scrollIntoView({block: "center"})`)); err != nil {
+		t.Fatal(err)
+	}
+	browser.Screenshot(t, ctx, "index-page-large.png", false)
 	if got.Faces != 10000 || got.People != 40 {
 		t.Errorf("page says %+v", got)
 	}

@@ -82,7 +82,6 @@ type personView struct {
 	Sources         []sourceFaces
 	First, Last     string
 	Exemplars       []exemplarView
-	Others          []otherPerson // whom a merge can take in
 }
 
 type sourceFaces struct {
@@ -97,8 +96,6 @@ type exemplarView struct {
 	Source string
 	Frame  int64
 }
-
-type otherPerson struct{ ID, Label string }
 
 func personLabel(p *people.Person) string {
 	if p.Name != "" {
@@ -135,11 +132,6 @@ func peopleViews(ps []*people.Person) []personView {
 				x.Image = "/objects/" + e.Image
 			}
 			v.Exemplars = append(v.Exemplars, x)
-		}
-		for _, q := range ps {
-			if q.ID != p.ID {
-				v.Others = append(v.Others, otherPerson{q.ID, personLabel(q) + " (" + q.ID + ")"})
-			}
 		}
 		out = append(out, v)
 	}

@@ -28,7 +28,7 @@
     }
     let body;
     if (action === "name") body = {name: form.elements.name.value.trim()};
-    if (action === "merge") body = {from: form.elements.from.value};
+    if (action === "merge") body = {from: form.elements.from.value.trim()};
     if (action === "split") {
       body = {exemplars: [...form.querySelectorAll("input[name=exemplar]:checked")].map(c => Number(c.value))};
       if (body.exemplars.length === 0) { message.textContent = "Check the exemplars to split off first."; return; }

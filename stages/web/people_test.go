@@ -200,6 +200,43 @@ document.querySelector('article[data-person=%q] form[data-action=split] button')
 		t.Errorf("after the split Alice is kept apart from %v, %v", apart, err)
 	}
 	browser.Screenshot(t, ctx, "live-people-edited.png", true)
+
+	// A new result links a new person: the page offers to read the gallery again, and does.
+	ctx2 := context.Background()
+	w := people.Window{ID: "later.final", Source: "later", Model: "test-32", Cut: 0.8, AtMillis: time.Now().UnixMilli()}
+	r := rand.New(rand.NewPCG(99, 2))
+	var c people.Cluster
+	for f := range 3 {
+		v := make([]float32, 32)
+		for i := range v {
+			v[i] = float32(r.NormFloat64())
+		}
+		if f > 0 {
+			copy(v, c.Faces[0].Vector)
+		}
+		c.Faces = append(c.Faces, people.Face{Vector: v, Frame: int64(f)})
+	}
+	w.Clusters = []people.Cluster{c}
+	if _, err := g.Link(ctx2, w); err != nil {
+		t.Fatal(err)
+	}
+	publishResult(t, env.JS, "later", 1, 3)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		shown, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`!document.getElementById("changed").hidden`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if shown {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the page never offered to read the gallery again after a new result")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	run(`document.querySelector("#changed button").click()`)
+	waitGallery(t, ctx, "the person of the new result", func(p galleryPage) bool { return len(p.People) == 4 })
 }
 
 // TestPeopleWritesNeedToken: without the token, with a wrong one, or where the server has no

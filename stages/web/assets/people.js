@@ -1,18 +1,39 @@
-// Edits of the people gallery. Each form posts JSON with the token as a bearer header (which a
-// form on another site cannot send), then the list is read again from the server.
+// The people gallery page. A new result of any source may have changed the gallery: the page
+// then offers to read it again (never by itself, which would throw away what is being typed).
+// Where writes are on, each edit form posts JSON with the token as a bearer header (which a form
+// on another site cannot send), then the list is read again from the server.
 "use strict";
 (() => {
   const message = document.getElementById("message");
-  const tokenInput = document.getElementById("token");
-  tokenInput.value = sessionStorage.getItem("personcluster-token") || "";
-  document.getElementById("token-form").addEventListener("submit", e => e.preventDefault());
+  const changed = document.getElementById("changed");
 
   async function refresh() {
     const r = await fetch(location.pathname, {cache: "no-store"});
     const doc = new DOMParser().parseFromString(await r.text(), "text/html");
     const fresh = doc.getElementById("people");
     if (fresh) document.getElementById("people").replaceWith(document.adoptNode(fresh));
+    changed.hidden = true;
   }
+
+  changed.querySelector("button").addEventListener("click", () => refresh().catch(err => {
+    message.textContent = `the personcluster server is not answering: ${err}`;
+  }));
+  // Results seen when the event stream (re)opens are the baseline; a later one shows the offer.
+  const results = new Map();
+  let baseline = true;
+  const events = new EventSource("/events");
+  events.addEventListener("open", () => { baseline = true; setTimeout(() => { baseline = false; }, 1500); });
+  events.addEventListener("source", e => {
+    const s = JSON.parse(e.data);
+    const before = results.get(s.source);
+    results.set(s.source, s.result_at_ms);
+    if (!baseline && s.result_at_ms && s.result_at_ms !== before) changed.hidden = false;
+  });
+
+  const tokenInput = document.getElementById("token");
+  if (!tokenInput) return; // read-only
+  tokenInput.value = sessionStorage.getItem("personcluster-token") || "";
+  document.getElementById("token-form").addEventListener("submit", e => e.preventDefault());
 
   document.addEventListener("submit", async e => {
     const form = e.target.closest("form[data-action]");

@@ -24,6 +24,8 @@ type PageLinks struct {
 	Montage string
 	// Back is the URL of the page listing every source ("" for none: a folder on disk).
 	Back string
+	// Person is the URL of a gallery person's entry (nil: none, as on disk).
+	Person func(id string) string
 }
 
 // DiskLinks are the links of a result folder written by Write.
@@ -53,6 +55,7 @@ type pagePerson struct {
 	Label       string
 	Thumb       string
 	Count       int
+	Gallery     string // URL of the person in the gallery ("" for none)
 	First, Last string
 	Faces       []pageFace // shown at once
 	More        []pageFace // the rest, in an inert <template> until asked for
@@ -250,6 +253,9 @@ func newPage(r *messages.ClusterResult, links PageLinks) *pageData {
 
 	for ri, c := range r.Clusters {
 		person := pagePerson{ID: clusterPersonID(c), Label: clusterLabel(c), Count: len(c.Members)}
+		if c.Person != "" && links.Person != nil {
+			person.Gallery = links.Person(c.Person)
+		}
 		members := append([]messages.Member(nil), c.Members...)
 		sort.SliceStable(members, func(i, j int) bool { return members[i].Frame < members[j].Frame })
 		bestArea := -1

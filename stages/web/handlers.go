@@ -130,7 +130,8 @@ func (s *Server) sourcePage(w http.ResponseWriter, r *http.Request) {
 			}
 			return "/objects/" + m.Image
 		},
-		Back: "/",
+		Back:   "/",
+		Person: func(id string) string { return "/people/#person-" + id },
 	}
 	if len(res.Clusters) > 0 {
 		links.Montage = "montage.png"

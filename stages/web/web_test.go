@@ -254,7 +254,7 @@ func jpegOf(t *testing.T, c color.RGBA) []byte {
 }
 
 // publishResult stores a final result of people clusters (faces each, crops in the Object
-// Store) on results.<source>.
+// Store, linked to gallery people ptest0, ptest1, …) on results.<source>.
 func publishResult(t *testing.T, js jetstream.JetStream, source string, people, faces int) *messages.ClusterResult {
 	t.Helper()
 	ctx := context.Background()
@@ -267,7 +267,7 @@ func publishResult(t *testing.T, js jetstream.JetStream, source string, people, 
 	r := &messages.ClusterResult{Source: source, Final: true, FramesSeen: 275, FramesAccepted: 100, Threshold: 1.2, Params: p,
 		FaceModel: "fr_feature-512", ClothModel: "mobilenet_v1-512", Bucket: stage.ImagesBucket, AtMillis: time.Now().UnixMilli()}
 	for c := 0; c < people; c++ {
-		cl := messages.Cluster{ID: c}
+		cl := messages.Cluster{ID: c, Person: fmt.Sprintf("ptest%d", c)}
 		for i := 0; i < faces; i++ {
 			seq := int64(c*1000 + i)
 			m := messages.Member{Seq: seq, Frame: seq * 2, PTSMillis: seq * 80, Face: 0, Box: messages.Box{10, 40, 50, 10},
@@ -312,6 +312,7 @@ func TestSourcePageInBrowser(t *testing.T) {
 		Sections int `json:"sections"`
 		Figures  int `json:"figures"`
 		Buttons  int `json:"buttons"`
+		Gallery  int `json:"gallery"`
 	}
 	// The buttons bring in each person's other faces: the page's script runs under the UI's
 	// Content-Security-Policy.
@@ -320,13 +321,13 @@ func TestSourcePageInBrowser(t *testing.T) {
   for (const b of bs) b.click();
   return {faces: Number(document.getElementById("faces").textContent), people: Number(document.getElementById("people").textContent),
     sections: document.querySelectorAll("section[data-person]").length, figures: document.querySelectorAll(".faces figure").length,
-    buttons: bs.length};
+    buttons: bs.length, gallery: document.querySelectorAll('section[data-person] a[href^="/people/#person-"]').length};
 })()`))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got.Faces != res.Faces || got.People != len(res.Clusters) || got.Sections != len(res.Clusters) ||
-		got.Figures != res.Faces-len(res.Dropped) || got.Buttons != len(res.Clusters) {
+		got.Figures != res.Faces-len(res.Dropped) || got.Buttons != len(res.Clusters) || got.Gallery != len(res.Clusters) {
 		t.Errorf("page says %+v; the result has %d faces, %d people, %d dropped", got, res.Faces, len(res.Clusters), len(res.Dropped))
 	}
 	imgs, err := browser.ImagesLoaded(browser.Within(t, ctx, 30*time.Second))

@@ -140,13 +140,19 @@ func peopleViews(ps []*people.Person) []personView {
 
 // peoplePage is the gallery across sources, with its edits where writes are on.
 func (s *Server) peoplePage(w http.ResponseWriter, r *http.Request) {
+	// The newest result read before the gallery: a later one may have changed it.
+	var resultsAt int64
+	for _, st := range s.Sources() {
+		resultsAt = max(resultsAt, st.ResultAtMillis)
+	}
 	ps, err := s.listPeople(r.Context())
 	data := struct {
 		People    []personView
 		Writes    bool
 		Problem   string
 		NoGallery bool
-	}{People: peopleViews(ps), Writes: s.cfg.Token != ""}
+		ResultsAt int64 // newest result time known (ms): the page offers to reload after a newer one
+	}{People: peopleViews(ps), Writes: s.cfg.Token != "", ResultsAt: resultsAt}
 	switch {
 	case errors.Is(err, errNoGallery):
 		data.NoGallery, data.Problem = true, err.Error()

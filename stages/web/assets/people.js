@@ -18,16 +18,11 @@
   changed.querySelector("button").addEventListener("click", () => refresh().catch(err => {
     message.textContent = `the personcluster server is not answering: ${err}`;
   }));
-  // Results seen when the event stream (re)opens are the baseline; a later one shows the offer.
-  const results = new Map();
-  let baseline = true;
+  // The page says the newest result it knew of when it was made; a newer one shows the offer.
   const events = new EventSource("/events");
-  events.addEventListener("open", () => { baseline = true; setTimeout(() => { baseline = false; }, 1500); });
   events.addEventListener("source", e => {
     const s = JSON.parse(e.data);
-    const before = results.get(s.source);
-    results.set(s.source, s.result_at_ms);
-    if (!baseline && s.result_at_ms && s.result_at_ms !== before) changed.hidden = false;
+    if (s.result_at_ms > Number(document.getElementById("people").dataset.resultsAt)) changed.hidden = false;
   });
 
   const tokenInput = document.getElementById("token");

@@ -258,7 +258,14 @@ func newPage(r *messages.ClusterResult, links PageLinks) *pageData {
 		}
 		members := append([]messages.Member(nil), c.Members...)
 		sort.SliceStable(members, func(i, j int) bool { return members[i].Frame < members[j].Frame })
+		// The best view is the typical face (Cluster.Typical); where it has no crop, the
+		// largest face that has one.
 		bestArea := -1
+		if k := c.Typical; k >= 0 && k < len(c.Members) && c.Members[k].Image != "" {
+			if img := links.Member(c, c.Members[k]); img != "" {
+				person.Thumb, bestArea = img, math.MaxInt
+			}
+		}
 		row := timelineRow{Label: person.Label, Y: ri*timelineRow0 + 4, TextY: ri*timelineRow0 + 16}
 		seen := map[int]bool{}
 		for _, m := range members {

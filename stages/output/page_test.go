@@ -17,15 +17,15 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
-// pageResult is a small result of the tuned profile: two people, one face dropped, three
-// kept out by the face-quality gate (two listed).
+// pageResult is a small result of the tuned profile: two people (the first's typical face is
+// its smallest), one face dropped, three kept out by the face-quality gate (two listed).
 func pageResult() *messages.ClusterResult {
 	p := messages.DefaultParams()
 	p.Cut, p.CannotLink = messages.CutCalibrated, true
 	return &messages.ClusterResult{Source: "lobby", Final: true, FramesSeen: 275, FramesAccepted: 114, Faces: 6,
 		Threshold: 1.2093, Params: p, FaceModel: "fr_feature-512", ClothModel: "mobilenet_v1-512",
 		Clusters: []messages.Cluster{
-			{ID: 0, Members: []messages.Member{
+			{ID: 0, Typical: 2, Members: []messages.Member{
 				{Seq: 3, Frame: 12, PTSMillis: 480, Face: 0, Box: messages.Box{10, 60, 60, 10}, Image: "lobby/faces/000003-0.jpg"},
 				{Seq: 9, Frame: 36, PTSMillis: 1440, Face: 1, Box: messages.Box{10, 90, 90, 10}, Image: "lobby/faces/000009-1.jpg"},
 				{Seq: 70, Frame: 280, PTSMillis: 11200, Face: 0, Box: messages.Box{5, 30, 30, 5}, Image: "lobby/faces/000070-0.jpg"}}},
@@ -73,7 +73,7 @@ func TestPageGolden(t *testing.T) {
 		`<section class="person" data-person="0"`, `<section class="person" data-person="1"`,
 		`<svg class="timeline"`, `loading="lazy" src="clusters/0/frame000036_face1.jpg"`,
 		"first seen 0:00.4, last seen 0:11.2", "1:05.7", "Dropped faces (1)", "24×32 px at (57, 185)",
-		`src="clusters/0/frame000036_face1.jpg" alt="Person 0: best view">`,
+		`src="clusters/0/frame000280_face0.jpg" alt="Person 0: best view">`, // the typical face, not the largest
 		`Faces the quality gate rejected (<span id="rejected">3</span>)`,
 		`<li data-reason="part_of_person"><b>2</b> part of a person beside a face`, `<li data-reason="blurred"><b>1</b> too blurred to describe`,
 		"The first 2, by frame",

@@ -335,3 +335,28 @@ func TestPeopleWritesNeedToken(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestPeopleNoGallery: a deployment without the gallery's buckets gets a page that says so,
+// and its API answers 404 with the same words.
+func TestPeopleNoGallery(t *testing.T) {
+	ns, env := startNATS(t)
+	ctx := context.Background()
+	if err := env.JS.DeleteKeyValue(ctx, stage.PeopleBucket); err != nil {
+		t.Fatal(err)
+	}
+	_, hs, _, _ := startUI(t, ns.srv.ClientURL(), web.Config{Token: "s3cret"})
+	for _, tc := range []struct {
+		path string
+		want int
+	}{{"/people/", http.StatusOK}, {"/api/people", http.StatusNotFound}} {
+		resp, err := http.Get(hs.URL + tc.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.want || !strings.Contains(string(body), "no people gallery") || debugText.Match(body) {
+			t.Errorf("GET %s: %s %s", tc.path, resp.Status, body)
+		}
+	}
+}

@@ -22,7 +22,7 @@ import (
 
 // uiTokenFlag is --ui-token (PERSONCLUSTER_UI_TOKEN): what the live UI's writes need.
 func uiTokenFlag(fs *flag.FlagSet) *string {
-	return fs.String("ui-token", "", "token the live UI asks for before changing anything (cancelling a source); empty: the UI is read-only")
+	return fs.String("ui-token", "", "token the live UI asks for before changing anything (cancelling a source, editing the people gallery); empty: the UI is read-only")
 }
 
 // liveUI is the live UI with /metrics and /healthz, served on one address.

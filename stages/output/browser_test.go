@@ -19,7 +19,8 @@ import (
 )
 
 // bigResult is a result of n faces in people of size faces each (the rest dropped), every face
-// with its own stored crop, spread over an hour.
+// with its own stored crop, spread over an hour, and n/20 detections the face-quality gate kept
+// out (n/40 listed).
 func bigResult(n, size int) *messages.ClusterResult {
 	p := messages.DefaultParams()
 	p.Cut, p.CannotLink = messages.CutCalibrated, true
@@ -36,6 +37,15 @@ func bigResult(n, size int) *messages.ClusterResult {
 		} else {
 			m.Image = ""
 			r.Dropped = append(r.Dropped, m)
+		}
+	}
+	r.RejectedCounts = map[string]int{}
+	for i := 0; i < n/20; i++ {
+		reason := []string{"part_of_person", "blurred"}[i%2]
+		r.RejectedCounts[reason]++
+		if i < n/40 {
+			r.Rejected = append(r.Rejected, messages.RejectedFace{Frame: int64(i * 10), PTSMillis: int64(i) * 7200,
+				Box: messages.Box{100, 30, 120, 10}, Score: 0.7, Reason: reason})
 		}
 	}
 	return r
@@ -74,6 +84,8 @@ type pageCounts struct {
 	Figures        map[string]int `json:"figures"`   // the faces each section lists
 	Marks          int            `json:"marks"`
 	DroppedRows    int            `json:"droppedRows"`
+	Rejected       int            `json:"rejected"`
+	RejectedRows   int            `json:"rejectedRows"`
 }
 
 const readCounts = `(() => {
@@ -86,7 +98,8 @@ const readCounts = `(() => {
   return {people: n("people"), faces: n("faces"), framesRead: n("frames-read"), framesAccepted: n("frames-accepted"),
     sections: document.querySelectorAll("section[data-person]").length, perPerson: per, figures: figs,
     marks: document.querySelectorAll("svg.timeline .mark").length,
-    droppedRows: document.querySelectorAll(".dropped tbody tr").length};
+    droppedRows: document.querySelectorAll(".dropped tbody tr").length,
+    rejected: document.getElementById("rejected") ? n("rejected") : 0, rejectedRows: document.querySelectorAll(".rejected tbody tr").length};
 })()`
 
 // TestPageInBrowser opens a written folder's index.html from disk in chromium: the counts on
@@ -96,7 +109,7 @@ func TestPageInBrowser(t *testing.T) {
 	ctx := browser.New(t)
 	root := os.Getenv("PERSONCLUSTER_RESULT_DIR")
 	if root == "" {
-		root = writeFolder(t, bigResult(120, 25))
+		root = writeFolder(t, bigResult(160, 40)) // people of 40 faces: more than a section shows at once
 	}
 	var res struct {
 		messages.ClusterResult
@@ -113,6 +126,13 @@ func TestPageInBrowser(t *testing.T) {
 	if err := chromedp.Do(browser.Within(t, ctx, 30*time.Second), chromedp.Navigate(page)); err != nil {
 		t.Fatal(err)
 	}
+	// Each person's faces beyond the first rows come with a click on their button.
+	buttons, err := chromedp.Run(browser.Within(t, ctx, 10*time.Second), chromedp.Evaluate[int](
+		`(() => { const bs = [...document.querySelectorAll("button[data-more]")]; for (const b of bs) b.click(); return bs.length })()`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d sections had more faces to show", buttons)
 	got, err := chromedp.Run(browser.Within(t, ctx, 10*time.Second), chromedp.Evaluate[pageCounts](readCounts))
 	if err != nil {
 		t.Fatal(err)
@@ -121,6 +141,13 @@ func TestPageInBrowser(t *testing.T) {
 		got.FramesAccepted != res.FramesAccepted || got.Sections != len(res.Clusters) || got.DroppedRows != len(res.Dropped) {
 		t.Errorf("page says %+v; results.json: %d faces, %d people, %d read, %d accepted, %d dropped",
 			got, res.Faces, len(res.Clusters), res.FramesSeen, res.FramesAccepted, len(res.Dropped))
+	}
+	rejected := 0
+	for _, n := range res.RejectedCounts {
+		rejected += n
+	}
+	if got.Rejected != rejected || got.RejectedRows != len(res.Rejected) {
+		t.Errorf("page says %d rejected, %d listed; results.json: %d, %d listed", got.Rejected, got.RejectedRows, rejected, len(res.Rejected))
 	}
 	marks := 0
 	for _, c := range res.Clusters {
@@ -185,6 +212,10 @@ func TestLargePageInBrowser(t *testing.T) {
 	}
 	t.Logf("10,000-face page (%d KiB): DOM ready %.0f ms, loaded %.0f ms; 120-face page: %.0f ms, %.0f ms",
 		info.Size()>>10, ready, load, smallReady, smallLoad)
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[any](`document.querySelector("button[data-more]").scrollIntoView({block: "center"})`)); err != nil {
+		t.Fatal(err)
+	}
+	browser.Screenshot(t, ctx, "index-page-large.png", false)
 	if got.Faces != 10000 || got.People != 40 {
 		t.Errorf("page says %+v", got)
 	}

@@ -103,7 +103,7 @@ func ResultMontage(r *messages.ClusterResult, fetch Fetcher, cell int) ([]byte, 
 	columns := make([]MontageColumn, len(r.Clusters))
 	for ci, c := range r.Clusters {
 		columns[ci] = MontageColumn{Label: montageLabel(c), Count: len(c.Members)}
-		for _, m := range c.Members {
+		for _, m := range typicalFirst(c) {
 			if len(columns[ci].Images) >= MaxMontageRows {
 				break
 			}
@@ -120,6 +120,19 @@ func ResultMontage(r *messages.ClusterResult, fetch Fetcher, cell int) ([]byte, 
 		}
 	}
 	return LabelledMontage(columns, cell)
+}
+
+// typicalFirst is a cluster's members with its typical face (Cluster.Typical) first: the
+// montage's first cell.
+func typicalFirst(c messages.Cluster) []messages.Member {
+	k := c.Typical
+	if k <= 0 || k >= len(c.Members) {
+		return c.Members
+	}
+	out := make([]messages.Member, 0, len(c.Members))
+	out = append(out, c.Members[k])
+	out = append(out, c.Members[:k]...)
+	return append(out, c.Members[k+1:]...)
 }
 
 // montageLabel heads a montage column: the person's name, else their id (a column fits 13

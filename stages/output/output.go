@@ -87,7 +87,7 @@ func Write(dir string, r *messages.ClusterResult, fetch Fetcher) (string, error)
 		if err := os.MkdirAll(cdir, 0o755); err != nil {
 			return "", fmt.Errorf("output: %w", err)
 		}
-		for _, m := range c.Members {
+		for _, m := range typicalFirst(c) {
 			if m.Image == "" {
 				continue
 			}

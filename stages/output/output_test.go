@@ -3,6 +3,7 @@ package output
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"image"
 	"image/color"
 	"image/jpeg"
@@ -119,4 +120,31 @@ func inked(m image.Image, r image.Rectangle) bool {
 		}
 	}
 	return false
+}
+
+// The montage's first cell of a person is their typical face (Cluster.Typical), not their
+// first.
+func TestMontageTypicalFirst(t *testing.T) {
+	colors := []color.RGBA{{220, 40, 40, 255}, {40, 220, 40, 255}, {40, 40, 220, 255}}
+	c := messages.Cluster{ID: 0, Typical: 2}
+	crops := map[string][]byte{}
+	for i, col := range colors {
+		key := fmt.Sprintf("src/faces/%06d-0.jpg", i)
+		crops[key] = jpegOfTB(t, 64, 64, col)
+		c.Members = append(c.Members, messages.Member{Seq: int64(i), Frame: int64(i), Image: key})
+	}
+	r := &messages.ClusterResult{Source: "src", Clusters: []messages.Cluster{c}}
+	data, err := ResultMontage(r, func(key string) ([]byte, error) { return crops[key], nil }, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := png.Decode(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The middle of the first cell, below the header.
+	got := color.RGBAModel.Convert(img.At(img.Bounds().Min.X+4+32, img.Bounds().Min.Y+montageHeader+4+32)).(color.RGBA)
+	if got.B < 150 || got.R > 100 || got.G > 100 {
+		t.Errorf("first cell is %v, want the typical face's blue", got)
+	}
 }

@@ -1,13 +1,16 @@
 package output
 
 import (
+	"crypto/sha256"
 	_ "embed"
+	"encoding/base64"
 	"fmt"
 	"html/template"
 	"io"
 	"math"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/personcluster/personcluster/messages"
 )
@@ -21,6 +24,8 @@ type PageLinks struct {
 	Montage string
 	// Back is the URL of the page listing every source ("" for none: a folder on disk).
 	Back string
+	// Person is the URL of a gallery person's entry (nil: none, as on disk).
+	Person func(id string) string
 }
 
 // DiskLinks are the links of a result folder written by Write.
@@ -50,9 +55,16 @@ type pagePerson struct {
 	Label       string
 	Thumb       string
 	Count       int
+	Gallery     string // URL of the person in the gallery ("" for none)
 	First, Last string
-	Faces       []pageFace
+	Faces       []pageFace // shown at once
+	More        []pageFace // the rest, in an inert <template> until asked for
 }
+
+// facesShown is how many faces a person's section shows at once (two rows); the rest wait in
+// an inert <template> that a button brings in. Large results stay fast: a 10,000-face page
+// otherwise builds, styles and lays out 40,000 elements before it is usable.
+const facesShown = 32
 
 // timelineRow is one person's row of the appearance timeline.
 type timelineRow struct {
@@ -63,6 +75,35 @@ type timelineRow struct {
 }
 
 type pageParam struct{ Name, Value string }
+
+// pageRejected is one face the quality gate kept out, as the page lists it.
+type pageRejected struct {
+	Frame  int64
+	Time   string
+	Reason string // the gate's reason, as in results.json
+	Words  string // the reason in words
+	Box    string
+	Score  string
+}
+
+// rejectedCount is how many faces the gate kept out for one reason.
+type rejectedCount struct {
+	Reason, Words string
+	Count         int
+}
+
+// rejectReasons says the face-quality gate's reasons (detector.RejectReasons) in words.
+var rejectReasons = map[string]string{
+	"part_of_person": "part of a person beside a face (a hand, an ear, a fist at the chin)",
+	"blurred":        "too blurred to describe",
+}
+
+func reasonWords(reason string) string {
+	if w := rejectReasons[reason]; w != "" {
+		return w
+	}
+	return strings.ReplaceAll(reason, "_", " ")
+}
 
 // pageData is what index.html shows; built by newPage so the template only lays it out.
 type pageData struct {
@@ -77,7 +118,13 @@ type pageData struct {
 	Montage        string
 	Back           string
 	Persons        []pagePerson
+	HasMore        bool // some person has faces beyond facesShown: the page carries its script
 	Dropped        []pageFace
+	// Rejected lists the faces the gate kept out (the result lists the first ones);
+	// RejectedCounts counts all of them by reason, RejectedTotal in all.
+	Rejected       []pageRejected
+	RejectedCounts []rejectedCount
+	RejectedTotal  int
 	Timeline       struct {
 		Width, Height, Left, Axis, AxisY, EndX int
 		Start, End                             string
@@ -206,9 +253,19 @@ func newPage(r *messages.ClusterResult, links PageLinks) *pageData {
 
 	for ri, c := range r.Clusters {
 		person := pagePerson{ID: clusterPersonID(c), Label: clusterLabel(c), Count: len(c.Members)}
+		if c.Person != "" && links.Person != nil {
+			person.Gallery = links.Person(c.Person)
+		}
 		members := append([]messages.Member(nil), c.Members...)
 		sort.SliceStable(members, func(i, j int) bool { return members[i].Frame < members[j].Frame })
+		// The best view is the typical face (Cluster.Typical); where it has no crop, the
+		// largest face that has one.
 		bestArea := -1
+		if k := c.Typical; k >= 0 && k < len(c.Members) && c.Members[k].Image != "" {
+			if img := links.Member(c, c.Members[k]); img != "" {
+				person.Thumb, bestArea = img, math.MaxInt
+			}
+		}
 		row := timelineRow{Label: person.Label, Y: ri*timelineRow0 + 4, TextY: ri*timelineRow0 + 16}
 		seen := map[int]bool{}
 		for _, m := range members {
@@ -231,6 +288,10 @@ func newPage(r *messages.ClusterResult, links PageLinks) *pageData {
 		if len(members) > 0 {
 			person.First, person.Last = FormatPTS(members[0].PTSMillis), FormatPTS(members[len(members)-1].PTSMillis)
 		}
+		if len(person.Faces) > facesShown {
+			person.Faces, person.More = person.Faces[:facesShown:facesShown], person.Faces[facesShown:]
+			p.HasMore = true
+		}
 		p.Clustered += len(members)
 		p.Persons = append(p.Persons, person)
 		p.Timeline.Rows = append(p.Timeline.Rows, row)
@@ -242,6 +303,22 @@ func newPage(r *messages.ClusterResult, links PageLinks) *pageData {
 		p.Dropped = append(p.Dropped, pageFace{Frame: m.Frame, Time: t,
 			Alt: fmt.Sprintf("%d×%d px at (%d, %d)", m.Box.Width(), m.Box.Height(), m.Box.Left(), m.Box.Top())})
 	}
+	for reason, n := range r.RejectedCounts {
+		p.RejectedCounts = append(p.RejectedCounts, rejectedCount{Reason: reason, Words: reasonWords(reason), Count: n})
+		p.RejectedTotal += n
+	}
+	sort.Slice(p.RejectedCounts, func(i, j int) bool {
+		a, b := p.RejectedCounts[i], p.RejectedCounts[j]
+		return a.Count > b.Count || (a.Count == b.Count && a.Reason < b.Reason)
+	})
+	p.RejectedTotal = max(p.RejectedTotal, len(r.Rejected))
+	rejected := append([]messages.RejectedFace(nil), r.Rejected...)
+	sort.SliceStable(rejected, func(i, j int) bool { return rejected[i].Frame < rejected[j].Frame })
+	for _, f := range rejected {
+		b := f.Box
+		p.Rejected = append(p.Rejected, pageRejected{Frame: f.Frame, Time: FormatPTS(f.PTSMillis), Reason: f.Reason, Words: reasonWords(f.Reason),
+			Box: fmt.Sprintf("%d×%d px at (%d, %d)", b.Width(), b.Height(), b.Left(), b.Top()), Score: fmt.Sprintf("%.2f", f.Score)})
+	}
 	return p
 }
 
@@ -250,8 +327,20 @@ var pageSource string
 
 var pageTemplate = template.Must(template.New("index").Parse(pageSource))
 
+// PageScriptHash is the Content-Security-Policy source of index.html's one inline script
+// ('sha256-…'): a server that sends the page with a policy allows it by this hash.
+var PageScriptHash = func() string {
+	_, rest, ok := strings.Cut(pageSource, "<script>")
+	script, _, ok2 := strings.Cut(rest, "</script>")
+	if !ok || !ok2 {
+		panic("output: index.html.tmpl has no inline script")
+	}
+	sum := sha256.Sum256([]byte(script))
+	return "'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"
+}()
+
 // WritePage renders a result's index.html: a summary, one section per person, an appearance
-// timeline and the dropped faces, with images found through links. It needs no network.
+// timeline, the dropped faces and those the face-quality gate rejected, with images found through links. It needs no network.
 func WritePage(w io.Writer, r *messages.ClusterResult, links PageLinks) error {
 	if err := pageTemplate.Execute(w, newPage(r, links)); err != nil {
 		return fmt.Errorf("output: rendering index.html: %w", err)

@@ -24,6 +24,7 @@ import (
 var assets embed.FS
 
 var pages = template.Must(template.New("").Funcs(template.FuncMap{
+	"plural": plural,
 	"percent": func(st SourceState) int {
 		if st.FramesTotal <= 0 {
 			return 0
@@ -32,9 +33,18 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 	},
 }).ParseFS(assets, "assets/*.tmpl"))
 
+// plural is "1 face", "2 faces".
+func plural(n int64, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
 // Handler serves the UI: / (every source, live), /events (server-sent events), /api/sources,
-// /sources/{id}/ (a source's result page), /objects/{key} (its images), and
-// POST /api/sources/{id}/cancel (needs the token).
+// /sources/{id}/ (a source's result page), /objects/{key} (its images), /people/ (the
+// gallery), /api/people, and the writes, which need the token: POST /api/sources/{id}/cancel
+// and POST /api/people/{id}/{name,merge,split,forget}.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	static, _ := fs.Sub(assets, "assets")
@@ -49,13 +59,21 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /sources/{id}/montage.png", s.montage)
 	mux.HandleFunc("GET /objects/{key...}", s.object)
 	mux.HandleFunc("POST /api/sources/{id}/cancel", s.cancel)
+	mux.HandleFunc("GET /people/{$}", s.peoplePage)
+	mux.HandleFunc("GET /people/{id}/thumbnail.jpg", s.thumbnail)
+	mux.HandleFunc("GET /api/people", s.peopleJSON)
+	mux.HandleFunc("POST /api/people/{id}/{action}", s.editPerson)
 	return securityHeaders(mux)
 }
 
-// securityHeaders keeps pages to their own origin: no scripts, styles or frames from elsewhere.
+// csp keeps pages to their own origin: no scripts, styles or frames from elsewhere; the one
+// inline script allowed is the result page's (by its hash).
+var csp = "default-src 'self'; script-src 'self' " + output.PageScriptHash + "; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'"
+
+// securityHeaders sets csp and keeps browsers from guessing content types.
 func securityHeaders(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'")
+		w.Header().Set("Content-Security-Policy", csp)
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		h.ServeHTTP(w, r)
 	})
@@ -112,7 +130,8 @@ func (s *Server) sourcePage(w http.ResponseWriter, r *http.Request) {
 			}
 			return "/objects/" + m.Image
 		},
-		Back: "/",
+		Back:   "/",
+		Person: func(id string) string { return "/people/#person-" + id },
 	}
 	if len(res.Clusters) > 0 {
 		links.Montage = "montage.png"

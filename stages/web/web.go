@@ -1,7 +1,8 @@
 // Package web is the live UI the binary serves (`watch --http`, `run --http`): every source with
 // its progress, pushed to the browser by server-sent events as status, result and dead-letter
 // messages arrive from NATS, and each source's result page built from the stored result and
-// the Object Store's images. Assets are embedded; nothing is loaded from elsewhere. Reads are
+// the Object Store's images, and the people gallery across sources with its edits (rename,
+// merge, split, forget). Assets are embedded; nothing is loaded from elsewhere. Reads are
 // open to whoever reaches the address (localhost unless told otherwise); writes need the token.
 package web
 
@@ -23,12 +24,13 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/personcluster/personcluster/messages"
+	"github.com/personcluster/personcluster/stages/people"
 	"github.com/personcluster/personcluster/stages/stage"
 )
 
 // Config configures a Server.
 type Config struct {
-	// Token authorises writes (cancelling a source): requests carry it as
+	// Token authorises writes (cancelling a source, editing the people gallery): requests carry it as
 	// "Authorization: Bearer <token>". Empty turns writes off.
 	Token string
 	// Cancel stops a source (reader.Cancel); nil turns cancelling off.
@@ -91,8 +93,12 @@ type Server struct {
 	natsURL   string
 	clients   map[*client]struct{}
 	montages  map[string]montageCache
-	closed    chan struct{}
-	closeOnce sync.Once
+	// galleryOpen is the gallery, opened on first use; lastPeople its last list, shown while NATS
+	// is away.
+	galleryOpen *people.Gallery
+	lastPeople  []*people.Person
+	closed      chan struct{}
+	closeOnce   sync.Once
 }
 
 // montageCache is the montage drawn for the result of at.

@@ -234,7 +234,7 @@ func TestLiveProgressInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	publishResult(t, js, "clip", 3)
+	publishResult(t, js, "clip", 3, 4)
 	waitRow(t, ctx, "clip", 30*time.Second, func(r rowState) bool {
 		return strings.Contains(r.Banner, "connected to NATS") && !strings.Contains(r.Banner, "not") && r.People == "3"
 	})
@@ -253,9 +253,9 @@ func jpegOf(t *testing.T, c color.RGBA) []byte {
 	return buf.Bytes()
 }
 
-// publishResult stores a final result of people clusters (4 faces each, crops in the Object
-// Store) on results.<source>.
-func publishResult(t *testing.T, js jetstream.JetStream, source string, people int) *messages.ClusterResult {
+// publishResult stores a final result of people clusters (faces each, crops in the Object
+// Store, linked to gallery people ptest0, ptest1, …) on results.<source>.
+func publishResult(t *testing.T, js jetstream.JetStream, source string, people, faces int) *messages.ClusterResult {
 	t.Helper()
 	ctx := context.Background()
 	obj, err := js.ObjectStore(ctx, stage.ImagesBucket)
@@ -267,9 +267,9 @@ func publishResult(t *testing.T, js jetstream.JetStream, source string, people i
 	r := &messages.ClusterResult{Source: source, Final: true, FramesSeen: 275, FramesAccepted: 100, Threshold: 1.2, Params: p,
 		FaceModel: "fr_feature-512", ClothModel: "mobilenet_v1-512", Bucket: stage.ImagesBucket, AtMillis: time.Now().UnixMilli()}
 	for c := 0; c < people; c++ {
-		cl := messages.Cluster{ID: c}
-		for i := 0; i < 4; i++ {
-			seq := int64(c*10 + i)
+		cl := messages.Cluster{ID: c, Person: fmt.Sprintf("ptest%d", c)}
+		for i := 0; i < faces; i++ {
+			seq := int64(c*1000 + i)
 			m := messages.Member{Seq: seq, Frame: seq * 2, PTSMillis: seq * 80, Face: 0, Box: messages.Box{10, 40, 50, 10},
 				Image: fmt.Sprintf("%s/faces/%06d-0.jpg", source, seq)}
 			if _, err := obj.PutBytes(ctx, m.Image, jpegOf(t, color.RGBA{uint8(60 * c), 120, 200, 255})); err != nil {
@@ -297,7 +297,7 @@ func publishResult(t *testing.T, js jetstream.JetStream, source string, people i
 func TestSourcePageInBrowser(t *testing.T) {
 	ctx := browser.New(t)
 	ns, env := startNATS(t)
-	res := publishResult(t, env.JS, "lobby", 4)
+	res := publishResult(t, env.JS, "lobby", 4, 40) // more faces than a section shows at once
 	ui, hs, _, _ := startUI(t, ns.srv.ClientURL(), web.Config{})
 	deadline := time.Now().Add(10 * time.Second)
 	for len(ui.Sources()) == 0 && time.Now().Before(deadline) {
@@ -310,15 +310,25 @@ func TestSourcePageInBrowser(t *testing.T) {
 		Faces    int `json:"faces"`
 		People   int `json:"people"`
 		Sections int `json:"sections"`
+		Figures  int `json:"figures"`
+		Buttons  int `json:"buttons"`
+		Gallery  int `json:"gallery"`
 	}
-	got, err := chromedp.Run(browser.Within(t, ctx, 10*time.Second), chromedp.Evaluate[counts](`({
-  faces: Number(document.getElementById("faces").textContent), people: Number(document.getElementById("people").textContent),
-  sections: document.querySelectorAll("section[data-person]").length})`))
+	// The buttons bring in each person's other faces: the page's script runs under the UI's
+	// Content-Security-Policy.
+	got, err := chromedp.Run(browser.Within(t, ctx, 10*time.Second), chromedp.Evaluate[counts](`(() => {
+  const bs = [...document.querySelectorAll("button[data-more]")];
+  for (const b of bs) b.click();
+  return {faces: Number(document.getElementById("faces").textContent), people: Number(document.getElementById("people").textContent),
+    sections: document.querySelectorAll("section[data-person]").length, figures: document.querySelectorAll(".faces figure").length,
+    buttons: bs.length, gallery: document.querySelectorAll('section[data-person] a[href^="/people/#person-"]').length};
+})()`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Faces != res.Faces || got.People != len(res.Clusters) || got.Sections != len(res.Clusters) {
-		t.Errorf("page says %+v; the result has %d faces, %d people", got, res.Faces, len(res.Clusters))
+	if got.Faces != res.Faces || got.People != len(res.Clusters) || got.Sections != len(res.Clusters) ||
+		got.Figures != res.Faces-len(res.Dropped) || got.Buttons != len(res.Clusters) || got.Gallery != len(res.Clusters) {
+		t.Errorf("page says %+v; the result has %d faces, %d people, %d dropped", got, res.Faces, len(res.Clusters), len(res.Dropped))
 	}
 	imgs, err := browser.ImagesLoaded(browser.Within(t, ctx, 30*time.Second))
 	if err != nil {

@@ -249,7 +249,7 @@ type FrameFaces struct {
 	Width      int    `msgpack:"w"` // full source frame
 	Height     int    `msgpack:"h"`
 	Accepted   bool   `msgpack:"accepted"`
-	SkipReason string `msgpack:"skip,omitempty"` // why not accepted: "too_few_faces", "too_many_faces", "dead_letter"
+	SkipReason string `msgpack:"skip,omitempty"` // why not accepted: SkipTooFew, SkipTooMany, SkipDeadLetter
 	Detected   int    `msgpack:"detected"`       // faces found and kept by the gate, accepted or not
 	Faces      []Face `msgpack:"faces"`
 	Params     Params `msgpack:"params"`

@@ -32,7 +32,7 @@ import (
 )
 
 // StageName names the stage in message ids, dead-letter subjects and metrics.
-const StageName = "clusterer"
+const StageName = messages.StageClusterer
 
 // DefaultMaxFaces is Config.MaxFaces when not set: 20,000 faces are 200 million distances.
 const DefaultMaxFaces = 20000
@@ -300,7 +300,7 @@ func (s *Stage) emitDue(ctx context.Context, in *stage.Input, src string, st *so
 // publishResult publishes one of a source's results; id (quota, final, a window's) makes its
 // message id, so a redelivered input never publishes it twice.
 func publishResult(ctx context.Context, in *stage.Input, src, id string, res *messages.ClusterResult) error {
-	return in.Publish(ctx, stage.Output{Subject: messages.Subject(messages.SubjectResults, src), MsgID: src + ".result." + id, Message: res})
+	return in.Publish(ctx, stage.Output{Subject: messages.Subject(messages.SubjectResults, src), MsgID: messages.ResultMsgID(src, id), Message: res})
 }
 
 // forgetSource drops a finished source's frames and their messages in the vectors stream.

@@ -18,7 +18,7 @@ import (
 )
 
 // StageName names the stage in message ids, dead-letter subjects and metrics.
-const StageName = "detector"
+const StageName = messages.StageDetector
 
 // Config configures the stage.
 type Config struct {
@@ -73,12 +73,11 @@ func (c *Counters) Skipped() map[string]int64 {
 	return map[string]int64{SkipTooFew: c.TooFew.Load(), SkipTooMany: c.TooMany.Load()}
 }
 
-// Skip reasons of FrameFaces.
+// Skip reasons of FrameFaces (defined with the message).
 const (
-	SkipTooFew  = "too_few_faces"
-	SkipTooMany = "too_many_faces"
-	// SkipDeadLetter: the frame was dead-lettered; it is passed on so counts stay complete.
-	SkipDeadLetter = "dead_letter"
+	SkipTooFew     = messages.SkipTooFew
+	SkipTooMany    = messages.SkipTooMany
+	SkipDeadLetter = messages.SkipDeadLetter
 )
 
 // Stage is the detector's stage.Processor.
@@ -123,7 +122,7 @@ func (s *Stage) Process(ctx context.Context, batch []*stage.Input) []stage.Resul
 				MsgID: messages.MsgID(m.Source, m.Seq, StageName), Message: ff}}
 		case *messages.EndOfStream:
 			out[i].Outputs = []stage.Output{{Subject: messages.Subject(messages.SubjectFaces, m.Source),
-				MsgID: m.Source + ".eos." + StageName, Message: m}}
+				MsgID: messages.EOSMsgID(m.Source, StageName), Message: m}}
 		default:
 			out[i].Err = stage.Permanent(fmt.Errorf("detector: unexpected %s on %s", in.Message.MessageType(), in.Subject))
 		}

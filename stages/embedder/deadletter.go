@@ -12,6 +12,6 @@ func (s *Stage) OnDeadLetter(in *stage.Input, reason error) []stage.Output {
 	if !ok {
 		return nil
 	}
-	cv := &messages.ClothVectors{Source: ff.Source, Seq: ff.Seq, Index: ff.Index, Model: "dead_letter", Params: ff.Params}
+	cv := &messages.ClothVectors{Source: ff.Source, Seq: ff.Seq, Index: ff.Index, Model: messages.ModelDeadLetter, Params: ff.Params}
 	return []stage.Output{{Subject: messages.Subject(messages.SubjectClothVec, ff.Source), MsgID: messages.MsgID(ff.Source, ff.Seq, StageName), Message: cv}}
 }

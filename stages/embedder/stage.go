@@ -143,7 +143,7 @@ func (s *Stage) Process(ctx context.Context, batch []*stage.Input) []stage.Resul
 			}
 		case *messages.EndOfStream:
 			out[i].Outputs = []stage.Output{{Subject: messages.Subject(messages.SubjectClothVec, m.Source),
-				MsgID: m.Source + ".eos." + StageName, Message: m}}
+				MsgID: messages.EOSMsgID(m.Source, StageName), Message: m}}
 		default:
 			typ := "nil message"
 			if in.Message != nil {

@@ -21,7 +21,7 @@ import (
 )
 
 // StageName names the stage in message ids, dead-letter subjects and metrics.
-const StageName = "encoder"
+const StageName = messages.StageEncoder
 
 var blackRGBA = color.RGBA{}
 
@@ -81,7 +81,7 @@ func (s *Stage) Process(ctx context.Context, batch []*stage.Input) []stage.Resul
 			work = append(work, p)
 		case *messages.EndOfStream:
 			out[i].Outputs = []stage.Output{{Subject: messages.Subject(messages.SubjectFaceVec, m.Source),
-				MsgID: m.Source + ".eos." + StageName, Message: m}}
+				MsgID: messages.EOSMsgID(m.Source, StageName), Message: m}}
 		default:
 			out[i].Err = stage.Permanent(fmt.Errorf("encoder: unexpected %s on %s", in.Message.MessageType(), in.Subject))
 		}

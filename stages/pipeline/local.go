@@ -315,7 +315,7 @@ func Ingest(ctx context.Context, js jetstream.JetStream, req *messages.IngestReq
 	if err := req.Validate(); err != nil {
 		return fmt.Errorf("pipeline: ingest request: %w", err)
 	}
-	msg, err := stage.EncodeMsg(stage.Output{Subject: messages.Subject(messages.SubjectIngest, req.Source), MsgID: req.Source + ".ingest", Message: req})
+	msg, err := stage.EncodeMsg(stage.Output{Subject: messages.Subject(messages.SubjectIngest, req.Source), MsgID: messages.IngestMsgID(req.Source), Message: req})
 	if err != nil {
 		return err
 	}

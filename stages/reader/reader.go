@@ -36,7 +36,7 @@ import (
 )
 
 // StageName names the stage in message ids, dead-letter subjects and metrics.
-const StageName = "reader"
+const StageName = messages.StageReader
 
 // Config configures the stage. Zero values take the defaults.
 type Config struct {
@@ -256,7 +256,7 @@ func (r *run) finish(ctx context.Context, reason string, src *source, readErr er
 		Corrupt: r.prog.Corrupt, Reason: reason, Params: r.req.Params}
 	r.mu.Unlock()
 	if err := r.in.Publish(ctx, stage.Output{Subject: messages.Subject(messages.SubjectFrames, r.req.Source),
-		MsgID: r.req.Source + ".eos." + StageName, Message: eos}); err != nil {
+		MsgID: messages.EOSMsgID(r.req.Source, StageName), Message: eos}); err != nil {
 		return fmt.Errorf("reader: publishing the end of %s: %w", r.req.Source, err)
 	}
 	stopHB()

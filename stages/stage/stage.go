@@ -493,7 +493,7 @@ func (l *loop) deadLetter(ctx context.Context, in *Input, reason error) {
 	}
 	id := ""
 	if md, err := in.msg.Metadata(); err == nil {
-		id = fmt.Sprintf("dead.%s.%s.%d", l.cfg.Name, md.Stream, md.Sequence.Stream)
+		id = messages.DeadLetterMsgID(l.cfg.Name, md.Stream, md.Sequence.Stream)
 	}
 	var told []Output
 	if h, ok := l.proc.(DeadLetterHandler); ok && in.Message != nil {

@@ -163,7 +163,7 @@ func (e *Env) Read(ctx context.Context, path string) (Result, error) {
 	}
 	defer sub.Unsubscribe()
 	req := &messages.IngestRequest{Source: source, URI: path, Params: messages.DefaultParams(), AtMillis: time.Now().UnixMilli()}
-	msg, err := stage.EncodeMsg(stage.Output{Subject: messages.Subject(messages.SubjectIngest, source), MsgID: source + ".ingest", Message: req})
+	msg, err := stage.EncodeMsg(stage.Output{Subject: messages.Subject(messages.SubjectIngest, source), MsgID: messages.IngestMsgID(source), Message: req})
 	if err != nil {
 		return Result{}, err
 	}

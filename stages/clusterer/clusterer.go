@@ -135,12 +135,12 @@ func New(cfg Config, js jetstream.JetStream, images jetstream.ObjectStore) (*Sta
 }
 
 // Process adds each vector message to its source's state and publishes results when due.
+// It publishes them itself (in.Publish), so they are stored before the input that completed
+// them is acked.
 func (s *Stage) Process(ctx context.Context, batch []*stage.Input) []stage.Result {
-	out := make([]stage.Result, len(batch))
-	for i, in := range batch {
-		out[i].Err = s.handle(ctx, in)
-	}
-	return out
+	return stage.Each(ctx, batch, stage.Route{Stage: StageName}, func(ctx context.Context, in *stage.Input, _ messages.Message) ([]stage.Output, error) {
+		return nil, s.handle(ctx, in)
+	})
 }
 
 func (s *Stage) handle(ctx context.Context, in *stage.Input) error {

@@ -15,5 +15,5 @@ func (s *Stage) OnDeadLetter(in *stage.Input, reason error) []stage.Output {
 	ff := &messages.FrameFaces{Source: f.Source, Seq: f.Seq, Index: f.Index, PTSMillis: f.PTSMillis,
 		Width: fullSize(f.Width, f.Scale), Height: fullSize(f.Height, f.Scale), // FrameFaces holds the source size
 		SkipReason: SkipDeadLetter, Params: f.Params}
-	return []stage.Output{{Subject: messages.Subject(messages.SubjectFaces, f.Source), MsgID: messages.MsgID(f.Source, f.Seq, StageName), Message: ff}}
+	return []stage.Output{route.Output(f.Source, f.Seq, ff)}
 }

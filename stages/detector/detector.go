@@ -109,26 +109,17 @@ func (s *Stage) Detector() FaceDetector { return s.det }
 
 // Process handles frames and forwards end-of-stream markers.
 func (s *Stage) Process(ctx context.Context, batch []*stage.Input) []stage.Result {
-	out := make([]stage.Result, len(batch))
-	for i, in := range batch {
-		switch m := in.Message.(type) {
-		case *messages.Frame:
-			ff, err := s.Frame(m)
-			if err != nil {
-				out[i].Err = err
-				continue
-			}
-			out[i].Outputs = []stage.Output{{Subject: messages.Subject(messages.SubjectFaces, m.Source),
-				MsgID: messages.MsgID(m.Source, m.Seq, StageName), Message: ff}}
-		case *messages.EndOfStream:
-			out[i].Outputs = []stage.Output{{Subject: messages.Subject(messages.SubjectFaces, m.Source),
-				MsgID: messages.EOSMsgID(m.Source, StageName), Message: m}}
-		default:
-			out[i].Err = stage.Permanent(fmt.Errorf("detector: unexpected %s on %s", in.Message.MessageType(), in.Subject))
+	return stage.Each(ctx, batch, route, func(_ context.Context, _ *stage.Input, f *messages.Frame) ([]stage.Output, error) {
+		ff, err := s.Frame(f)
+		if err != nil {
+			return nil, err
 		}
-	}
-	return out
+		return []stage.Output{route.Output(f.Source, f.Seq, ff)}, nil
+	})
 }
+
+// route: frames in, FrameFaces and end-of-stream markers out on faces.<source>.
+var route = stage.Route{Stage: StageName, Next: messages.SubjectFaces}
 
 // bad counts and marks a bad-input error: the message is dead-lettered, never retried.
 func (s *Stage) bad(err error) error {

@@ -13,5 +13,5 @@ func (s *Stage) OnDeadLetter(in *stage.Input, reason error) []stage.Output {
 		return nil
 	}
 	cv := &messages.ClothVectors{Source: ff.Source, Seq: ff.Seq, Index: ff.Index, Model: messages.ModelDeadLetter, Params: ff.Params}
-	return []stage.Output{{Subject: messages.Subject(messages.SubjectClothVec, ff.Source), MsgID: messages.MsgID(ff.Source, ff.Seq, StageName), Message: cv}}
+	return []stage.Output{route.Output(ff.Source, ff.Seq, cv)}
 }

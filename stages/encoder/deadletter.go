@@ -13,5 +13,5 @@ func (s *Stage) OnDeadLetter(in *stage.Input, reason error) []stage.Output {
 		return nil
 	}
 	fv := &messages.FaceVectors{Source: ff.Source, Seq: ff.Seq, Index: ff.Index, PTSMillis: ff.PTSMillis, Model: messages.ModelDeadLetter, Params: ff.Params}
-	return []stage.Output{{Subject: messages.Subject(messages.SubjectFaceVec, ff.Source), MsgID: messages.MsgID(ff.Source, ff.Seq, StageName), Message: fv}}
+	return []stage.Output{route.Output(ff.Source, ff.Seq, fv)}
 }

@@ -67,6 +67,14 @@ func (c *Config) setDefaults() {
 	}
 }
 
+// Validate reports configuration errors.
+func (c Config) Validate() error {
+	if c.Metric != "euclidean" && c.Metric != "cosine" {
+		return fmt.Errorf("clusterer: metric %q (euclidean or cosine)", c.Metric)
+	}
+	return nil
+}
+
 type frameParts struct {
 	face      *messages.FaceVectors
 	cloth     *messages.ClothVectors
@@ -128,8 +136,8 @@ type Stage struct {
 // New returns a clusterer; images may be nil (no object store).
 func New(cfg Config, js jetstream.JetStream, images jetstream.ObjectStore) (*Stage, error) {
 	cfg.setDefaults()
-	if cfg.Metric != "euclidean" && cfg.Metric != "cosine" {
-		return nil, fmt.Errorf("clusterer: metric %q (euclidean or cosine)", cfg.Metric)
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	return &Stage{cfg: cfg, js: js, images: images, sources: map[string]*sourceState{}}, nil
 }

@@ -90,13 +90,13 @@ type Stage struct {
 
 // New wraps a detector; the stage owns it and closes it.
 func New(cfg Config, det FaceDetector) (*Stage, error) {
+	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if det == nil {
 		return nil, errors.New("detector: no face detector")
 	}
-	cfg.setDefaults()
 	gate, err := NewGate(cfg.Gate)
 	if err != nil {
 		return nil, err

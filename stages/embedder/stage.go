@@ -37,17 +37,17 @@ const (
 	DefaultMaxWait  = 10 * time.Millisecond
 )
 
-func (c Config) withDefaults() Config {
-	if c.MaxBatch <= 0 {
+// setDefaults fills zero values; Validate then refuses negative ones.
+func (c *Config) setDefaults() {
+	if c.MaxBatch == 0 {
 		c.MaxBatch = DefaultMaxBatch
 	}
-	if c.MaxWait <= 0 {
+	if c.MaxWait == 0 {
 		c.MaxWait = DefaultMaxWait
 	}
-	if c.Workers <= 0 {
+	if c.Workers == 0 {
 		c.Workers = min(runtime.GOMAXPROCS(0), 8)
 	}
-	return c
 }
 
 // Validate reports configuration errors.
@@ -89,11 +89,11 @@ func New(model *Model) *Stage {
 
 // NewWithConfig wraps a model; the stage owns the model and closes it (also on error).
 func NewWithConfig(model *Model, cfg Config) (*Stage, error) {
+	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		model.Close()
 		return nil, err
 	}
-	cfg = cfg.withDefaults()
 	if fb := model.FixedBatch(); fb > 0 && cfg.MaxBatch > fb && cfg.MaxBatch%fb != 0 {
 		cfg.MaxBatch -= cfg.MaxBatch % fb // whole chunks of a fixed-batch model
 	}

@@ -124,17 +124,19 @@ type Config struct {
 	Metrics  *Registry
 }
 
+// setDefaults fills zero values; Validate then refuses what is left out of range (negative
+// counts).
 func (c *Config) setDefaults() {
-	if c.Concurrency <= 0 {
+	if c.Concurrency == 0 {
 		c.Concurrency = 1
 	}
-	if c.BatchSize <= 0 {
+	if c.BatchSize == 0 {
 		c.BatchSize = 1
 	}
 	if c.BatchWait <= 0 {
 		c.BatchWait = 500 * time.Millisecond
 	}
-	if c.MaxDeliver <= 0 {
+	if c.MaxDeliver == 0 {
 		c.MaxDeliver = 5
 	}
 	if c.RetryDelay <= 0 {
@@ -178,10 +180,10 @@ func (c Config) Validate() error {
 // Run runs proc until ctx is cancelled, then drains. It owns proc: it closes it before
 // returning, also when it cannot start. It returns nil after a clean drain.
 func Run(ctx context.Context, js jetstream.JetStream, cfg Config, proc Processor) error {
+	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return errors.Join(err, closeProcessor(cfg.Name, proc))
 	}
-	cfg.setDefaults()
 	log := cfg.Logger.With("stage", cfg.Name)
 	cons, err := js.Consumer(ctx, cfg.Stream, cfg.Consumer)
 	if err != nil {

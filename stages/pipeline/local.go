@@ -85,9 +85,6 @@ func (l *Local) Conn() *nats.Conn { return l.nc }
 // JetStream is the stages' JetStream handle.
 func (l *Local) JetStream() jetstream.JetStream { return l.js }
 
-// Detector is the running detector stage (for its counters).
-func (l *Local) Detector() *detector.Stage { return l.det }
-
 // StartLocal starts the embedded server and every stage. lo.Request is not used.
 func StartLocal(ctx context.Context, lo LocalOptions) (_ *Local, err error) {
 	l := &Local{lo: lo}

@@ -35,11 +35,11 @@ func TestRunRecoversPanicAsDeadLetter(t *testing.T) {
 	cfg := testConfig(env)
 	cfg.Concurrency, cfg.BatchSize = 1, 4
 	go func() { done <- stage.Run(ctx, env.JS, cfg, proc) }()
-	dead := collect(t, env.JS, stage.StreamDead, "dead.detector.src1", 1)
-	faces := collect(t, env.JS, stage.StreamFaces, "faces.src1", 2)
+	dead := stagetest.Collect(t, env.JS, stage.StreamDead, "dead.detector.src1", 1)
+	faces := stagetest.Collect(t, env.JS, stage.StreamFaces, "faces.src1", 2)
 	// The stage still serves after the panic.
 	publish(t, env.JS, "frames.src1", encode(t, frame(3)), "f3")
-	collect(t, env.JS, stage.StreamFaces, "faces.src1", 3)
+	stagetest.Collect(t, env.JS, stage.StreamFaces, "faces.src1", 3)
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -126,7 +126,7 @@ func TestRunKeepsInputAliveWhileWaitingForRoom(t *testing.T) {
 	if err := faces.Purge(context.Background(), jetstream.WithPurgeSubject("faces.filler")); err != nil {
 		t.Fatal(err)
 	}
-	collect(t, env.JS, stage.StreamFaces, "faces.src1", 1)
+	stagetest.Collect(t, env.JS, stage.StreamFaces, "faces.src1", 1)
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -150,7 +150,7 @@ func TestRunRoomWaitIsBounded(t *testing.T) {
 	cfg.RoomWait, cfg.MaxDeliver = 200*time.Millisecond, 2
 	go func() { done <- stage.Run(ctx, env.JS, cfg, proc) }()
 	publish(t, env.JS, "frames.src1", encode(t, frame(0)), "")
-	dead := collect(t, env.JS, stage.StreamDead, "dead.detector.src1", 1)
+	dead := stagetest.Collect(t, env.JS, stage.StreamDead, "dead.detector.src1", 1)
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)

@@ -82,34 +82,6 @@ func encode(t *testing.T, m messages.Message) []byte {
 	return data
 }
 
-// collect reads every message of a stream on subjects matching filter.
-func collect(t *testing.T, js jetstream.JetStream, stream, filter string, want int) []jetstream.Msg {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	var got []jetstream.Msg
-	for ctx.Err() == nil {
-		got = got[:0]
-		cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for {
-			msg, err := cons.Next(jetstream.FetchMaxWait(200 * time.Millisecond))
-			if err != nil {
-				break
-			}
-			got = append(got, msg)
-		}
-		if len(got) >= want {
-			return got
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%s %s: got %d messages, want %d", stream, filter, len(got), want)
-	return nil
-}
-
 func testConfig(env *stagetest.Env) stage.Config {
 	return stage.Config{Name: "detector", Stream: stage.StreamFrames, Consumer: stage.ConsumerDetector,
 		MaxDeliver: 3, RetryDelay: 20 * time.Millisecond, BatchWait: 100 * time.Millisecond, Concurrency: 2, BatchSize: 4}
@@ -142,8 +114,8 @@ func TestRunRetriesDeadLettersAndDeduplicates(t *testing.T) {
 	cfg.Metrics = reg
 	go func() { done <- stage.Run(ctx, env.JS, cfg, proc) }()
 
-	faces := collect(t, env.JS, stage.StreamFaces, "faces.src1", 3)
-	dead := collect(t, env.JS, stage.StreamDead, "dead.detector.>", 3)
+	faces := stagetest.Collect(t, env.JS, stage.StreamFaces, "faces.src1", 3)
+	dead := stagetest.Collect(t, env.JS, stage.StreamDead, "dead.detector.>", 3)
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -245,7 +217,7 @@ func TestRunDrainsInFlightWork(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	collect(t, env.JS, stage.StreamFaces, "faces.src1", 1)
+	stagetest.Collect(t, env.JS, stage.StreamFaces, "faces.src1", 1)
 	info, err := env.JS.Consumer(context.Background(), stage.StreamFrames, stage.ConsumerDetector)
 	if err != nil {
 		t.Fatal(err)
@@ -271,7 +243,7 @@ func TestRunBatches(t *testing.T) {
 	cfg.Concurrency, cfg.BatchSize = 1, 8
 	done := make(chan error, 1)
 	go func() { done <- stage.Run(ctx, env.JS, cfg, proc) }()
-	collect(t, env.JS, stage.StreamFaces, "faces.src1", 16)
+	stagetest.Collect(t, env.JS, stage.StreamFaces, "faces.src1", 16)
 	cancel()
 	<-done
 	if proc.maxBatch.Load() != 8 {
@@ -326,8 +298,8 @@ func TestDeadLetterHandlerOutputs(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- stage.Run(ctx, env.JS, testConfig(env), proc) }()
-	faces := collect(t, env.JS, stage.StreamFaces, "faces.src1", 3)
-	dead := collect(t, env.JS, stage.StreamDead, "dead.detector.src1", 1)
+	faces := stagetest.Collect(t, env.JS, stage.StreamFaces, "faces.src1", 3)
+	dead := stagetest.Collect(t, env.JS, stage.StreamDead, "dead.detector.src1", 1)
 	cancel()
 	<-done
 	if dl, err := messages.DecodeAs[*messages.DeadLetter](dead[0].Data()); err != nil || !dl.Forwarded || dl.EndsSource() {
@@ -367,8 +339,8 @@ func TestRunRefusesOversizedInput(t *testing.T) {
 	cfg := testConfig(env)
 	cfg.MaxMessageBytes = 2000
 	go func() { done <- stage.Run(ctx, env.JS, cfg, proc) }()
-	dead := collect(t, env.JS, stage.StreamDead, "dead.detector.src1", 2)
-	collect(t, env.JS, stage.StreamFaces, "faces.src1", 1)
+	dead := stagetest.Collect(t, env.JS, stage.StreamDead, "dead.detector.src1", 2)
+	stagetest.Collect(t, env.JS, stage.StreamFaces, "faces.src1", 1)
 	cancel()
 	<-done
 	for _, m := range dead {
@@ -428,7 +400,7 @@ func TestRunRetriesFailedPublishInPlace(t *testing.T) {
 	if err := topo.Ensure(ctx, env.JS); err != nil {
 		t.Fatal(err)
 	}
-	collect(t, env.JS, stage.StreamFaces, "faces.src1", 1)
+	stagetest.Collect(t, env.JS, stage.StreamFaces, "faces.src1", 1)
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -454,8 +426,8 @@ func TestRunRefusesMessageForAnotherSource(t *testing.T) {
 	forged.Source = "victim"
 	publish(t, env.JS, "frames.src1", encode(t, forged), "")
 	publish(t, env.JS, "frames.src1", encode(t, frame(8)), "")
-	dead := collect(t, env.JS, stage.StreamDead, "dead.detector.src1", 1)
-	collect(t, env.JS, stage.StreamFaces, "faces.src1", 1)
+	dead := stagetest.Collect(t, env.JS, stage.StreamDead, "dead.detector.src1", 1)
+	stagetest.Collect(t, env.JS, stage.StreamFaces, "faces.src1", 1)
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)

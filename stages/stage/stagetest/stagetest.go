@@ -58,3 +58,33 @@ func StartServer(t testing.TB, cfg broker.ServerConfig, topo stage.Topology) *En
 	}
 	return &Env{Server: srv, NC: nc, JS: js}
 }
+
+// Collect returns the messages of stream on subjects matching filter once there are at least
+// want of them, reading them anew with an ordered consumer until then; it fails the test after
+// 30 s.
+func Collect(t testing.TB, js jetstream.JetStream, stream, filter string, want int) []jetstream.Msg {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var got []jetstream.Msg
+	for ctx.Err() == nil {
+		got = got[:0]
+		cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			msg, err := cons.Next(jetstream.FetchMaxWait(200 * time.Millisecond))
+			if err != nil {
+				break
+			}
+			got = append(got, msg)
+		}
+		if len(got) >= want {
+			return got
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("stagetest: %s %s: got %d messages, want %d", stream, filter, len(got), want)
+	return nil
+}

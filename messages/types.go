@@ -180,13 +180,7 @@ type Frame struct {
 func (*Frame) MessageType() Type { return TypeFrame }
 
 func (m *Frame) Validate() error {
-	if err := ValidateSourceID(m.Source); err != nil {
-		return err
-	}
-	if m.Seq < 0 || m.Index < 0 {
-		return fmt.Errorf("negative seq %d or index %d", m.Seq, m.Index)
-	}
-	if err := validSize(m.Width, m.Height); err != nil {
+	if err := validFrame(m.Source, m.Seq, m.Index, m.Width, m.Height); err != nil {
 		return err
 	}
 	if !(m.Scale > 0 && m.Scale <= 1) {
@@ -196,6 +190,17 @@ func (m *Frame) Validate() error {
 		return errors.New("frame has no image")
 	}
 	return m.Params.Validate()
+}
+
+// validFrame checks what every per-frame message says of its frame: source, position, size.
+func validFrame(source string, seq, index int64, width, height int) error {
+	if err := ValidateSourceID(source); err != nil {
+		return err
+	}
+	if seq < 0 || index < 0 {
+		return fmt.Errorf("negative seq %d or index %d", seq, index)
+	}
+	return validSize(width, height)
 }
 
 func validSize(w, h int) error {
@@ -270,13 +275,7 @@ type RejectedFace struct {
 func (*FrameFaces) MessageType() Type { return TypeFrameFaces }
 
 func (m *FrameFaces) Validate() error {
-	if err := ValidateSourceID(m.Source); err != nil {
-		return err
-	}
-	if m.Seq < 0 || m.Index < 0 {
-		return fmt.Errorf("negative seq %d or index %d", m.Seq, m.Index)
-	}
-	if err := validSize(m.Width, m.Height); err != nil {
+	if err := validFrame(m.Source, m.Seq, m.Index, m.Width, m.Height); err != nil {
 		return err
 	}
 	if len(m.Faces) > MaxFacesInFrame {

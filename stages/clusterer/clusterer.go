@@ -172,39 +172,41 @@ func (s *Stage) handle(ctx context.Context, in *stage.Input) error {
 // frames already clustered in a live window are ignored.
 func (st *sourceState) add(m messages.Message, streamSeq uint64) error {
 	st.lastStream = max(st.lastStream, streamSeq)
-	part := func(seq int64) *frameParts {
-		f := st.frames[seq]
-		if f == nil {
-			f = &frameParts{streamSeq: streamSeq}
-			st.frames[seq] = f
-		}
-		f.streamSeq = min(f.streamSeq, streamSeq)
-		return f
-	}
+	// The face or clothing part of a frame: where it goes, and what the checks need of it.
+	var (
+		dim     *int
+		name    string
+		vectors [][]float32
+		params  messages.Params
+		seq     int64
+		set     func(*frameParts)
+	)
 	switch m := m.(type) {
 	case *messages.FaceVectors:
-		if err := checkDim(&st.faceDim, "face", m.Vectors); err != nil {
-			return err
-		}
-		st.setParams(m.Params)
-		if m.Seq < st.base {
-			return nil
-		}
-		part(m.Seq).face = m
+		dim, name, vectors, params, seq = &st.faceDim, "face", m.Vectors, m.Params, m.Seq
+		set = func(f *frameParts) { f.face = m }
 	case *messages.ClothVectors:
-		if err := checkDim(&st.clothDim, "clothing", m.Vectors); err != nil {
-			return err
-		}
-		st.setParams(m.Params)
-		if m.Seq < st.base {
-			return nil
-		}
-		part(m.Seq).cloth = m
+		dim, name, vectors, params, seq = &st.clothDim, "clothing", m.Vectors, m.Params, m.Seq
+		set = func(f *frameParts) { f.cloth = m }
 	case *messages.EndOfStream:
 		return errors.New("end of stream on an unexpected subject")
 	default:
 		return fmt.Errorf("unexpected %s", m.MessageType())
 	}
+	if err := checkDim(dim, name, vectors); err != nil {
+		return err
+	}
+	st.setParams(params)
+	if seq < st.base {
+		return nil
+	}
+	f := st.frames[seq]
+	if f == nil {
+		f = &frameParts{streamSeq: streamSeq}
+		st.frames[seq] = f
+	}
+	f.streamSeq = min(f.streamSeq, streamSeq)
+	set(f)
 	st.prefix = max(st.prefix, st.base)
 	for {
 		f := st.frames[st.prefix]

@@ -67,6 +67,16 @@ func ForwardEOS(r Route, eos *messages.EndOfStream) Output {
 	return Output{Subject: messages.Subject(r.Next, eos.Source), MsgID: messages.EOSMsgID(eos.Source, r.Stage), Message: eos}
 }
 
+// PassOn is the usual body of a DeadLetterHandler: for a dead-lettered input of type T, the
+// placeholder output that tells later stages of it; for other inputs, nothing.
+func PassOn[T messages.Message](in *Input, placeholder func(T) Output) []Output {
+	m, ok := in.Message.(T)
+	if !ok {
+		return nil
+	}
+	return []Output{placeholder(m)}
+}
+
 // Unexpected is the error of an input whose message type the stage does not take: bad input,
 // dead-lettered.
 func Unexpected(stageName string, in *Input) error {

@@ -45,15 +45,6 @@ func runSection(ctx context.Context, o options, name string) ([]StageRow, error)
 	return nil, fmt.Errorf("bench: unknown section %q", name)
 }
 
-func median(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if len(s) == 0 {
-		return 0
-	}
-	return s[len(s)/2]
-}
-
 // benchReader: the reader stage (decode, JPEG, publish to a file-store JetStream, as in `run`)
 // against a bare gocv decode loop over the same file, interleaved, median of 3.
 func benchReader(ctx context.Context, o options) ([]StageRow, error) {
@@ -80,7 +71,7 @@ func benchReader(ctx context.Context, o options) ([]StageRow, error) {
 		}
 		bare, rd = append(bare, b.FPS()), append(rd, a.FPS())
 	}
-	b, r := median(bare), median(rd)
+	b, r := readerbench.Median(bare), readerbench.Median(rd)
 	return []StageRow{{Stage: "reader", Unit: "frames/s", Rate: r, Bare: "gocv decode loop", BareR: b, Ratio: r / b}}, nil
 }
 
@@ -413,7 +404,7 @@ func benchClusterer(o options) ([]StageRow, error) {
 		if err != nil {
 			return nil, err
 		}
-		g := median(goT)
+		g := readerbench.Median(goT)
 		rows = append(rows, StageRow{Stage: fmt.Sprintf("clusterer n=%d", n), Unit: "clusterings/s", Rate: 1 / g,
 			Bare: "scipy pdist+linkage+fcluster", BareR: 1 / sp, Ratio: sp / g})
 	}

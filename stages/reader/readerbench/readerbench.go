@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"syscall"
 	"time"
 
@@ -185,4 +186,15 @@ func (e *Env) Read(ctx context.Context, path string) (Result, error) {
 			return Result{}, ctx.Err()
 		}
 	}
+}
+
+// Median is the middle of the figures of several rounds (the upper one of an even count; 0
+// for none): what the bench tables report.
+func Median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	return s[len(s)/2]
 }

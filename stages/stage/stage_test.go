@@ -107,19 +107,14 @@ func TestRunRetriesDeadLettersAndDeduplicates(t *testing.T) {
 	publish(t, env.JS, "frames.src1", encode(t, frame(0)), "f0-again")
 	publish(t, env.JS, "frames.src1", []byte("\x93garbage"), "bad")
 
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
 	reg := stage.NewRegistry()
 	cfg := testConfig(env)
 	cfg.Metrics = reg
-	go func() { done <- stage.Run(ctx, env.JS, cfg, proc) }()
+	stop := stagetest.Run(t, env.JS, cfg, proc)
 
 	faces := stagetest.Collect(t, env.JS, stage.StreamFaces, "faces.src1", 3)
 	dead := stagetest.Collect(t, env.JS, stage.StreamDead, "dead.detector.>", 3)
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	stop()
 	if proc.closed.Load() != 1 {
 		t.Errorf("Close called %d times", proc.closed.Load())
 	}
@@ -238,14 +233,11 @@ func TestRunBatches(t *testing.T) {
 	for i := int64(0); i < 16; i++ {
 		publish(t, env.JS, "frames.src1", encode(t, frame(i)), "")
 	}
-	ctx, cancel := context.WithCancel(context.Background())
 	cfg := testConfig(env)
 	cfg.Concurrency, cfg.BatchSize = 1, 8
-	done := make(chan error, 1)
-	go func() { done <- stage.Run(ctx, env.JS, cfg, proc) }()
+	stop := stagetest.Run(t, env.JS, cfg, proc)
 	stagetest.Collect(t, env.JS, stage.StreamFaces, "faces.src1", 16)
-	cancel()
-	<-done
+	stop()
 	if proc.maxBatch.Load() != 8 {
 		t.Errorf("largest batch %d, want 8", proc.maxBatch.Load())
 	}
@@ -295,13 +287,10 @@ func TestDeadLetterHandlerOutputs(t *testing.T) {
 	for i := int64(0); i < 3; i++ {
 		publish(t, env.JS, "frames.src1", encode(t, frame(i)), "")
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- stage.Run(ctx, env.JS, testConfig(env), proc) }()
+	stop := stagetest.Run(t, env.JS, testConfig(env), proc)
 	faces := stagetest.Collect(t, env.JS, stage.StreamFaces, "faces.src1", 3)
 	dead := stagetest.Collect(t, env.JS, stage.StreamDead, "dead.detector.src1", 1)
-	cancel()
-	<-done
+	stop()
 	if dl, err := messages.DecodeAs[*messages.DeadLetter](dead[0].Data()); err != nil || !dl.Forwarded || dl.EndsSource() {
 		t.Errorf("the dead letter of a frame reported downstream must be marked forwarded: %+v, %v", dl, err)
 	}
@@ -334,15 +323,12 @@ func TestRunRefusesOversizedInput(t *testing.T) {
 	publish(t, env.JS, "frames.src1", big, "big")
 	publish(t, env.JS, "frames.src1", huge, "huge")
 	publish(t, env.JS, "frames.src1", encode(t, frame(1)), "ok")
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
 	cfg := testConfig(env)
 	cfg.MaxMessageBytes = 2000
-	go func() { done <- stage.Run(ctx, env.JS, cfg, proc) }()
+	stop := stagetest.Run(t, env.JS, cfg, proc)
 	dead := stagetest.Collect(t, env.JS, stage.StreamDead, "dead.detector.src1", 2)
 	stagetest.Collect(t, env.JS, stage.StreamFaces, "faces.src1", 1)
-	cancel()
-	<-done
+	stop()
 	for _, m := range dead {
 		dl, err := messages.DecodeAs[*messages.DeadLetter](m.Data())
 		if err != nil {

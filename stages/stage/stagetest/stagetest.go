@@ -3,6 +3,7 @@ package stagetest
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -87,4 +88,25 @@ func Collect(t testing.TB, js jetstream.JetStream, stream, filter string, want i
 	}
 	t.Fatalf("stagetest: %s %s: got %d messages, want %d", stream, filter, len(got), want)
 	return nil
+}
+
+// Run runs stage.Run in the background until the returned stop is called or the test ends:
+// stop cancels it, waits for it, and fails the test if it did not end cleanly. Safe to call
+// twice.
+func Run(t testing.TB, js jetstream.JetStream, cfg stage.Config, proc stage.Processor) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- stage.Run(ctx, js, cfg, proc) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("stagetest: stage %s: %v", cfg.Name, err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }

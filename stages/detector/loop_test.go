@@ -44,19 +44,12 @@ func TestStageLoopDeadLettersBadFrames(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() {
-		done <- stage.Run(runCtx, env.JS, stage.Config{Name: detector.StageName, Stream: stage.StreamFrames, Consumer: stage.ConsumerDetector,
-			BatchWait: 100 * time.Millisecond, RetryDelay: 20 * time.Millisecond,
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, proc)
-	}()
+	stop := stagetest.Run(t, env.JS, stage.Config{Name: detector.StageName, Stream: stage.StreamFrames, Consumer: stage.ConsumerDetector,
+		BatchWait: 100 * time.Millisecond, RetryDelay: 20 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, proc)
 	out := stagetest.Collect(t, env.JS, stage.StreamFaces, "faces.src1", 4)
 	dead := stagetest.Collect(t, env.JS, stage.StreamDead, "dead.detector.src1", 2)
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	stop()
 	if det.closed != 1 {
 		t.Errorf("detector closed %d times", det.closed)
 	}

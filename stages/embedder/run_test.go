@@ -43,11 +43,9 @@ func TestStageRunOnJetStream(t *testing.T) {
 	}
 	publishMsg(t, env.JS, "faces.src1", &messages.EndOfStream{Source: "src1", Frames: frames, Reason: "end", Params: messages.DefaultParams()})
 
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
 	cfg := stage.Config{Name: embedder.StageName, Stream: stage.StreamFaces, Consumer: stage.ConsumerEmbedder, Concurrency: 2,
 		BatchSize: 4, BatchWait: 50 * time.Millisecond, MaxDeliver: 2, RetryDelay: 20 * time.Millisecond}
-	go func() { done <- stage.Run(runCtx, env.JS, cfg, s) }()
+	stop := stagetest.Run(t, env.JS, cfg, s)
 
 	vecs := stagetest.Collect(t, env.JS, stage.StreamVectors, "clothvec.src1", frames+1)
 	dead := stagetest.Collect(t, env.JS, stage.StreamDead, "dead.embedder.src1", 1)
@@ -70,10 +68,7 @@ func TestStageRunOnJetStream(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	stop()
 	seen := map[int64]bool{}
 	eos := 0
 	for _, msg := range vecs {

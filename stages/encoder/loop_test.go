@@ -37,19 +37,12 @@ func TestStageLoopDeadLettersBadFrames(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() {
-		done <- stage.Run(runCtx, env.JS, stage.Config{Name: encoder.StageName, Stream: stage.StreamFaces, Consumer: stage.ConsumerEncoder,
-			BatchSize: 8, BatchWait: 300 * time.Millisecond, RetryDelay: 20 * time.Millisecond,
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, proc)
-	}()
+	stop := stagetest.Run(t, env.JS, stage.Config{Name: encoder.StageName, Stream: stage.StreamFaces, Consumer: stage.ConsumerEncoder,
+		BatchSize: 8, BatchWait: 300 * time.Millisecond, RetryDelay: 20 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, proc)
 	out := stagetest.Collect(t, env.JS, stage.StreamVectors, "facevec.src1", 4)
 	dead := stagetest.Collect(t, env.JS, stage.StreamDead, "dead.encoder.src1", 2)
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	stop()
 	vectors, placeholders := 0, 0
 	for _, m := range out {
 		fv, err := messages.DecodeAs[*messages.FaceVectors](m.Data())

@@ -161,4 +161,11 @@ func TestRunClosesProcessorWhenItCannotStart(t *testing.T) {
 	if proc.closed.Load() != 1 {
 		t.Errorf("Close called %d times, want once", proc.closed.Load())
 	}
+	// Defaults fill zero values only: a negative one is still refused (and proc closed again,
+	// safely).
+	cfg = testConfig(env)
+	cfg.Concurrency = -1
+	if err := stage.Run(context.Background(), env.JS, cfg, proc); err == nil || !strings.Contains(err.Error(), "must not be negative") {
+		t.Fatalf("Run with concurrency -1: %v", err)
+	}
 }

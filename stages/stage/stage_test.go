@@ -244,16 +244,21 @@ func TestRunBatches(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
-	for _, cfg := range []stage.Config{
-		{Name: "", Stream: "S", Consumer: "c"},
-		{Name: "a.b", Stream: "S", Consumer: "c"},
-		{Name: "x", Stream: "", Consumer: "c"},
-		{Name: "x", Stream: "S", Consumer: "c", BatchSize: 5000},
-		{Name: "x", Stream: "S", Consumer: "c", Concurrency: -1},
+	for _, tc := range []struct {
+		name string
+		cfg  stage.Config
+	}{
+		{"no name", stage.Config{Name: "", Stream: "S", Consumer: "c"}},
+		{"name with a dot", stage.Config{Name: "a.b", Stream: "S", Consumer: "c"}},
+		{"no stream", stage.Config{Name: "x", Stream: "", Consumer: "c"}},
+		{"batch too large", stage.Config{Name: "x", Stream: "S", Consumer: "c", BatchSize: 5000}},
+		{"negative concurrency", stage.Config{Name: "x", Stream: "S", Consumer: "c", Concurrency: -1}},
 	} {
-		if err := cfg.Validate(); err == nil || !strings.HasPrefix(err.Error(), "stage: ") {
-			t.Errorf("Validate(%+v) = %v", cfg, err)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.cfg.Validate(); err == nil || !strings.HasPrefix(err.Error(), "stage: ") {
+				t.Errorf("Validate(%+v) = %v", tc.cfg, err)
+			}
+		})
 	}
 }
 

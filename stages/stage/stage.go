@@ -70,7 +70,8 @@ type Result struct {
 }
 
 // Processor turns inputs into outputs. Process gets 1..BatchSize inputs and returns exactly one
-// Result per input, in order. Close releases native resources; it is safe to call twice.
+// Result per input, in order: Each builds it from a function of one input, Split serves stages
+// that batch their work. Close releases native resources; it is safe to call twice.
 type Processor interface {
 	Process(ctx context.Context, batch []*Input) []Result
 	Close(ctx context.Context) error

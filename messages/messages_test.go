@@ -184,30 +184,46 @@ func TestParamsValidate(t *testing.T) {
 	if err := DefaultParams().Validate(); err != nil {
 		t.Fatal(err)
 	}
-	bad := []func(*Params){
-		func(p *Params) { p.Sim = 1.5 },
-		func(p *Params) { p.Sim = math.NaN() },
-		func(p *Params) { p.MinCSize = 0 },
-		func(p *Params) { p.MinFaces = 3; p.MaxFaces = 2 },
-		func(p *Params) { p.Method = "kmeans" },
-		func(p *Params) { p.FaceWeight, p.ClothWeight = 0, 0 },
-		func(p *Params) { p.Alpha = -0.1 },
+	bad := []struct {
+		name   string
+		mutate func(*Params)
+	}{
+		{"sim above 1", func(p *Params) { p.Sim = 1.5 }},
+		{"sim NaN", func(p *Params) { p.Sim = math.NaN() }},
+		{"min cluster size 0", func(p *Params) { p.MinCSize = 0 }},
+		{"min faces above max", func(p *Params) { p.MinFaces = 3; p.MaxFaces = 2 }},
+		{"unknown method", func(p *Params) { p.Method = "kmeans" }},
+		{"no weights", func(p *Params) { p.FaceWeight, p.ClothWeight = 0, 0 }},
+		{"negative alpha", func(p *Params) { p.Alpha = -0.1 }},
 	}
-	for i, mutate := range bad {
-		p := DefaultParams()
-		mutate(&p)
-		if p.Validate() == nil {
-			t.Errorf("case %d: %+v validated", i, p)
-		}
+	for _, tc := range bad {
+		t.Run(tc.name, func(t *testing.T) {
+			p := DefaultParams()
+			tc.mutate(&p)
+			if p.Validate() == nil {
+				t.Errorf("%+v validated", p)
+			}
+		})
 	}
 }
 
+// The ids are on the wire (JetStream dedupes on them across versions): their format is pinned.
 func TestMsgIDAndSubjects(t *testing.T) {
-	if got := MsgID("cam-1", 42, "detector"); got != "cam-1.42.detector" {
-		t.Errorf("MsgID = %q", got)
-	}
-	if got := DeadSubject("encoder", "bad.id"); got != "dead.encoder._" {
-		t.Errorf("DeadSubject with bad id = %q", got)
+	for _, tc := range []struct{ name, got, want string }{
+		{"MsgID", MsgID("cam-1", 42, StageDetector), "cam-1.42.detector"},
+		{"EOSMsgID", EOSMsgID("cam-1", StageReader), "cam-1.eos.reader"},
+		{"ResultMsgID", ResultMsgID("cam-1", "final"), "cam-1.result.final"},
+		{"IngestMsgID", IngestMsgID("cam-1"), "cam-1.ingest"},
+		{"DeadLetterMsgID", DeadLetterMsgID(StageEncoder, "PC_FACES", 7), "dead.encoder.PC_FACES.7"},
+		{"Subject", Subject(SubjectFrames, "cam-1"), "frames.cam-1"},
+		{"DeadSubject", DeadSubject(StageEncoder, "cam-1"), "dead.encoder.cam-1"},
+		{"DeadSubject with bad id", DeadSubject(StageEncoder, "bad.id"), "dead.encoder._"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.got != tc.want {
+				t.Errorf("got %q, want %q", tc.got, tc.want)
+			}
+		})
 	}
 	if err := ValidateSourceID(NewSourceID(sampleTime)); err != nil {
 		t.Errorf("NewSourceID is not valid: %v", err)

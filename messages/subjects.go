@@ -65,8 +65,46 @@ func DeadSubject(stage, source string) string {
 	return SubjectDead + "." + stage + "." + source
 }
 
+// Stage names: the stages' metric labels, durable consumers, dead-letter subject tokens and
+// the last token of the message ids they publish (MsgID, EOSMsgID).
+const (
+	StageReader    = "reader"
+	StageDetector  = "detector"
+	StageEncoder   = "encoder"
+	StageEmbedder  = "embedder"
+	StageClusterer = "clusterer"
+)
+
 // MsgID is the deterministic Nats-Msg-Id of the message a stage publishes for input seq of a
 // source: a redelivered input republishes the same id, and JetStream drops the duplicate.
 func MsgID(source string, seq int64, stage string) string {
 	return source + "." + strconv.FormatInt(seq, 10) + "." + stage
 }
+
+// EOSMsgID is the Nats-Msg-Id of the end-of-stream marker a stage publishes for a source.
+func EOSMsgID(source, stage string) string { return source + ".eos." + stage }
+
+// ResultMsgID is the Nats-Msg-Id of a source's result; name tells its results apart
+// ("quota", "final", a window's "w0"…), so a redelivered input never stores one twice.
+func ResultMsgID(source, name string) string { return source + ".result." + name }
+
+// IngestMsgID is the Nats-Msg-Id of a source's ingest request: the same source is requested once.
+func IngestMsgID(source string) string { return source + ".ingest" }
+
+// DeadLetterMsgID is the Nats-Msg-Id of the dead letter of the input at seq in stream: a
+// redelivered input that fails again is stored once.
+func DeadLetterMsgID(stage, stream string, seq uint64) string {
+	return "dead." + stage + "." + stream + "." + strconv.FormatUint(seq, 10)
+}
+
+// Skip reasons of FrameFaces (why a frame was not accepted).
+const (
+	SkipTooFew  = "too_few_faces"
+	SkipTooMany = "too_many_faces"
+	// SkipDeadLetter: the frame was dead-lettered; it is passed on so counts stay complete.
+	SkipDeadLetter = "dead_letter"
+)
+
+// ModelDeadLetter is the Model of the vectors a stage passes on for a dead-lettered frame:
+// none, so the clusterer counts the frame and leaves it out.
+const ModelDeadLetter = "dead_letter"

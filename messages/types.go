@@ -180,13 +180,7 @@ type Frame struct {
 func (*Frame) MessageType() Type { return TypeFrame }
 
 func (m *Frame) Validate() error {
-	if err := ValidateSourceID(m.Source); err != nil {
-		return err
-	}
-	if m.Seq < 0 || m.Index < 0 {
-		return fmt.Errorf("negative seq %d or index %d", m.Seq, m.Index)
-	}
-	if err := validSize(m.Width, m.Height); err != nil {
+	if err := validFrame(m.Source, m.Seq, m.Index, m.Width, m.Height); err != nil {
 		return err
 	}
 	if !(m.Scale > 0 && m.Scale <= 1) {
@@ -196,6 +190,17 @@ func (m *Frame) Validate() error {
 		return errors.New("frame has no image")
 	}
 	return m.Params.Validate()
+}
+
+// validFrame checks what every per-frame message says of its frame: source, position, size.
+func validFrame(source string, seq, index int64, width, height int) error {
+	if err := ValidateSourceID(source); err != nil {
+		return err
+	}
+	if seq < 0 || index < 0 {
+		return fmt.Errorf("negative seq %d or index %d", seq, index)
+	}
+	return validSize(width, height)
 }
 
 func validSize(w, h int) error {
@@ -249,7 +254,7 @@ type FrameFaces struct {
 	Width      int    `msgpack:"w"` // full source frame
 	Height     int    `msgpack:"h"`
 	Accepted   bool   `msgpack:"accepted"`
-	SkipReason string `msgpack:"skip,omitempty"` // why not accepted: "too_few_faces", "too_many_faces", "dead_letter"
+	SkipReason string `msgpack:"skip,omitempty"` // why not accepted: SkipTooFew, SkipTooMany, SkipDeadLetter
 	Detected   int    `msgpack:"detected"`       // faces found and kept by the gate, accepted or not
 	Faces      []Face `msgpack:"faces"`
 	Params     Params `msgpack:"params"`
@@ -270,13 +275,7 @@ type RejectedFace struct {
 func (*FrameFaces) MessageType() Type { return TypeFrameFaces }
 
 func (m *FrameFaces) Validate() error {
-	if err := ValidateSourceID(m.Source); err != nil {
-		return err
-	}
-	if m.Seq < 0 || m.Index < 0 {
-		return fmt.Errorf("negative seq %d or index %d", m.Seq, m.Index)
-	}
-	if err := validSize(m.Width, m.Height); err != nil {
+	if err := validFrame(m.Source, m.Seq, m.Index, m.Width, m.Height); err != nil {
 		return err
 	}
 	if len(m.Faces) > MaxFacesInFrame {

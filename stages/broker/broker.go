@@ -136,6 +136,40 @@ func (s *Server) Stop() {
 	s.WaitForShutdown()
 }
 
+// Embedded is a server with one in-process client connection and its JetStream handle, as
+// benchmarks and tools use it.
+type Embedded struct {
+	Server *Server
+	NC     *nats.Conn
+	JS     jetstream.JetStream
+}
+
+// StartEmbedded starts a server on cfg and connects to it in-process as name.
+func StartEmbedded(cfg ServerConfig, name string) (*Embedded, error) {
+	srv, err := StartServer(cfg)
+	if err != nil {
+		return nil, err
+	}
+	e := &Embedded{Server: srv}
+	if e.NC, err = srv.Connect(name); err != nil {
+		e.Close()
+		return nil, err
+	}
+	if e.JS, err = JetStream(e.NC); err != nil {
+		e.Close()
+		return nil, err
+	}
+	return e, nil
+}
+
+// Close closes the connection and stops the server; safe to call twice.
+func (e *Embedded) Close() {
+	if e.NC != nil {
+		e.NC.Close()
+	}
+	e.Server.Stop()
+}
+
 // ClientConfig says how to reach a NATS server.
 type ClientConfig struct {
 	URL      string // comma-separated server URLs

@@ -88,17 +88,16 @@ func TestClusterNeedsServerName(t *testing.T) {
 
 // Every connection of the server is in-process: it needs no TLS and no reachable listener.
 func TestConnectInProcess(t *testing.T) {
-	srv, err := StartServer(ServerConfig{StoreDir: t.TempDir(), InProcessOnly: true})
+	e, err := StartEmbedded(ServerConfig{StoreDir: t.TempDir(), InProcessOnly: true}, "test")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer srv.Stop()
-	nc, err := srv.Connect("test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	if !nc.IsConnected() {
+	defer e.Close()
+	if !e.NC.IsConnected() {
 		t.Fatal("not connected")
 	}
+	if _, err := e.JS.AccountInfo(context.Background()); err != nil {
+		t.Fatalf("JetStream: %v", err)
+	}
+	e.Close() // and again, deferred: safe twice
 }

@@ -32,7 +32,7 @@ import (
 )
 
 // StageName names the stage in message ids, dead-letter subjects and metrics.
-const StageName = "clusterer"
+const StageName = messages.StageClusterer
 
 // DefaultMaxFaces is Config.MaxFaces when not set: 20,000 faces are 200 million distances.
 const DefaultMaxFaces = 20000
@@ -65,6 +65,14 @@ func (c *Config) setDefaults() {
 	if c.LinkCut == nil {
 		c.LinkCut = people.LinkCut
 	}
+}
+
+// Validate reports configuration errors.
+func (c Config) Validate() error {
+	if c.Metric != "euclidean" && c.Metric != "cosine" {
+		return fmt.Errorf("clusterer: metric %q (euclidean or cosine)", c.Metric)
+	}
+	return nil
 }
 
 type frameParts struct {
@@ -134,19 +142,19 @@ type Stage struct {
 // New returns a clusterer; images may be nil (no object store).
 func New(cfg Config, js jetstream.JetStream, images jetstream.ObjectStore) (*Stage, error) {
 	cfg.setDefaults()
-	if cfg.Metric != "euclidean" && cfg.Metric != "cosine" {
-		return nil, fmt.Errorf("clusterer: metric %q (euclidean or cosine)", cfg.Metric)
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	return &Stage{cfg: cfg, js: js, images: images, sources: map[string]*sourceState{}}, nil
 }
 
 // Process adds each vector message to its source's state and publishes results when due.
+// It publishes them itself (in.Publish), so they are stored before the input that completed
+// them is acked.
 func (s *Stage) Process(ctx context.Context, batch []*stage.Input) []stage.Result {
-	out := make([]stage.Result, len(batch))
-	for i, in := range batch {
-		out[i].Err = s.handle(ctx, in)
-	}
-	return out
+	return stage.Each(ctx, batch, stage.Route{Stage: StageName}, func(ctx context.Context, in *stage.Input, _ messages.Message) ([]stage.Output, error) {
+		return nil, s.handle(ctx, in)
+	})
 }
 
 func (s *Stage) handle(ctx context.Context, in *stage.Input) error {
@@ -276,39 +284,41 @@ func (s *Stage) vectorsStream(ctx context.Context) (jetstream.Stream, error) {
 // frames already clustered in a live window are ignored.
 func (st *sourceState) add(m messages.Message, streamSeq uint64) error {
 	st.lastStream = max(st.lastStream, streamSeq)
-	part := func(seq int64) *frameParts {
-		f := st.frames[seq]
-		if f == nil {
-			f = &frameParts{streamSeq: streamSeq}
-			st.frames[seq] = f
-		}
-		f.streamSeq = min(f.streamSeq, streamSeq)
-		return f
-	}
+	// The face or clothing part of a frame: where it goes, and what the checks need of it.
+	var (
+		dim     *int
+		name    string
+		vectors [][]float32
+		params  messages.Params
+		seq     int64
+		set     func(*frameParts)
+	)
 	switch m := m.(type) {
 	case *messages.FaceVectors:
-		if err := checkDim(&st.faceDim, "face", m.Vectors); err != nil {
-			return err
-		}
-		st.setParams(m.Params)
-		if m.Seq < st.base {
-			return nil
-		}
-		part(m.Seq).face = m
+		dim, name, vectors, params, seq = &st.faceDim, "face", m.Vectors, m.Params, m.Seq
+		set = func(f *frameParts) { f.face = m }
 	case *messages.ClothVectors:
-		if err := checkDim(&st.clothDim, "clothing", m.Vectors); err != nil {
-			return err
-		}
-		st.setParams(m.Params)
-		if m.Seq < st.base {
-			return nil
-		}
-		part(m.Seq).cloth = m
+		dim, name, vectors, params, seq = &st.clothDim, "clothing", m.Vectors, m.Params, m.Seq
+		set = func(f *frameParts) { f.cloth = m }
 	case *messages.EndOfStream:
 		return errors.New("end of stream on an unexpected subject")
 	default:
 		return fmt.Errorf("unexpected %s", m.MessageType())
 	}
+	if err := checkDim(dim, name, vectors); err != nil {
+		return err
+	}
+	st.setParams(params)
+	if seq < st.base {
+		return nil
+	}
+	f := st.frames[seq]
+	if f == nil {
+		f = &frameParts{streamSeq: streamSeq}
+		st.frames[seq] = f
+	}
+	f.streamSeq = min(f.streamSeq, streamSeq)
+	set(f)
 	st.advance()
 	return nil
 }
@@ -424,7 +434,7 @@ func (s *Stage) emitDue(ctx context.Context, in *stage.Input, src string, st *so
 // publishResult publishes one of a source's results; id (quota, final, a window's) makes its
 // message id, so a redelivered input never publishes it twice.
 func publishResult(ctx context.Context, in *stage.Input, src, id string, res *messages.ClusterResult) error {
-	return in.Publish(ctx, stage.Output{Subject: messages.Subject(messages.SubjectResults, src), MsgID: src + ".result." + id, Message: res})
+	return in.Publish(ctx, stage.Output{Subject: messages.Subject(messages.SubjectResults, src), MsgID: messages.ResultMsgID(src, id), Message: res})
 }
 
 // forgetSource drops a finished source's frames and their messages in the vectors stream.

@@ -150,31 +150,15 @@ func (r *running) stop(t *testing.T) {
 // results waits for n results of src.
 func results(t *testing.T, js jetstream.JetStream, n int) []*messages.ClusterResult {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		cons, err := js.OrderedConsumer(context.Background(), stage.StreamResults, jetstream.OrderedConsumerConfig{FilterSubjects: []string{"results.src"}})
+	var got []*messages.ClusterResult
+	for _, msg := range stagetest.Collect(t, js, stage.StreamResults, "results.src", n) {
+		r, err := messages.DecodeAs[*messages.ClusterResult](msg.Data())
 		if err != nil {
 			t.Fatal(err)
 		}
-		var got []*messages.ClusterResult
-		for {
-			msg, err := cons.Next(jetstream.FetchMaxWait(200 * time.Millisecond))
-			if err != nil {
-				break
-			}
-			r, err := messages.DecodeAs[*messages.ClusterResult](msg.Data())
-			if err != nil {
-				t.Fatal(err)
-			}
-			got = append(got, r)
-		}
-		if len(got) >= n {
-			return got
-		}
-		time.Sleep(100 * time.Millisecond)
+		got = append(got, r)
 	}
-	t.Fatalf("fewer than %d results", n)
-	return nil
+	return got
 }
 
 func waitAcked(t *testing.T, js jetstream.JetStream, want uint64) {

@@ -18,7 +18,7 @@ import (
 )
 
 // StageName names the stage in message ids, dead-letter subjects and metrics.
-const StageName = "detector"
+const StageName = messages.StageDetector
 
 // Config configures the stage.
 type Config struct {
@@ -73,12 +73,11 @@ func (c *Counters) Skipped() map[string]int64 {
 	return map[string]int64{SkipTooFew: c.TooFew.Load(), SkipTooMany: c.TooMany.Load()}
 }
 
-// Skip reasons of FrameFaces.
+// Skip reasons of FrameFaces (defined with the message).
 const (
-	SkipTooFew  = "too_few_faces"
-	SkipTooMany = "too_many_faces"
-	// SkipDeadLetter: the frame was dead-lettered; it is passed on so counts stay complete.
-	SkipDeadLetter = "dead_letter"
+	SkipTooFew     = messages.SkipTooFew
+	SkipTooMany    = messages.SkipTooMany
+	SkipDeadLetter = messages.SkipDeadLetter
 )
 
 // Stage is the detector's stage.Processor.
@@ -91,13 +90,13 @@ type Stage struct {
 
 // New wraps a detector; the stage owns it and closes it.
 func New(cfg Config, det FaceDetector) (*Stage, error) {
+	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if det == nil {
 		return nil, errors.New("detector: no face detector")
 	}
-	cfg.setDefaults()
 	gate, err := NewGate(cfg.Gate)
 	if err != nil {
 		return nil, err
@@ -110,26 +109,17 @@ func (s *Stage) Detector() FaceDetector { return s.det }
 
 // Process handles frames and forwards end-of-stream markers.
 func (s *Stage) Process(ctx context.Context, batch []*stage.Input) []stage.Result {
-	out := make([]stage.Result, len(batch))
-	for i, in := range batch {
-		switch m := in.Message.(type) {
-		case *messages.Frame:
-			ff, err := s.Frame(m)
-			if err != nil {
-				out[i].Err = err
-				continue
-			}
-			out[i].Outputs = []stage.Output{{Subject: messages.Subject(messages.SubjectFaces, m.Source),
-				MsgID: messages.MsgID(m.Source, m.Seq, StageName), Message: ff}}
-		case *messages.EndOfStream:
-			out[i].Outputs = []stage.Output{{Subject: messages.Subject(messages.SubjectFaces, m.Source),
-				MsgID: m.Source + ".eos." + StageName, Message: m}}
-		default:
-			out[i].Err = stage.Permanent(fmt.Errorf("detector: unexpected %s on %s", in.Message.MessageType(), in.Subject))
+	return stage.Each(ctx, batch, route, func(_ context.Context, _ *stage.Input, f *messages.Frame) ([]stage.Output, error) {
+		ff, err := s.Frame(f)
+		if err != nil {
+			return nil, err
 		}
-	}
-	return out
+		return []stage.Output{route.Output(f.Source, f.Seq, ff)}, nil
+	})
 }
+
+// route: frames in, FrameFaces and end-of-stream markers out on faces.<source>.
+var route = stage.Route{Stage: StageName, Next: messages.SubjectFaces}
 
 // bad counts and marks a bad-input error: the message is dead-lettered, never retried.
 func (s *Stage) bad(err error) error {

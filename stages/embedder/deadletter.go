@@ -7,11 +7,9 @@ import (
 
 // OnDeadLetter publishes a dead-lettered frame without vectors, so the clusterer counts the
 // frame (and skips it) instead of waiting for it.
-func (s *Stage) OnDeadLetter(in *stage.Input, reason error) []stage.Output {
-	ff, ok := in.Message.(*messages.FrameFaces)
-	if !ok {
-		return nil
-	}
-	cv := &messages.ClothVectors{Source: ff.Source, Seq: ff.Seq, Index: ff.Index, Model: "dead_letter", Params: ff.Params}
-	return []stage.Output{{Subject: messages.Subject(messages.SubjectClothVec, ff.Source), MsgID: messages.MsgID(ff.Source, ff.Seq, StageName), Message: cv}}
+func (s *Stage) OnDeadLetter(in *stage.Input, _ error) []stage.Output {
+	return stage.PassOn(in, func(ff *messages.FrameFaces) stage.Output {
+		return route.Output(ff.Source, ff.Seq, &messages.ClothVectors{Source: ff.Source, Seq: ff.Seq, Index: ff.Index,
+			Model: messages.ModelDeadLetter, Params: ff.Params})
+	})
 }

@@ -16,10 +16,12 @@ import (
 	"strings"
 
 	"gocv.io/x/gocv"
+
+	"github.com/personcluster/personcluster/messages"
 )
 
 // StageName names the stage in message ids, dead-letter subjects and metrics.
-const StageName = "embedder"
+const StageName = messages.StageEmbedder
 
 // Sentinel errors, matched with errors.Is.
 var (

@@ -381,11 +381,15 @@ func TestManifestValidation(t *testing.T) {
 		{`{"file":"a.onnx","input":"i","output":"o","size":224,"sdt":[1,1,1]}`, "unknown field"},
 		{`{"file":"a.onnx","output":"o","size":224}`, "required"},
 	} {
-		p := filepath.Join(dir, "m.json")
-		os.WriteFile(p, []byte(tc.json), 0o644)
-		if _, err := embedder.LoadManifest(p); err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s: %v, want %q", tc.json, err, tc.want)
-		}
+		t.Run(tc.want, func(t *testing.T) {
+			p := filepath.Join(dir, strings.ReplaceAll(tc.want, " ", "_")+".json")
+			if err := os.WriteFile(p, []byte(tc.json), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := embedder.LoadManifest(p); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("%s: %v, want %q", tc.json, err, tc.want)
+			}
+		})
 	}
 }
 

@@ -43,14 +43,12 @@ func TestStageRunOnJetStream(t *testing.T) {
 	}
 	publishMsg(t, env.JS, "faces.src1", &messages.EndOfStream{Source: "src1", Frames: frames, Reason: "end", Params: messages.DefaultParams()})
 
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
 	cfg := stage.Config{Name: embedder.StageName, Stream: stage.StreamFaces, Consumer: stage.ConsumerEmbedder, Concurrency: 2,
 		BatchSize: 4, BatchWait: 50 * time.Millisecond, MaxDeliver: 2, RetryDelay: 20 * time.Millisecond}
-	go func() { done <- stage.Run(runCtx, env.JS, cfg, s) }()
+	stop := stagetest.Run(t, env.JS, cfg, s)
 
-	vecs := collectMsgs(t, env.JS, stage.StreamVectors, "clothvec.src1", frames+1)
-	dead := collectMsgs(t, env.JS, stage.StreamDead, "dead.embedder.src1", 1)
+	vecs := stagetest.Collect(t, env.JS, stage.StreamVectors, "clothvec.src1", frames+1)
+	dead := stagetest.Collect(t, env.JS, stage.StreamDead, "dead.embedder.src1", 1)
 	// Every input acked or terminated: nothing left pending on the consumer.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -70,10 +68,7 @@ func TestStageRunOnJetStream(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	stop()
 	seen := map[int64]bool{}
 	eos := 0
 	for _, msg := range vecs {
@@ -130,32 +125,4 @@ func publishMsg(t *testing.T, js jetstream.JetStream, subject string, m messages
 	if _, err := js.Publish(context.Background(), subject, data, jetstream.WithMsgID(id)); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// collectMsgs reads the messages of a stream on subjects matching filter, waiting for want.
-func collectMsgs(t *testing.T, js jetstream.JetStream, stream, filter string, want int) []jetstream.Msg {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var got []jetstream.Msg
-	for ctx.Err() == nil {
-		got = got[:0]
-		cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for {
-			msg, err := cons.Next(jetstream.FetchMaxWait(200 * time.Millisecond))
-			if err != nil {
-				break
-			}
-			got = append(got, msg)
-		}
-		if len(got) >= want {
-			return got
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%s %s: got %d messages, want %d", stream, filter, len(got), want)
-	return nil
 }

@@ -37,17 +37,17 @@ const (
 	DefaultMaxWait  = 10 * time.Millisecond
 )
 
-func (c Config) withDefaults() Config {
-	if c.MaxBatch <= 0 {
+// setDefaults fills zero values; Validate then refuses negative ones.
+func (c *Config) setDefaults() {
+	if c.MaxBatch == 0 {
 		c.MaxBatch = DefaultMaxBatch
 	}
-	if c.MaxWait <= 0 {
+	if c.MaxWait == 0 {
 		c.MaxWait = DefaultMaxWait
 	}
-	if c.Workers <= 0 {
+	if c.Workers == 0 {
 		c.Workers = min(runtime.GOMAXPROCS(0), 8)
 	}
-	return c
 }
 
 // Validate reports configuration errors.
@@ -89,11 +89,11 @@ func New(model *Model) *Stage {
 
 // NewWithConfig wraps a model; the stage owns the model and closes it (also on error).
 func NewWithConfig(model *Model, cfg Config) (*Stage, error) {
+	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		model.Close()
 		return nil, err
 	}
-	cfg = cfg.withDefaults()
 	if fb := model.FixedBatch(); fb > 0 && cfg.MaxBatch > fb && cfg.MaxBatch%fb != 0 {
 		cfg.MaxBatch -= cfg.MaxBatch % fb // whole chunks of a fixed-batch model
 	}
@@ -133,23 +133,11 @@ type job struct{ input, face int }
 // in parallel and handed to the batcher, which runs them in inferences of up to MaxBatch crops,
 // together with the crops of other workers' concurrent calls.
 func (s *Stage) Process(ctx context.Context, batch []*stage.Input) []stage.Result {
-	out := make([]stage.Result, len(batch))
+	out, items := stage.Split[*messages.FrameFaces](batch, route)
 	var jobs []job
-	for i, in := range batch {
-		switch m := in.Message.(type) {
-		case *messages.FrameFaces:
-			for j := range m.Faces {
-				jobs = append(jobs, job{i, j})
-			}
-		case *messages.EndOfStream:
-			out[i].Outputs = []stage.Output{{Subject: messages.Subject(messages.SubjectClothVec, m.Source),
-				MsgID: m.Source + ".eos." + StageName, Message: m}}
-		default:
-			typ := "nil message"
-			if in.Message != nil {
-				typ = string(in.Message.MessageType())
-			}
-			out[i].Err = stage.Permanent(fmt.Errorf("embedder: unexpected %s on %s", typ, in.Subject))
+	for _, it := range items {
+		for j := range it.Message.Faces {
+			jobs = append(jobs, job{it.Index, j})
 		}
 	}
 	var vecs [][]float32
@@ -167,9 +155,9 @@ func (s *Stage) Process(ctx context.Context, batch []*stage.Input) []stage.Resul
 	}
 	// Vectors of the surviving jobs, in order; each FrameFaces input gets its message.
 	next := 0
-	for i, in := range batch {
-		m, ok := in.Message.(*messages.FrameFaces)
-		if !ok || out[i].Err != nil {
+	for _, it := range items {
+		i, m := it.Index, it.Message
+		if out[i].Err != nil {
 			// Skip this input's vectors, if any were computed.
 			for next < len(jobs) && jobs[next].input == i {
 				next++
@@ -181,11 +169,13 @@ func (s *Stage) Process(ctx context.Context, batch []*stage.Input) []stage.Resul
 			cv.Vectors = vecs[next : next+len(m.Faces) : next+len(m.Faces)]
 			next += len(m.Faces)
 		}
-		out[i].Outputs = []stage.Output{{Subject: messages.Subject(messages.SubjectClothVec, m.Source),
-			MsgID: messages.MsgID(m.Source, m.Seq, StageName), Message: cv}}
+		out[i].Outputs = []stage.Output{route.Output(m.Source, m.Seq, cv)}
 	}
 	return out
 }
+
+// route: FrameFaces in, ClothVectors and end-of-stream markers out on clothvec.<source>.
+var route = stage.Route{Stage: StageName, Next: messages.SubjectClothVec}
 
 // embed preprocesses the jobs' crops, drops the inputs whose crops fail (setting their error in
 // out), runs the rest through the batcher and returns their vectors and the surviving jobs. The

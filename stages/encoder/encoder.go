@@ -21,7 +21,7 @@ import (
 )
 
 // StageName names the stage in message ids, dead-letter subjects and metrics.
-const StageName = "encoder"
+const StageName = messages.StageEncoder
 
 var blackRGBA = color.RGBA{}
 
@@ -62,29 +62,21 @@ func (p *pending) close() {
 // Process encodes the faces of every FrameFaces of the batch (in one encoder call when it can)
 // and forwards end-of-stream markers.
 func (s *Stage) Process(ctx context.Context, batch []*stage.Input) []stage.Result {
-	out := make([]stage.Result, len(batch))
+	out, items := stage.Split[*messages.FrameFaces](batch, route)
 	var work []*pending
 	defer func() {
 		for _, p := range work {
 			p.close()
 		}
 	}()
-	for i, in := range batch {
-		switch m := in.Message.(type) {
-		case *messages.FrameFaces:
-			p, err := s.prepare(m)
-			if err != nil {
-				out[i].Err = err
-				continue
-			}
-			p.idx = i
-			work = append(work, p)
-		case *messages.EndOfStream:
-			out[i].Outputs = []stage.Output{{Subject: messages.Subject(messages.SubjectFaceVec, m.Source),
-				MsgID: m.Source + ".eos." + StageName, Message: m}}
-		default:
-			out[i].Err = stage.Permanent(fmt.Errorf("encoder: unexpected %s on %s", in.Message.MessageType(), in.Subject))
+	for _, it := range items {
+		p, err := s.prepare(it.Message)
+		if err != nil {
+			out[it.Index].Err = err
+			continue
 		}
+		p.idx = it.Index
+		work = append(work, p)
 	}
 	if len(work) == 0 {
 		return out
@@ -114,11 +106,13 @@ func (s *Stage) Process(ctx context.Context, batch []*stage.Input) []stage.Resul
 			out[p.idx].Err = fmt.Errorf("encoder: frame %d of %s: %w", p.ff.Index, p.ff.Source, err)
 			continue
 		}
-		out[p.idx].Outputs = []stage.Output{{Subject: messages.Subject(messages.SubjectFaceVec, p.ff.Source),
-			MsgID: messages.MsgID(p.ff.Source, p.ff.Seq, StageName), Message: s.vectors(p.ff, v)}}
+		out[p.idx].Outputs = []stage.Output{route.Output(p.ff.Source, p.ff.Seq, s.vectors(p.ff, v))}
 	}
 	return out
 }
+
+// route: FrameFaces in, FaceVectors and end-of-stream markers out on facevec.<source>.
+var route = stage.Route{Stage: StageName, Next: messages.SubjectFaceVec}
 
 // Frame encodes the faces of one frame.
 func (s *Stage) Frame(ff *messages.FrameFaces) (*messages.FaceVectors, error) {

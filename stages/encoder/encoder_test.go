@@ -266,23 +266,25 @@ func TestONNXRefusesMissingOrWrongModels(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, c := range []struct {
+		name       string
 		cfg        encoder.ONNXConfig
 		file, want string
 	}{
-		{encoder.ONNXConfig{LandmarkPath: lm, FeaturePath: missing}, missing, "[1,3,112,112]"},
-		{encoder.ONNXConfig{LandmarkPath: lm, FeaturePath: lm}, lm, "[1,3,112,112]"},
-		{encoder.ONNXConfig{LandmarkPath: ft, FeaturePath: ft}, ft, "[1,1,64,64]"},
-		{encoder.ONNXConfig{LandmarkPath: garbage, FeaturePath: ft}, garbage, "[1,1,64,64]"},
+		{"missing feature model", encoder.ONNXConfig{LandmarkPath: lm, FeaturePath: missing}, missing, "[1,3,112,112]"},
+		{"landmark model as feature model", encoder.ONNXConfig{LandmarkPath: lm, FeaturePath: lm}, lm, "[1,3,112,112]"},
+		{"feature model as landmark model", encoder.ONNXConfig{LandmarkPath: ft, FeaturePath: ft}, ft, "[1,1,64,64]"},
+		{"garbage landmark model", encoder.ONNXConfig{LandmarkPath: garbage, FeaturePath: ft}, garbage, "[1,1,64,64]"},
 	} {
-		enc, err := encoder.NewONNX(c.cfg)
-		if err == nil {
-			enc.Close()
-			t.Errorf("%+v accepted", c.cfg)
-			continue
-		}
-		if msg := err.Error(); !strings.Contains(msg, c.file) || !strings.Contains(msg, c.want) || !strings.HasPrefix(msg, "encoder: ") {
-			t.Errorf("error %q should name %s and the shape %s", msg, c.file, c.want)
-		}
+		t.Run(c.name, func(t *testing.T) {
+			enc, err := encoder.NewONNX(c.cfg)
+			if err == nil {
+				enc.Close()
+				t.Fatalf("%+v accepted", c.cfg)
+			}
+			if msg := err.Error(); !strings.Contains(msg, c.file) || !strings.Contains(msg, c.want) || !strings.HasPrefix(msg, "encoder: ") {
+				t.Errorf("error %q should name %s and the shape %s", msg, c.file, c.want)
+			}
+		})
 	}
 }
 

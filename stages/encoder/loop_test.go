@@ -16,34 +16,6 @@ import (
 	"github.com/personcluster/personcluster/stages/stage/stagetest"
 )
 
-func read(t *testing.T, js jetstream.JetStream, stream, filter string, want int) []jetstream.Msg {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}})
-		if err != nil {
-			cancel()
-			t.Fatal(err)
-		}
-		var got []jetstream.Msg
-		for {
-			msg, err := cons.Next(jetstream.FetchMaxWait(200 * time.Millisecond))
-			if err != nil {
-				break
-			}
-			got = append(got, msg)
-		}
-		cancel()
-		if len(got) >= want {
-			return got
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%s %s: fewer than %d messages", stream, filter, want)
-	return nil
-}
-
 // Through the real stage loop on JetStream, batched: bad frames become dead letters on their
 // first delivery, the good ones get their vectors.
 func TestStageLoopDeadLettersBadFrames(t *testing.T) {
@@ -65,19 +37,12 @@ func TestStageLoopDeadLettersBadFrames(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() {
-		done <- stage.Run(runCtx, env.JS, stage.Config{Name: encoder.StageName, Stream: stage.StreamFaces, Consumer: stage.ConsumerEncoder,
-			BatchSize: 8, BatchWait: 300 * time.Millisecond, RetryDelay: 20 * time.Millisecond,
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, proc)
-	}()
-	out := read(t, env.JS, stage.StreamVectors, "facevec.src1", 4)
-	dead := read(t, env.JS, stage.StreamDead, "dead.encoder.src1", 2)
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	stop := stagetest.Run(t, env.JS, stage.Config{Name: encoder.StageName, Stream: stage.StreamFaces, Consumer: stage.ConsumerEncoder,
+		BatchSize: 8, BatchWait: 300 * time.Millisecond, RetryDelay: 20 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, proc)
+	out := stagetest.Collect(t, env.JS, stage.StreamVectors, "facevec.src1", 4)
+	dead := stagetest.Collect(t, env.JS, stage.StreamDead, "dead.encoder.src1", 2)
+	stop()
 	vectors, placeholders := 0, 0
 	for _, m := range out {
 		fv, err := messages.DecodeAs[*messages.FaceVectors](m.Data())

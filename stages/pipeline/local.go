@@ -85,9 +85,6 @@ func (l *Local) Conn() *nats.Conn { return l.nc }
 // JetStream is the stages' JetStream handle.
 func (l *Local) JetStream() jetstream.JetStream { return l.js }
 
-// Detector is the running detector stage (for its counters).
-func (l *Local) Detector() *detector.Stage { return l.det }
-
 // StartLocal starts the embedded server and every stage. lo.Request is not used.
 func StartLocal(ctx context.Context, lo LocalOptions) (_ *Local, err error) {
 	l := &Local{lo: lo}
@@ -328,7 +325,7 @@ func Ingest(ctx context.Context, js jetstream.JetStream, req *messages.IngestReq
 	if err := req.Validate(); err != nil {
 		return fmt.Errorf("pipeline: ingest request: %w", err)
 	}
-	msg, err := stage.EncodeMsg(stage.Output{Subject: messages.Subject(messages.SubjectIngest, req.Source), MsgID: req.Source + ".ingest", Message: req})
+	msg, err := stage.EncodeMsg(stage.Output{Subject: messages.Subject(messages.SubjectIngest, req.Source), MsgID: messages.IngestMsgID(req.Source), Message: req})
 	if err != nil {
 		return err
 	}

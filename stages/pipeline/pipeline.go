@@ -15,6 +15,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/personcluster/personcluster/messages"
 	"github.com/personcluster/personcluster/stages/clusterer"
 	"github.com/personcluster/personcluster/stages/detector"
 	"github.com/personcluster/personcluster/stages/dlibface"
@@ -25,13 +26,13 @@ import (
 	"github.com/personcluster/personcluster/stages/stage"
 )
 
-// Stage names.
+// Stage names (messages.Stage*: they are in message ids and dead-letter subjects).
 const (
-	Reader    = "reader"
-	Detector  = "detector"
-	Encoder   = "encoder"
-	Embedder  = "embedder"
-	Clusterer = "clusterer"
+	Reader    = messages.StageReader
+	Detector  = messages.StageDetector
+	Encoder   = messages.StageEncoder
+	Embedder  = messages.StageEmbedder
+	Clusterer = messages.StageClusterer
 )
 
 // All lists the stages in pipeline order.

@@ -311,8 +311,7 @@ func (p *pipeline) publishLoop() {
 		if p.ctx.Err() != nil {
 			continue
 		}
-		out := stage.Output{Subject: messages.Subject(messages.SubjectFrames, j.frame.Source),
-			MsgID: messages.MsgID(j.frame.Source, j.seq, StageName), Message: j.frame}
+		out := framesOut.Output(j.frame.Source, j.seq, j.frame)
 		if inflight == nil {
 			if err := p.r.in.Publish(p.ctx, out); err != nil {
 				p.fail(p.publishError(j, err))

@@ -36,7 +36,7 @@ import (
 )
 
 // StageName names the stage in message ids, dead-letter subjects and metrics.
-const StageName = "reader"
+const StageName = messages.StageReader
 
 // Config configures the stage. Zero values take the defaults.
 type Config struct {
@@ -105,21 +105,20 @@ func New(cfg Config, kv jetstream.KeyValue) *Stage {
 
 // Process reads each requested source to its end.
 func (s *Stage) Process(ctx context.Context, batch []*stage.Input) []stage.Result {
-	out := make([]stage.Result, len(batch))
-	for i, in := range batch {
-		req, ok := in.Message.(*messages.IngestRequest)
-		if !ok {
-			out[i].Err = stage.Permanent(fmt.Errorf("reader: unexpected %s on %s", in.Message.MessageType(), in.Subject))
-			continue
-		}
+	return stage.Each(ctx, batch, route, func(ctx context.Context, in *stage.Input, req *messages.IngestRequest) ([]stage.Output, error) {
 		if err := req.Validate(); err != nil {
-			out[i].Err = stage.Permanent(fmt.Errorf("reader: bad ingest request on %s: %w", in.Subject, err))
-			continue
+			return nil, stage.Permanent(fmt.Errorf("reader: bad ingest request on %s: %w", in.Subject, err))
 		}
-		out[i].Err = s.read(ctx, in, req)
-	}
-	return out
+		return nil, s.read(ctx, in, req) // read publishes its frames itself, as it goes
+	})
 }
+
+// route: ingest requests in; the reader takes no end-of-stream markers. framesOut: its frames
+// and end-of-stream markers, which it publishes itself as it reads, out on frames.<source>.
+var (
+	route     = stage.Route{Stage: StageName}
+	framesOut = stage.Route{Stage: StageName, Next: messages.SubjectFrames}
+)
 
 // Close has nothing to free; it exists for stage.Processor.
 func (s *Stage) Close(context.Context) error { return nil }
@@ -255,8 +254,7 @@ func (r *run) finish(ctx context.Context, reason string, src *source, readErr er
 	eos := &messages.EndOfStream{Source: r.req.Source, Frames: r.prog.NextSeq, FramesRead: r.prog.FramesRead,
 		Corrupt: r.prog.Corrupt, Reason: reason, Params: r.req.Params}
 	r.mu.Unlock()
-	if err := r.in.Publish(ctx, stage.Output{Subject: messages.Subject(messages.SubjectFrames, r.req.Source),
-		MsgID: r.req.Source + ".eos." + StageName, Message: eos}); err != nil {
+	if err := r.in.Publish(ctx, stage.ForwardEOS(framesOut, eos)); err != nil {
 		return fmt.Errorf("reader: publishing the end of %s: %w", r.req.Source, err)
 	}
 	stopHB()

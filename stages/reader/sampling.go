@@ -15,16 +15,6 @@ const (
 	stopHere                 // the stop time is reached: end the source
 )
 
-func (v verdict) String() string {
-	switch v {
-	case skipFrame:
-		return "skip"
-	case keepFrame:
-		return "keep"
-	}
-	return "stop"
-}
-
 // sampler applies a request's Sampling (the original's -S, -k and -s options). For a file with
 // a known frame rate every decision is a function of the frame index alone, so a reader that
 // resumes a source makes exactly the decisions the first reader made.

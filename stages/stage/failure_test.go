@@ -30,20 +30,15 @@ func TestRunRecoversPanicAsDeadLetter(t *testing.T) {
 	for i := int64(0); i < 3; i++ {
 		publish(t, env.JS, "frames.src1", encode(t, frame(i)), fmt.Sprintf("f%d", i))
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
 	cfg := testConfig(env)
 	cfg.Concurrency, cfg.BatchSize = 1, 4
-	go func() { done <- stage.Run(ctx, env.JS, cfg, proc) }()
-	dead := collect(t, env.JS, stage.StreamDead, "dead.detector.src1", 1)
-	faces := collect(t, env.JS, stage.StreamFaces, "faces.src1", 2)
+	stop := stagetest.Run(t, env.JS, cfg, proc)
+	dead := stagetest.Collect(t, env.JS, stage.StreamDead, "dead.detector.src1", 1)
+	faces := stagetest.Collect(t, env.JS, stage.StreamFaces, "faces.src1", 2)
 	// The stage still serves after the panic.
 	publish(t, env.JS, "frames.src1", encode(t, frame(3)), "f3")
-	collect(t, env.JS, stage.StreamFaces, "faces.src1", 3)
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	stagetest.Collect(t, env.JS, stage.StreamFaces, "faces.src1", 3)
+	stop()
 	dl, err := messages.DecodeAs[*messages.DeadLetter](dead[0].Data())
 	if err != nil {
 		t.Fatal(err)
@@ -113,10 +108,8 @@ func TestRunKeepsInputAliveWhileWaitingForRoom(t *testing.T) {
 	env := stagetest.Start(t, stage.Topology{MaxBytes: 16 << 10, AckWait: time.Second})
 	fillStream(t, env.JS, "faces.filler")
 	proc := &scripted{calls: map[int64]int{}, behave: func(int64, int) error { return nil }}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
 	cfg := testConfig(env) // two workers: a redelivered input would be taken by the other
-	go func() { done <- stage.Run(ctx, env.JS, cfg, proc) }()
+	stop := stagetest.Run(t, env.JS, cfg, proc)
 	publish(t, env.JS, "frames.src1", encode(t, frame(0)), "")
 	time.Sleep(2500 * time.Millisecond) // over twice AckWait
 	faces, err := env.JS.Stream(context.Background(), stage.StreamFaces)
@@ -126,11 +119,8 @@ func TestRunKeepsInputAliveWhileWaitingForRoom(t *testing.T) {
 	if err := faces.Purge(context.Background(), jetstream.WithPurgeSubject("faces.filler")); err != nil {
 		t.Fatal(err)
 	}
-	collect(t, env.JS, stage.StreamFaces, "faces.src1", 1)
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	stagetest.Collect(t, env.JS, stage.StreamFaces, "faces.src1", 1)
+	stop()
 	proc.mu.Lock()
 	defer proc.mu.Unlock()
 	if proc.calls[0] != 1 {
@@ -144,17 +134,12 @@ func TestRunRoomWaitIsBounded(t *testing.T) {
 	env := stagetest.Start(t, stage.Topology{MaxBytes: 16 << 10})
 	fillStream(t, env.JS, "faces.filler")
 	proc := &scripted{calls: map[int64]int{}, behave: func(int64, int) error { return nil }}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
 	cfg := testConfig(env)
 	cfg.RoomWait, cfg.MaxDeliver = 200*time.Millisecond, 2
-	go func() { done <- stage.Run(ctx, env.JS, cfg, proc) }()
+	stop := stagetest.Run(t, env.JS, cfg, proc)
 	publish(t, env.JS, "frames.src1", encode(t, frame(0)), "")
-	dead := collect(t, env.JS, stage.StreamDead, "dead.detector.src1", 1)
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	dead := stagetest.Collect(t, env.JS, stage.StreamDead, "dead.detector.src1", 1)
+	stop()
 	dl, err := messages.DecodeAs[*messages.DeadLetter](dead[0].Data())
 	if err != nil {
 		t.Fatal(err)
@@ -175,5 +160,12 @@ func TestRunClosesProcessorWhenItCannotStart(t *testing.T) {
 	}
 	if proc.closed.Load() != 1 {
 		t.Errorf("Close called %d times, want once", proc.closed.Load())
+	}
+	// Defaults fill zero values only: a negative one is still refused (and proc closed again,
+	// safely).
+	cfg = testConfig(env)
+	cfg.Concurrency = -1
+	if err := stage.Run(context.Background(), env.JS, cfg, proc); err == nil || !strings.Contains(err.Error(), "must not be negative") {
+		t.Fatalf("Run with concurrency -1: %v", err)
 	}
 }

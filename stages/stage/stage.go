@@ -70,7 +70,8 @@ type Result struct {
 }
 
 // Processor turns inputs into outputs. Process gets 1..BatchSize inputs and returns exactly one
-// Result per input, in order. Close releases native resources; it is safe to call twice.
+// Result per input, in order: Each builds it from a function of one input, Split serves stages
+// that batch their work. Close releases native resources; it is safe to call twice.
 type Processor interface {
 	Process(ctx context.Context, batch []*Input) []Result
 	Close(ctx context.Context) error
@@ -124,17 +125,19 @@ type Config struct {
 	Metrics  *Registry
 }
 
+// setDefaults fills zero values; Validate then refuses what is left out of range (negative
+// counts).
 func (c *Config) setDefaults() {
-	if c.Concurrency <= 0 {
+	if c.Concurrency == 0 {
 		c.Concurrency = 1
 	}
-	if c.BatchSize <= 0 {
+	if c.BatchSize == 0 {
 		c.BatchSize = 1
 	}
 	if c.BatchWait <= 0 {
 		c.BatchWait = 500 * time.Millisecond
 	}
-	if c.MaxDeliver <= 0 {
+	if c.MaxDeliver == 0 {
 		c.MaxDeliver = 5
 	}
 	if c.RetryDelay <= 0 {
@@ -178,10 +181,10 @@ func (c Config) Validate() error {
 // Run runs proc until ctx is cancelled, then drains. It owns proc: it closes it before
 // returning, also when it cannot start. It returns nil after a clean drain.
 func Run(ctx context.Context, js jetstream.JetStream, cfg Config, proc Processor) error {
+	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return errors.Join(err, closeProcessor(cfg.Name, proc))
 	}
-	cfg.setDefaults()
 	log := cfg.Logger.With("stage", cfg.Name)
 	cons, err := js.Consumer(ctx, cfg.Stream, cfg.Consumer)
 	if err != nil {
@@ -493,7 +496,7 @@ func (l *loop) deadLetter(ctx context.Context, in *Input, reason error) {
 	}
 	id := ""
 	if md, err := in.msg.Metadata(); err == nil {
-		id = fmt.Sprintf("dead.%s.%s.%d", l.cfg.Name, md.Stream, md.Sequence.Stream)
+		id = messages.DeadLetterMsgID(l.cfg.Name, md.Stream, md.Sequence.Stream)
 	}
 	var told []Output
 	if h, ok := l.proc.(DeadLetterHandler); ok && in.Message != nil {

@@ -82,34 +82,6 @@ func encode(t *testing.T, m messages.Message) []byte {
 	return data
 }
 
-// collect reads every message of a stream on subjects matching filter.
-func collect(t *testing.T, js jetstream.JetStream, stream, filter string, want int) []jetstream.Msg {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	var got []jetstream.Msg
-	for ctx.Err() == nil {
-		got = got[:0]
-		cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for {
-			msg, err := cons.Next(jetstream.FetchMaxWait(200 * time.Millisecond))
-			if err != nil {
-				break
-			}
-			got = append(got, msg)
-		}
-		if len(got) >= want {
-			return got
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%s %s: got %d messages, want %d", stream, filter, len(got), want)
-	return nil
-}
-
 func testConfig(env *stagetest.Env) stage.Config {
 	return stage.Config{Name: "detector", Stream: stage.StreamFrames, Consumer: stage.ConsumerDetector,
 		MaxDeliver: 3, RetryDelay: 20 * time.Millisecond, BatchWait: 100 * time.Millisecond, Concurrency: 2, BatchSize: 4}
@@ -135,19 +107,14 @@ func TestRunRetriesDeadLettersAndDeduplicates(t *testing.T) {
 	publish(t, env.JS, "frames.src1", encode(t, frame(0)), "f0-again")
 	publish(t, env.JS, "frames.src1", []byte("\x93garbage"), "bad")
 
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
 	reg := stage.NewRegistry()
 	cfg := testConfig(env)
 	cfg.Metrics = reg
-	go func() { done <- stage.Run(ctx, env.JS, cfg, proc) }()
+	stop := stagetest.Run(t, env.JS, cfg, proc)
 
-	faces := collect(t, env.JS, stage.StreamFaces, "faces.src1", 3)
-	dead := collect(t, env.JS, stage.StreamDead, "dead.detector.>", 3)
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	faces := stagetest.Collect(t, env.JS, stage.StreamFaces, "faces.src1", 3)
+	dead := stagetest.Collect(t, env.JS, stage.StreamDead, "dead.detector.>", 3)
+	stop()
 	if proc.closed.Load() != 1 {
 		t.Errorf("Close called %d times", proc.closed.Load())
 	}
@@ -245,7 +212,7 @@ func TestRunDrainsInFlightWork(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	collect(t, env.JS, stage.StreamFaces, "faces.src1", 1)
+	stagetest.Collect(t, env.JS, stage.StreamFaces, "faces.src1", 1)
 	info, err := env.JS.Consumer(context.Background(), stage.StreamFrames, stage.ConsumerDetector)
 	if err != nil {
 		t.Fatal(err)
@@ -266,30 +233,32 @@ func TestRunBatches(t *testing.T) {
 	for i := int64(0); i < 16; i++ {
 		publish(t, env.JS, "frames.src1", encode(t, frame(i)), "")
 	}
-	ctx, cancel := context.WithCancel(context.Background())
 	cfg := testConfig(env)
 	cfg.Concurrency, cfg.BatchSize = 1, 8
-	done := make(chan error, 1)
-	go func() { done <- stage.Run(ctx, env.JS, cfg, proc) }()
-	collect(t, env.JS, stage.StreamFaces, "faces.src1", 16)
-	cancel()
-	<-done
+	stop := stagetest.Run(t, env.JS, cfg, proc)
+	stagetest.Collect(t, env.JS, stage.StreamFaces, "faces.src1", 16)
+	stop()
 	if proc.maxBatch.Load() != 8 {
 		t.Errorf("largest batch %d, want 8", proc.maxBatch.Load())
 	}
 }
 
 func TestConfigValidate(t *testing.T) {
-	for _, cfg := range []stage.Config{
-		{Name: "", Stream: "S", Consumer: "c"},
-		{Name: "a.b", Stream: "S", Consumer: "c"},
-		{Name: "x", Stream: "", Consumer: "c"},
-		{Name: "x", Stream: "S", Consumer: "c", BatchSize: 5000},
-		{Name: "x", Stream: "S", Consumer: "c", Concurrency: -1},
+	for _, tc := range []struct {
+		name string
+		cfg  stage.Config
+	}{
+		{"no name", stage.Config{Name: "", Stream: "S", Consumer: "c"}},
+		{"name with a dot", stage.Config{Name: "a.b", Stream: "S", Consumer: "c"}},
+		{"no stream", stage.Config{Name: "x", Stream: "", Consumer: "c"}},
+		{"batch too large", stage.Config{Name: "x", Stream: "S", Consumer: "c", BatchSize: 5000}},
+		{"negative concurrency", stage.Config{Name: "x", Stream: "S", Consumer: "c", Concurrency: -1}},
 	} {
-		if err := cfg.Validate(); err == nil || !strings.HasPrefix(err.Error(), "stage: ") {
-			t.Errorf("Validate(%+v) = %v", cfg, err)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.cfg.Validate(); err == nil || !strings.HasPrefix(err.Error(), "stage: ") {
+				t.Errorf("Validate(%+v) = %v", tc.cfg, err)
+			}
+		})
 	}
 }
 
@@ -323,13 +292,10 @@ func TestDeadLetterHandlerOutputs(t *testing.T) {
 	for i := int64(0); i < 3; i++ {
 		publish(t, env.JS, "frames.src1", encode(t, frame(i)), "")
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- stage.Run(ctx, env.JS, testConfig(env), proc) }()
-	faces := collect(t, env.JS, stage.StreamFaces, "faces.src1", 3)
-	dead := collect(t, env.JS, stage.StreamDead, "dead.detector.src1", 1)
-	cancel()
-	<-done
+	stop := stagetest.Run(t, env.JS, testConfig(env), proc)
+	faces := stagetest.Collect(t, env.JS, stage.StreamFaces, "faces.src1", 3)
+	dead := stagetest.Collect(t, env.JS, stage.StreamDead, "dead.detector.src1", 1)
+	stop()
 	if dl, err := messages.DecodeAs[*messages.DeadLetter](dead[0].Data()); err != nil || !dl.Forwarded || dl.EndsSource() {
 		t.Errorf("the dead letter of a frame reported downstream must be marked forwarded: %+v, %v", dl, err)
 	}
@@ -362,15 +328,12 @@ func TestRunRefusesOversizedInput(t *testing.T) {
 	publish(t, env.JS, "frames.src1", big, "big")
 	publish(t, env.JS, "frames.src1", huge, "huge")
 	publish(t, env.JS, "frames.src1", encode(t, frame(1)), "ok")
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
 	cfg := testConfig(env)
 	cfg.MaxMessageBytes = 2000
-	go func() { done <- stage.Run(ctx, env.JS, cfg, proc) }()
-	dead := collect(t, env.JS, stage.StreamDead, "dead.detector.src1", 2)
-	collect(t, env.JS, stage.StreamFaces, "faces.src1", 1)
-	cancel()
-	<-done
+	stop := stagetest.Run(t, env.JS, cfg, proc)
+	dead := stagetest.Collect(t, env.JS, stage.StreamDead, "dead.detector.src1", 2)
+	stagetest.Collect(t, env.JS, stage.StreamFaces, "faces.src1", 1)
+	stop()
 	for _, m := range dead {
 		dl, err := messages.DecodeAs[*messages.DeadLetter](m.Data())
 		if err != nil {
@@ -428,7 +391,7 @@ func TestRunRetriesFailedPublishInPlace(t *testing.T) {
 	if err := topo.Ensure(ctx, env.JS); err != nil {
 		t.Fatal(err)
 	}
-	collect(t, env.JS, stage.StreamFaces, "faces.src1", 1)
+	stagetest.Collect(t, env.JS, stage.StreamFaces, "faces.src1", 1)
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -454,8 +417,8 @@ func TestRunRefusesMessageForAnotherSource(t *testing.T) {
 	forged.Source = "victim"
 	publish(t, env.JS, "frames.src1", encode(t, forged), "")
 	publish(t, env.JS, "frames.src1", encode(t, frame(8)), "")
-	dead := collect(t, env.JS, stage.StreamDead, "dead.detector.src1", 1)
-	collect(t, env.JS, stage.StreamFaces, "faces.src1", 1)
+	dead := stagetest.Collect(t, env.JS, stage.StreamDead, "dead.detector.src1", 1)
+	stagetest.Collect(t, env.JS, stage.StreamFaces, "faces.src1", 1)
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)

@@ -35,11 +35,11 @@ const (
 
 // Durable consumer names: replicas of a stage share one, so JetStream spreads the work.
 const (
-	ConsumerReader    = "reader"
-	ConsumerDetector  = "detector"
-	ConsumerEncoder   = "encoder"
-	ConsumerEmbedder  = "embedder"
-	ConsumerClusterer = "clusterer"
+	ConsumerReader    = messages.StageReader
+	ConsumerDetector  = messages.StageDetector
+	ConsumerEncoder   = messages.StageEncoder
+	ConsumerEmbedder  = messages.StageEmbedder
+	ConsumerClusterer = messages.StageClusterer
 )
 
 // Topology sizes the streams. Zero values take the defaults.

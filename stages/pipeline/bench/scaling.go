@@ -28,25 +28,17 @@ func benchScaling(ctx context.Context, o options) ([]StageRow, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	srv, err := broker.StartServer(broker.ServerConfig{StoreDir: dir, Host: "127.0.0.1", Port: -1})
+	// A TCP listener as well: the embedder replicas run as processes.
+	b, err := broker.StartEmbedded(broker.ServerConfig{StoreDir: dir, Host: "127.0.0.1", Port: -1}, "pcbench")
 	if err != nil {
 		return nil, err
 	}
-	defer srv.Stop()
-	nc, err := srv.Connect("pcbench")
-	if err != nil {
-		return nil, err
-	}
-	defer nc.Close()
-	js, err := broker.JetStream(nc)
-	if err != nil {
-		return nil, err
-	}
-	topo := stage.Topology{}
+	defer b.Close()
+	js, topo := b.JS, stage.Topology{}
 	if err := topo.Ensure(ctx, js); err != nil {
 		return nil, err
 	}
-	e := &env{js: js}
+	e := &env{Embedded: b}
 	fs, err := frames(o.video)
 	if err != nil {
 		return nil, err
@@ -66,7 +58,7 @@ func benchScaling(ctx context.Context, o options) ([]StageRow, error) {
 			if err := topo.Ensure(ctx, js); err != nil {
 				return nil, err
 			}
-			r, err := runReplicas(ctx, o, js, srv.ClientURL(), threads, replicas, n)
+			r, err := runReplicas(ctx, o, js, b.Server.ClientURL(), threads, replicas, n)
 			if err != nil {
 				return nil, err
 			}

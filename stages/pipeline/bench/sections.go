@@ -14,8 +14,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"gocv.io/x/gocv"
 
 	"github.com/personcluster/personcluster/messages"
@@ -47,15 +45,6 @@ func runSection(ctx context.Context, o options, name string) ([]StageRow, error)
 	return nil, fmt.Errorf("bench: unknown section %q", name)
 }
 
-func median(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if len(s) == 0 {
-		return 0
-	}
-	return s[len(s)/2]
-}
-
 // benchReader: the reader stage (decode, JPEG, publish to a file-store JetStream, as in `run`)
 // against a bare gocv decode loop over the same file, interleaved, median of 3.
 func benchReader(ctx context.Context, o options) ([]StageRow, error) {
@@ -82,15 +71,13 @@ func benchReader(ctx context.Context, o options) ([]StageRow, error) {
 		}
 		bare, rd = append(bare, b.FPS()), append(rd, a.FPS())
 	}
-	b, r := median(bare), median(rd)
+	b, r := readerbench.Median(bare), readerbench.Median(rd)
 	return []StageRow{{Stage: "reader", Unit: "frames/s", Rate: r, Bare: "gocv decode loop", BareR: b, Ratio: r / b}}, nil
 }
 
 // env is an embedded JetStream server (memory storage) with the personcluster topology.
 type env struct {
-	srv *broker.Server
-	nc  *nats.Conn
-	js  jetstream.JetStream
+	*broker.Embedded
 	dir string
 }
 
@@ -100,19 +87,11 @@ func startEnv(ctx context.Context) (*env, error) {
 		return nil, err
 	}
 	e := &env{dir: dir}
-	if e.srv, err = broker.StartServer(broker.ServerConfig{StoreDir: dir, InProcessOnly: true}); err != nil {
+	if e.Embedded, err = broker.StartEmbedded(broker.ServerConfig{StoreDir: dir, InProcessOnly: true}, "pcbench"); err != nil {
 		e.close()
 		return nil, err
 	}
-	if e.nc, err = e.srv.Connect("pcbench"); err != nil {
-		e.close()
-		return nil, err
-	}
-	if e.js, err = broker.JetStream(e.nc); err != nil {
-		e.close()
-		return nil, err
-	}
-	if err := (stage.Topology{Memory: true}).Ensure(ctx, e.js); err != nil {
+	if err := (stage.Topology{Memory: true}).Ensure(ctx, e.JS); err != nil {
 		e.close()
 		return nil, err
 	}
@@ -120,11 +99,8 @@ func startEnv(ctx context.Context) (*env, error) {
 }
 
 func (e *env) close() {
-	if e.nc != nil {
-		e.nc.Close()
-	}
-	if e.srv != nil {
-		e.srv.Stop()
+	if e.Embedded != nil {
+		e.Embedded.Close()
 	}
 	os.RemoveAll(e.dir)
 }
@@ -134,7 +110,7 @@ func (e *env) publish(ctx context.Context, subject string, seq int64, stageName 
 	if err != nil {
 		return err
 	}
-	_, err = e.js.PublishMsg(ctx, msg)
+	_, err = e.JS.PublishMsg(ctx, msg)
 	return err
 }
 
@@ -228,7 +204,7 @@ func benchModelStage(ctx context.Context, o options, name string) ([]StageRow, e
 	var bareWhat string
 	var closeBare func()
 	reg := stage.NewRegistry()
-	spec, err := pipeline.Build(ctx, name, e.js, pipeline.Options{Models: m, Logger: quiet(), Metrics: reg})
+	spec, err := pipeline.Build(ctx, name, e.JS, pipeline.Options{Models: m, Logger: quiet(), Metrics: reg})
 	if err != nil {
 		return nil, err
 	}
@@ -372,7 +348,7 @@ func benchModelStage(ctx context.Context, o options, name string) ([]StageRow, e
 func runStage(ctx context.Context, e *env, name string, spec *pipeline.Spec, reg *stage.Registry, n int) (float64, error) {
 	sctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { done <- stage.Run(sctx, e.js, spec.Config, spec.Processor) }()
+	go func() { done <- stage.Run(sctx, e.JS, spec.Config, spec.Processor) }()
 	defer func() {
 		cancel()
 		<-done
@@ -428,7 +404,7 @@ func benchClusterer(o options) ([]StageRow, error) {
 		if err != nil {
 			return nil, err
 		}
-		g := median(goT)
+		g := readerbench.Median(goT)
 		rows = append(rows, StageRow{Stage: fmt.Sprintf("clusterer n=%d", n), Unit: "clusterings/s", Rate: 1 / g,
 			Bare: "scipy pdist+linkage+fcluster", BareR: 1 / sp, Ratio: sp / g})
 	}

@@ -16,7 +16,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
-	"slices"
 	"text/tabwriter"
 	"time"
 
@@ -128,10 +127,10 @@ func run(videos []string, rounds int, sync bool, o readerbench.Options) error {
 				rs = append(rs, s.FPS())
 			}
 		}
-		mb, mr := median(bare), median(rd)
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%.0f\t%.2f\t%.2f\t%.2f\t", filepath.Base(v), size(v), frames, mb, mr, mr/mb, median(cb), median(cr))
+		mb, mr := readerbench.Median(bare), readerbench.Median(rd)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%.0f\t%.2f\t%.2f\t%.2f\t", filepath.Base(v), size(v), frames, mb, mr, mr/mb, readerbench.Median(cb), readerbench.Median(cr))
 		if sync {
-			fmt.Fprintf(tw, "%.0f\t%.2f\t", median(rs), median(rs)/mb)
+			fmt.Fprintf(tw, "%.0f\t%.2f\t", readerbench.Median(rs), readerbench.Median(rs)/mb)
 		}
 		fmt.Fprintln(tw)
 	}
@@ -148,12 +147,3 @@ func size(path string) string {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
-func median(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if len(s) == 0 {
-		return 0
-	}
-	return s[len(s)/2]
-}

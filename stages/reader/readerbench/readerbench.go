@@ -10,11 +10,11 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"gocv.io/x/gocv"
 
 	"github.com/personcluster/personcluster/messages"
@@ -75,9 +75,7 @@ func Bare(path string) (Result, error) {
 // Env is an embedded JetStream server (file store, as in `personcluster run`) with the
 // personcluster topology and a reader stage running on it.
 type Env struct {
-	srv   *broker.Server
-	nc    *nats.Conn
-	js    jetstream.JetStream
+	b     *broker.Embedded
 	dir   string
 	stop  context.CancelFunc
 	done  chan error
@@ -99,25 +97,17 @@ func Start(o Options) (*Env, error) {
 		return nil, err
 	}
 	e := &Env{dir: dir, done: make(chan error, 1)}
-	if e.srv, err = broker.StartServer(broker.ServerConfig{StoreDir: dir, InProcessOnly: true}); err != nil {
-		e.Close()
-		return nil, err
-	}
-	if e.nc, err = e.srv.Connect("readerbench"); err != nil {
-		e.Close()
-		return nil, err
-	}
-	if e.js, err = broker.JetStream(e.nc); err != nil {
+	if e.b, err = broker.StartEmbedded(broker.ServerConfig{StoreDir: dir, InProcessOnly: true}, "readerbench"); err != nil {
 		e.Close()
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	e.stop = cancel
-	if err := (stage.Topology{Memory: o.Memory}).Ensure(ctx, e.js); err != nil {
+	if err := (stage.Topology{Memory: o.Memory}).Ensure(ctx, e.b.JS); err != nil {
 		e.Close()
 		return nil, err
 	}
-	kv, err := e.js.KeyValue(ctx, stage.SourcesBucket)
+	kv, err := e.b.JS.KeyValue(ctx, stage.SourcesBucket)
 	if err != nil {
 		e.Close()
 		return nil, err
@@ -125,11 +115,11 @@ func Start(o Options) (*Env, error) {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg := reader.Config{Encoders: o.Encoders, Window: o.Window, Logger: quiet}
 	if !o.Sync {
-		cfg.JetStream = e.js
+		cfg.JetStream = e.b.JS
 	}
 	loop := stage.Config{Name: reader.StageName, Stream: stage.StreamIngest, Consumer: stage.ConsumerReader,
 		BatchWait: 20 * time.Millisecond, Logger: quiet}
-	go func() { e.done <- stage.Run(ctx, e.js, loop, reader.New(cfg, kv)) }()
+	go func() { e.done <- stage.Run(ctx, e.b.JS, loop, reader.New(cfg, kv)) }()
 	return e, nil
 }
 
@@ -139,10 +129,9 @@ func (e *Env) Close() {
 		e.stop()
 		<-e.done
 	}
-	if e.nc != nil {
-		e.nc.Close()
+	if e.b != nil {
+		e.b.Close()
 	}
-	e.srv.Stop()
 	os.RemoveAll(e.dir)
 }
 
@@ -153,7 +142,7 @@ func (e *Env) Read(ctx context.Context, path string) (Result, error) {
 	e.round++
 	source := fmt.Sprintf("bench-%d", e.round)
 	events := make(chan *messages.Status, 64)
-	sub, err := e.nc.Subscribe(messages.Subject(messages.SubjectStatus, source), func(m *nats.Msg) {
+	sub, err := e.b.NC.Subscribe(messages.Subject(messages.SubjectStatus, source), func(m *nats.Msg) {
 		if st, err := messages.DecodeAs[*messages.Status](m.Data); err == nil {
 			events <- st
 		}
@@ -163,11 +152,11 @@ func (e *Env) Read(ctx context.Context, path string) (Result, error) {
 	}
 	defer sub.Unsubscribe()
 	req := &messages.IngestRequest{Source: source, URI: path, Params: messages.DefaultParams(), AtMillis: time.Now().UnixMilli()}
-	msg, err := stage.EncodeMsg(stage.Output{Subject: messages.Subject(messages.SubjectIngest, source), MsgID: source + ".ingest", Message: req})
+	msg, err := stage.EncodeMsg(stage.Output{Subject: messages.Subject(messages.SubjectIngest, source), MsgID: messages.IngestMsgID(source), Message: req})
 	if err != nil {
 		return Result{}, err
 	}
-	if _, err := e.js.PublishMsg(ctx, msg); err != nil {
+	if _, err := e.b.JS.PublishMsg(ctx, msg); err != nil {
 		return Result{}, err
 	}
 	var started time.Time
@@ -184,7 +173,7 @@ func (e *Env) Read(ctx context.Context, path string) (Result, error) {
 					return Result{}, errors.New("readerbench: done before reading")
 				}
 				res := Result{Frames: st.FramesPublished, Elapsed: time.Since(started), CPU: cpuTime() - cpu}
-				if frames, err := e.js.Stream(ctx, stage.StreamFrames); err == nil {
+				if frames, err := e.b.JS.Stream(ctx, stage.StreamFrames); err == nil {
 					_ = frames.Purge(ctx)
 				}
 				return res, nil
@@ -197,4 +186,15 @@ func (e *Env) Read(ctx context.Context, path string) (Result, error) {
 			return Result{}, ctx.Err()
 		}
 	}
+}
+
+// Median is the middle of the figures of several rounds (the upper one of an even count; 0
+// for none): what the bench tables report.
+func Median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	return s[len(s)/2]
 }

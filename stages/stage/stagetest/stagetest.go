@@ -3,6 +3,7 @@ package stagetest
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -57,4 +58,55 @@ func StartServer(t testing.TB, cfg broker.ServerConfig, topo stage.Topology) *En
 		t.Fatal(err)
 	}
 	return &Env{Server: srv, NC: nc, JS: js}
+}
+
+// Collect returns the messages of stream on subjects matching filter once there are at least
+// want of them, reading them anew with an ordered consumer until then; it fails the test after
+// 30 s.
+func Collect(t testing.TB, js jetstream.JetStream, stream, filter string, want int) []jetstream.Msg {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var got []jetstream.Msg
+	for ctx.Err() == nil {
+		got = got[:0]
+		cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			msg, err := cons.Next(jetstream.FetchMaxWait(200 * time.Millisecond))
+			if err != nil {
+				break
+			}
+			got = append(got, msg)
+		}
+		if len(got) >= want {
+			return got
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("stagetest: %s %s: got %d messages, want %d", stream, filter, len(got), want)
+	return nil
+}
+
+// Run runs stage.Run in the background until the returned stop is called or the test ends:
+// stop cancels it, waits for it, and fails the test if it did not end cleanly. Safe to call
+// twice.
+func Run(t testing.TB, js jetstream.JetStream, cfg stage.Config, proc stage.Processor) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- stage.Run(ctx, js, cfg, proc) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("stagetest: stage %s: %v", cfg.Name, err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }

@@ -1,0 +1,123 @@
+package onnx_test
+
+import (
+	"errors"
+	"math"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/personcluster/personcluster/stages/internal/testenv"
+	"github.com/personcluster/personcluster/stages/onnx"
+)
+
+// ultraFace320 is the smallest real model in models/data: UltraFace RFB-320, one 240×320 image
+// in, 4420 anchors' class scores (softmax pairs) and boxes out.
+func ultraFace320(t *testing.T) onnx.Spec {
+	return onnx.Spec{Path: filepath.Join(testenv.ModelsDir(t), "face", "version-RFB-320.onnx"),
+		Input: "input", Shape: []int64{1, 3, 240, 320}, Outputs: []string{"scores", "boxes"}}
+}
+
+// initLibrary loads the onnxruntime library of models/data (once per process).
+func initLibrary(t *testing.T) {
+	t.Helper()
+	if err := onnx.Init(filepath.Join(testenv.ModelsDir(t), "lib", "libonnxruntime.so")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// First in the file: the library is not loaded yet, so a missing one is reported as missing.
+func TestInitMissingLibraryNamesIt(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "libonnxruntime.so")
+	err := onnx.Init(missing)
+	if !errors.Is(err, onnx.ErrNoLibrary) || !strings.Contains(err.Error(), missing) {
+		t.Fatalf("Init(%s) = %v, want ErrNoLibrary naming the file", missing, err)
+	}
+}
+
+func TestOpenRefusesWithTheModelsName(t *testing.T) {
+	initLibrary(t)
+	good := ultraFace320(t)
+	missing := good
+	missing.Path = filepath.Join(t.TempDir(), "nope.onnx")
+	noInput := good
+	noInput.Input = "image"
+	wrongShape := good
+	wrongShape.Shape = []int64{1, 3, 480, 640}
+	noOutput := good
+	noOutput.Outputs = []string{"scores", "landmarks"}
+	for _, tc := range []struct {
+		name    string
+		spec    onnx.Spec
+		opts    onnx.Options
+		want    error // nil: any error
+		mention string
+	}{
+		{"missing file", missing, onnx.Options{}, onnx.ErrModel, missing.Path},
+		{"no such input", noInput, onnx.Options{}, onnx.ErrModel, `no input "image"`},
+		{"input of another shape", wrongShape, onnx.Options{}, onnx.ErrModel, "[1 3 240 320]"},
+		{"no such output", noOutput, onnx.Options{}, onnx.ErrModel, `no output "landmarks"`},
+		{"unknown device", good, onnx.Options{Device: "tpu"}, nil, `unknown device "tpu"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := onnx.Open(tc.spec, tc.opts)
+			if err == nil {
+				s.Close()
+				t.Fatal("opened")
+			}
+			if tc.want != nil && !errors.Is(err, tc.want) {
+				t.Errorf("error %v, want %v", err, tc.want)
+			}
+			if !strings.HasPrefix(err.Error(), "onnx: ") || !strings.Contains(err.Error(), tc.mention) {
+				t.Errorf("error %q does not start with onnx: and mention %q", err, tc.mention)
+			}
+		})
+	}
+}
+
+// A real inference, checked shapes, and a session that is safe to close twice.
+func TestRunAndCloseTwice(t *testing.T) {
+	initLibrary(t)
+	s, err := onnx.Open(ultraFace320(t), onnx.Options{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Device() != onnx.CPU {
+		t.Errorf("device %s, want cpu", s.Device())
+	}
+	shape := []int64{1, 3, 240, 320}
+	data := make([]float32, 3*240*320)
+	outs, shapes, err := s.Run(shape, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(outs) != 2 || len(shapes) != 2 {
+		t.Fatalf("%d outputs, %d shapes, want 2", len(outs), len(shapes))
+	}
+	for i, want := range [][]int64{{1, 4420, 2}, {1, 4420, 4}} {
+		if !slices.Equal(shapes[i], want) || int64(len(outs[i])) != want[1]*want[2] {
+			t.Errorf("output %d: shape %v with %d values, want %v", i, shapes[i], len(outs[i]), want)
+		}
+	}
+	for a := 0; a+1 < len(outs[0]); a += 2 { // each anchor's background/face scores are a softmax
+		if sum := outs[0][a] + outs[0][a+1]; math.Abs(float64(sum)-1) > 1e-3 {
+			t.Fatalf("anchor %d scores sum to %v, want 1", a/2, sum)
+		}
+	}
+	if _, _, err := s.Run([]int64{1, 3, 240, 321}, make([]float32, 3*240*321)); !errors.Is(err, onnx.ErrInputShape) {
+		t.Errorf("Run with another width: %v, want ErrInputShape", err)
+	}
+	if _, _, err := s.Run(shape, data[:10]); !errors.Is(err, onnx.ErrInputShape) {
+		t.Errorf("Run with too few values: %v, want ErrInputShape", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if _, _, err := s.Run(shape, data); !errors.Is(err, onnx.ErrClosed) {
+		t.Errorf("Run after Close: %v, want ErrClosed", err)
+	}
+}

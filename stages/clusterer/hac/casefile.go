@@ -245,7 +245,7 @@ func readSized(r io.Reader, st interface{ Stat() (os.FileInfo, error) }) ([]byte
 	if err != nil || !fi.Mode().IsRegular() {
 		return io.ReadAll(r)
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, fi.Size()+bytes.MinRead))
+	buf := bytes.NewBuffer(newReadBuffer(int(fi.Size()) + bytes.MinRead))
 	_, err = buf.ReadFrom(r)
 	return buf.Bytes(), err
 }

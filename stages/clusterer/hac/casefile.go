@@ -2,12 +2,14 @@ package hac
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strings"
+	"unsafe"
 
 	"github.com/bytedance/sonic"
 	"github.com/klauspost/compress/gzip"
@@ -86,21 +88,21 @@ func WriteOutput(w io.Writer, r *Result) error {
 
 // caseJSON tells absent fields from zero values, for the defaults.
 type caseJSON struct {
-	Name       string      `json:"name"`
-	Method     *string     `json:"method"`
-	Metric     *string     `json:"metric"`
-	Sim        *float64    `json:"sim"`
-	MinCSize   *int        `json:"min_csize"`
-	Points     [][]float64 `json:"points"`
-	Timestamps []float64   `json:"timestamps"`
-	Alpha      float64     `json:"alpha"`
-	Expected   *Expected   `json:"expected"`
-	TruePerson []int       `json:"true_person"`
+	Name       string     `json:"name"`
+	Method     *string    `json:"method"`
+	Metric     *string    `json:"metric"`
+	Sim        *float64   `json:"sim"`
+	MinCSize   *int       `json:"min_csize"`
+	Points     pointsJSON `json:"points"`
+	Timestamps []float64  `json:"timestamps"`
+	Alpha      float64    `json:"alpha"`
+	Expected   *Expected  `json:"expected"`
+	TruePerson []int      `json:"true_person"`
 }
 
 func (cj *caseJSON) toCase() Case {
 	c := Case{Name: cj.Name, Method: DefaultMethod, Metric: DefaultMetric, Sim: DefaultSim, MinCSize: DefaultMinCSize,
-		Points: cj.Points, Timestamps: cj.Timestamps, Alpha: cj.Alpha, Expected: cj.Expected, TruePerson: cj.TruePerson}
+		Points: [][]float64(cj.Points), Timestamps: cj.Timestamps, Alpha: cj.Alpha, Expected: cj.Expected, TruePerson: cj.TruePerson}
 	if cj.Method != nil {
 		c.Method = *cj.Method
 	}
@@ -195,7 +197,10 @@ func decodeJSON(r io.Reader, v any) error {
 	if err != nil {
 		return err
 	}
-	if err := sonic.ConfigStd.Unmarshal(text, v); err != nil {
+	// UnmarshalFromString over the bytes themselves: Unmarshal would copy
+	// them into a string first. sonic only reads them, and with ConfigStd
+	// (CopyString) nothing it returns refers to them.
+	if err := sonic.ConfigStd.UnmarshalFromString(unsafe.String(unsafe.SliceData(text), len(text)), v); err != nil {
 		// sonic's messages quote the text over several lines: keep the first.
 		msg, _, _ := strings.Cut(strings.TrimSpace(err.Error()), "\n")
 		return fmt.Errorf("%w: decode JSON: %s", ErrBadInput, msg)
@@ -215,7 +220,15 @@ func readMaybeGzip(r io.Reader) ([]byte, error) {
 		defer zr.Close()
 		src = zr
 	}
-	text, err := io.ReadAll(src)
+	var text []byte
+	var err error
+	if st, ok := r.(interface{ Stat() (os.FileInfo, error) }); ok && src == io.Reader(br) {
+		// A plain file: one buffer of its size (io.ReadAll would grow one
+		// step by step, copying and zeroing several times the file).
+		text, err = readSized(br, st)
+	} else {
+		text, err = io.ReadAll(src)
+	}
 	if err != nil {
 		if errors.Is(err, gzip.ErrChecksum) || errors.Is(err, gzip.ErrHeader) || errors.Is(err, io.ErrUnexpectedEOF) {
 			return nil, fmt.Errorf("%w: gzip: %w", ErrBadInput, err)
@@ -223,4 +236,16 @@ func readMaybeGzip(r io.Reader) ([]byte, error) {
 		return nil, fmt.Errorf("hac: read: %w", err)
 	}
 	return text, nil
+}
+
+// readSized reads all of r, the buffered start of a file whose Stat gives
+// its size, into a buffer of that size (plus one byte to see its end).
+func readSized(r io.Reader, st interface{ Stat() (os.FileInfo, error) }) ([]byte, error) {
+	fi, err := st.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		return io.ReadAll(r)
+	}
+	buf := bytes.NewBuffer(newReadBuffer(int(fi.Size()) + bytes.MinRead))
+	_, err = buf.ReadFrom(r)
+	return buf.Bytes(), err
 }

@@ -62,7 +62,7 @@ func ReadNPYCase(path string) (*Case, error) {
 			return nil, fmt.Errorf("%w: sidecar %s has points; they belong in %s", ErrBadInput, side, path)
 		}
 	}
-	cj.Points = points
+	cj.Points = pointsJSON(points)
 	c := cj.toCase()
 	if err := c.Params().Validate(); err != nil {
 		return nil, fmt.Errorf("%w (file %s)", err, side)

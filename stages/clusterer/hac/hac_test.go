@@ -597,3 +597,36 @@ func TestDecodeCase(t *testing.T) {
 		t.Error("missing file: no error")
 	}
 }
+
+// TestNNChainTwoCores: the NN-chain on two cores (parallelMin lowered so
+// every scan and update is shared) gives the one-core linkage bit for bit,
+// on integer grids full of exact ties where only the scan's order decides.
+func TestNNChainTwoCores(t *testing.T) {
+	defer func(was int) { parallelMin = was }(parallelMin)
+	rng := rand.New(rand.NewPCG(7, 8))
+	for trial := range 30 {
+		n := 2 + rng.IntN(300)
+		pts := make([][]float64, n)
+		for i := range pts {
+			pts[i] = []float64{float64(rng.IntN(6)), float64(rng.IntN(6))}
+		}
+		d, _ := Pdist(pts, "euclidean")
+		for _, name := range []string{"complete", "average", "weighted", "ward"} {
+			parallelMin = math.MaxInt
+			want, err := Linkage(d, n, name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			parallelMin = 2
+			got, err := Linkage(d, n, name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range got {
+				if got[i] != want[i] {
+					t.Fatalf("trial %d %s n=%d: row %d on two cores %v, on one %v", trial, name, n, i, got[i], want[i])
+				}
+			}
+		}
+	}
+}

@@ -17,8 +17,19 @@ const hugePageMin = 64 << 20
 func newCondensed(n int) []float64 {
 	d := make([]float64, CondensedLen(n))
 	if len(d)*8 >= hugePageMin {
-		b := unsafe.Slice((*byte)(unsafe.Pointer(&d[0])), len(d)*8)
-		_ = syscall.Madvise(b, 14) // MADV_HUGEPAGE
+		adviseHuge(unsafe.Slice((*byte)(unsafe.Pointer(&d[0])), len(d)*8))
 	}
 	return d
 }
+
+// newReadBuffer returns an empty buffer of capacity size for a file's
+// text; a big one is advised as huge pages, so filling it faults 512× less.
+func newReadBuffer(size int) []byte {
+	b := make([]byte, 0, size)
+	if size >= hugePageMin {
+		adviseHuge(b[:size])
+	}
+	return b
+}
+
+func adviseHuge(b []byte) { _ = syscall.Madvise(b, 14) } // MADV_HUGEPAGE

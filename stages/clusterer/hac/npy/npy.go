@@ -15,6 +15,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"unsafe"
 )
 
 // ErrFormat is wrapped by every error about a malformed or unsupported file.
@@ -150,11 +151,19 @@ func decode(br *bufio.Reader, size int64) (*Array, error) {
 			return nil, fmt.Errorf("%w: shape %v of %s needs %d data bytes, the file has %d", ErrFormat, h.shape, h.descr, want, left)
 		}
 	}
+	a := &Array{Shape: h.shape, Data: make([]float64, count), Float32: item == 4}
+	if size >= 0 && item == 8 && order == binary.ByteOrder(binary.LittleEndian) && hostLittleEndian {
+		// The file's bytes are the floats' own: read them in place.
+		view := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(a.Data))), want)
+		if err := readExactly(br, view); err != nil {
+			return nil, err
+		}
+		return a, nil
+	}
 	raw, err := readData(br, want, size >= 0)
 	if err != nil {
 		return nil, err
 	}
-	a := &Array{Shape: h.shape, Data: make([]float64, count), Float32: item == 4}
 	if item == 8 {
 		for i := range a.Data {
 			a.Data[i] = math.Float64frombits(order.Uint64(raw[i*8:]))
@@ -174,32 +183,43 @@ func hlenBytes(major byte) int {
 	return 4
 }
 
+// hostLittleEndian: this machine stores a float64 as "<f8" does.
+var hostLittleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
+
+// readExactly fills raw and checks nothing follows.
+func readExactly(br *bufio.Reader, raw []byte) error {
+	if _, err := io.ReadFull(br, raw); err != nil {
+		return fmt.Errorf("%w: data: %w", ErrFormat, err)
+	}
+	return checkEnd(br)
+}
+
+// checkEnd checks that br has nothing left.
+func checkEnd(br *bufio.Reader) error {
+	if _, err := br.ReadByte(); err != io.EOF {
+		if err == nil {
+			return fmt.Errorf("%w: trailing bytes after the data", ErrFormat)
+		}
+		return fmt.Errorf("npy: data: %w", err)
+	}
+	return nil
+}
+
 // readData reads exactly want bytes and checks nothing follows. With the
 // size known it allocates once; otherwise the buffer grows with the data.
 func readData(br *bufio.Reader, want int64, sized bool) ([]byte, error) {
-	var raw []byte
 	if sized {
-		raw = make([]byte, want)
-		if _, err := io.ReadFull(br, raw); err != nil {
-			return nil, fmt.Errorf("%w: data: %w", ErrFormat, err)
-		}
-	} else {
-		var err error
-		raw, err = io.ReadAll(io.LimitReader(br, want))
-		if err != nil {
-			return nil, fmt.Errorf("npy: data: %w", err)
-		}
-		if int64(len(raw)) != want {
-			return nil, fmt.Errorf("%w: data has %d bytes, the shape needs %d", ErrFormat, len(raw), want)
-		}
+		raw := make([]byte, want)
+		return raw, readExactly(br, raw)
 	}
-	if _, err := br.ReadByte(); err != io.EOF {
-		if err == nil {
-			return nil, fmt.Errorf("%w: trailing bytes after the data", ErrFormat)
-		}
+	raw, err := io.ReadAll(io.LimitReader(br, want))
+	if err != nil {
 		return nil, fmt.Errorf("npy: data: %w", err)
 	}
-	return raw, nil
+	if int64(len(raw)) != want {
+		return nil, fmt.Errorf("%w: data has %d bytes, the shape needs %d", ErrFormat, len(raw), want)
+	}
+	return raw, checkEnd(br)
 }
 
 // parseHeader parses the header: a Python dict literal with the keys

@@ -96,9 +96,18 @@ func TestBadFiles(t *testing.T) {
 		"unknown key": hdr("{'descr': '<f8', 'fortran_order': False, 'shape': (0,), 'x': 1}"),
 		"short data":  hdr("{'descr': '<f8', 'fortran_order': False, 'shape': (1000000000,), }"),
 	}
+	dir := t.TempDir()
 	for name, b := range cases {
 		if _, err := Decode(bytes.NewReader(b)); !errors.Is(err, ErrFormat) {
 			t.Errorf("%s: %v, want ErrFormat", name, err)
+		}
+		// A file, whose size is known, takes another path.
+		path := filepath.Join(dir, strings.ReplaceAll(name, " ", "_")+".npy")
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ReadFile(path); !errors.Is(err, ErrFormat) {
+			t.Errorf("%s as a file: %v, want ErrFormat", name, err)
 		}
 	}
 	if _, err := Decode(bytes.NewReader(hdr("{\"shape\": (), \"fortran_order\": False, \"descr\": \">f4\"}"))); err == nil {

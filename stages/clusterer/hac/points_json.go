@@ -1,0 +1,226 @@
+package hac
+
+import (
+	"bytes"
+	"runtime"
+	"strconv"
+	"sync"
+	"unsafe"
+
+	"github.com/bytedance/sonic"
+)
+
+// pointsJSON is a case's "points" array. A case of 10,000 × 640 points is
+// 6.4 million numbers, nearly all of the file: they are parsed here, on every
+// core, straight into one backing array, instead of by the generic decoder
+// (which grows each row by appending, on one core). Only the plain form —
+// arrays of JSON numbers — takes this path; anything else (null rows or
+// values, a malformed number, one out of range) is handed to sonic, whose
+// result and error messages are encoding/json's, so the semantics do not
+// change. Numbers are parsed by strconv.ParseFloat: correctly rounded, as
+// sonic and encoding/json are.
+type pointsJSON [][]float64
+
+// parallelPointsMin: arrays shorter than this (in bytes) are parsed on one
+// goroutine.
+const parallelPointsMin = 1 << 20
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (p *pointsJSON) UnmarshalJSON(b []byte) error {
+	if rows, ok := parsePoints(b, runtime.GOMAXPROCS(0), parallelPointsMin); ok {
+		*p = rows
+		return nil
+	}
+	var rows [][]float64
+	if err := sonic.ConfigStd.Unmarshal(b, &rows); err != nil {
+		return err
+	}
+	*p = rows
+	return nil
+}
+
+// parsePoints parses b, an array of arrays of JSON numbers, with up to
+// workers goroutines where b has at least minParallel bytes; ok is false
+// where b is anything else.
+func parsePoints(b []byte, workers, minParallel int) (rows [][]float64, ok bool) {
+	i := skipSpace(b, 0)
+	if i == len(b) || b[i] != '[' {
+		return nil, false
+	}
+	end := len(b) - 1
+	for end > i && isSpace(b[end]) {
+		end--
+	}
+	if b[end] != ']' {
+		return nil, false
+	}
+	body := b[i+1 : end] // the rows, separated by commas
+	if len(bytes.TrimLeft(body, " \t\r\n")) == 0 {
+		return [][]float64{}, true
+	}
+	chunks := [][]byte{body}
+	if len(body) >= minParallel {
+		chunks = splitRows(body, workers)
+	}
+	parts := make([][][]float64, len(chunks))
+	oks := make([]bool, len(chunks))
+	var wg sync.WaitGroup
+	for k, c := range chunks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			parts[k], oks[k] = parseRows(c)
+		}()
+	}
+	wg.Wait()
+	total := 0
+	for k := range parts {
+		if !oks[k] {
+			return nil, false
+		}
+		total += len(parts[k])
+	}
+	rows = make([][]float64, 0, total)
+	for _, part := range parts {
+		rows = append(rows, part...)
+	}
+	return rows, true
+}
+
+// splitRows cuts body (rows separated by commas) into up to n pieces of
+// whole rows, each piece again rows separated by commas. A cut goes after a
+// ']' followed by a ','; in the plain form every ']' inside body closes a
+// row. A piece that is not plain fails in parseRows, whatever the cut.
+func splitRows(body []byte, n int) [][]byte {
+	var chunks [][]byte
+	start := 0
+	for k := 1; k < n; k++ {
+		at := max(start, len(body)*k/n)
+		j := bytes.IndexByte(body[at:], ']')
+		if j < 0 {
+			break
+		}
+		j += at + 1
+		c := skipSpace(body, j)
+		if c == len(body) || body[c] != ',' {
+			break
+		}
+		chunks = append(chunks, body[start:j])
+		start = c + 1
+	}
+	return append(chunks, body[start:])
+}
+
+// parseRows parses rows separated by commas: "[1,2],[3,4]". Each row gets
+// its exact length, carved from slabs so a big case makes few allocations.
+func parseRows(b []byte) ([][]float64, bool) {
+	var rows [][]float64
+	var row, slab []float64
+	i := 0
+	for {
+		i = skipSpace(b, i)
+		if i == len(b) || b[i] != '[' {
+			return nil, false
+		}
+		i = skipSpace(b, i+1)
+		row = row[:0]
+		if i < len(b) && b[i] == ']' {
+			i++
+		} else {
+			for {
+				j := numberEnd(b, i)
+				if j < 0 {
+					return nil, false
+				}
+				v, err := strconv.ParseFloat(unsafe.String(&b[i], j-i), 64)
+				if err != nil {
+					return nil, false
+				}
+				row = append(row, v)
+				i = skipSpace(b, j)
+				if i == len(b) {
+					return nil, false
+				}
+				if b[i] == ']' {
+					i++
+					break
+				}
+				if b[i] != ',' {
+					return nil, false
+				}
+				i = skipSpace(b, i+1)
+			}
+		}
+		if len(row) == 0 {
+			rows = append(rows, []float64{}) // empty, not nil, as encoding/json
+		} else {
+			if len(slab) < len(row) {
+				slab = make([]float64, max(len(row), 1<<16))
+			}
+			r := slab[:len(row):len(row)]
+			slab = slab[len(row):]
+			copy(r, row)
+			rows = append(rows, r)
+		}
+		i = skipSpace(b, i)
+		if i == len(b) {
+			return rows, true
+		}
+		if b[i] != ',' {
+			return nil, false
+		}
+		i++
+	}
+}
+
+// numberEnd is the end of the JSON number (RFC 8259) starting at b[i], or
+// -1 if none starts there.
+func numberEnd(b []byte, i int) int {
+	digits := func(i int) int {
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+		return i
+	}
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	switch {
+	case i == len(b):
+		return -1
+	case b[i] == '0':
+		i++
+	case b[i] >= '1' && b[i] <= '9':
+		i = digits(i + 1)
+	default:
+		return -1
+	}
+	if i < len(b) && b[i] == '.' {
+		j := digits(i + 1)
+		if j == i+1 {
+			return -1
+		}
+		i = j
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		j := digits(i)
+		if j == i {
+			return -1
+		}
+		i = j
+	}
+	return i
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && isSpace(b[i]) {
+		i++
+	}
+	return i
+}

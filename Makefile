@@ -40,7 +40,7 @@ test-short:
 	$(GO) test -short ./...
 
 FUZZTIME ?= 30s
-FUZZ_PKGS ?= ./messages ./stages/clusterer/hac ./stages/clusterer/hac/npy ./stages/vision ./stages/output ./stages/evaluate
+FUZZ_PKGS ?= ./messages ./stages/clusterer/hac ./stages/clusterer/hac/npy ./stages/vision ./stages/output ./stages/evaluate ./stages/onnx
 fuzz:
 	@for p in $(FUZZ_PKGS); do \
 		for t in $$($(GO) test -list '^Fuzz' $$p | grep ^Fuzz); do \

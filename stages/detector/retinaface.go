@@ -19,8 +19,11 @@ import (
 // than UltraFace.
 type RetinaFaceConfig struct {
 	Path string
-	// Size is the model's square input side (640 for mnet.25_v2.onnx, 512 for _v1). The image
-	// is scaled to fit and padded at its right and bottom, as insightface does.
+	// Size is the input's longer side (640 for mnet.25_v2.onnx, 512 for _v1). The image is
+	// scaled to fit a Size×Size square, as insightface does, but the input is shaped like the
+	// image: its shorter side is padded at the right or bottom only up to a multiple of 32 (a
+	// 16:9 frame is a 640×384 input, 60% of the square's work). The graph is fully
+	// convolutional; the file declares its 640×640 export size, which is freed when it loads.
 	Size int
 	// Threshold is the face probability a candidate needs; default 0.5.
 	Threshold float32
@@ -94,23 +97,31 @@ func retinaOutputs() []string {
 type RetinaFace struct {
 	cfg   RetinaFaceConfig
 	sess  *onnx.Session
-	shape []int64
 	blobs sync.Pool // *[]float32 input buffers
 }
 
-// NewRetinaFace loads the model; its input must be "data" [1,3,Size,Size] and it must have the
+// NewRetinaFace loads the model; its input must be "data" [1,3,H,W] and it must have the
 // class and box outputs of the three strides, or it is refused with a message naming the file.
 func NewRetinaFace(cfg RetinaFaceConfig) (*RetinaFace, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	shape := []int64{1, 3, int64(cfg.Size), int64(cfg.Size)}
-	sess, err := onnx.Open(onnx.Spec{Path: cfg.Path, Input: "data", Shape: shape, Outputs: retinaOutputs()}, onnx.Options{Threads: cfg.Threads})
+	spec := onnx.Spec{Path: cfg.Path, Input: "data", Shape: []int64{1, 3, -1, -1}, Outputs: retinaOutputs(), FreeDims: []int{2, 3}}
+	sess, err := onnx.Open(spec, onnx.Options{Threads: cfg.Threads})
 	if err != nil {
-		return nil, fmt.Errorf("detector: RetinaFace wants input \"data\" %v (RGB, 0..255) and outputs face_rpn_{cls_prob_reshape,bbox_pred}_stride{32,16,8}: %w", shape, err)
+		return nil, fmt.Errorf("detector: RetinaFace wants input \"data\" [1 3 H W] (RGB, 0..255) and outputs face_rpn_{cls_prob_reshape,bbox_pred}_stride{32,16,8}: %w", err)
 	}
-	return &RetinaFace{cfg: cfg, sess: sess, shape: shape}, nil
+	return &RetinaFace{cfg: cfg, sess: sess}, nil
+}
+
+// inputSize is the input RetinaFace gets for a width×height image: the image scaled to fit
+// size×size, each side rounded up to the multiple of 32 the coarsest stride needs.
+func inputSize(width, height, size int) (scale float64, scaledW, scaledH, inW, inH int) {
+	scale = float64(size) / float64(max(width, height))
+	scaledW = max(1, min(size, int(math.Round(float64(width)*scale))))
+	scaledH = max(1, min(size, int(math.Round(float64(height)*scale))))
+	return scale, scaledW, scaledH, (scaledW + 31) / 32 * 32, (scaledH + 31) / 32 * 32
 }
 
 // Name says which detector this is.
@@ -125,11 +136,10 @@ func (r *RetinaFace) Detect(img gocv.Mat) ([]Detection, error) {
 		return nil, errors.New("detector: empty image")
 	}
 	width, height := img.Cols(), img.Rows()
-	scale := float64(r.cfg.Size) / float64(max(width, height))
-	sw, sh := max(1, min(r.cfg.Size, int(math.Round(float64(width)*scale)))), max(1, min(r.cfg.Size, int(math.Round(float64(height)*scale))))
+	scale, sw, sh, inW, inH := inputSize(width, height, r.cfg.Size)
 
-	// Letterbox: the scaled image at the top left of a black square.
-	canvas := gocv.NewMatWithSize(r.cfg.Size, r.cfg.Size, gocv.MatTypeCV8UC3)
+	// The scaled image at the top left of a black canvas.
+	canvas := gocv.NewMatWithSize(inH, inW, gocv.MatTypeCV8UC3)
 	defer canvas.Close()
 	canvas.SetTo(gocv.NewScalar(0, 0, 0, 0))
 	region := canvas.Region(image.Rect(0, 0, sw, sh))
@@ -141,29 +151,29 @@ func (r *RetinaFace) Detect(img gocv.Mat) ([]Detection, error) {
 		buf = new([]float32)
 	}
 	defer r.blobs.Put(buf)
-	blob, err := vision.AppendBlob((*buf)[:0], canvas, vision.BlobOptions{Width: r.cfg.Size, Height: r.cfg.Size, Scale: 1, RGB: true, Interp: gocv.InterpolationLinear})
+	blob, err := vision.AppendBlob((*buf)[:0], canvas, vision.BlobOptions{Width: inW, Height: inH, Scale: 1, RGB: true, Interp: gocv.InterpolationLinear})
 	*buf = blob
 	if err != nil {
 		return nil, fmt.Errorf("detector: preparing input: %w", err)
 	}
-	outs, _, err := r.sess.Run(r.shape, blob)
+	outs, _, err := r.sess.Run([]int64{1, 3, int64(inH), int64(inW)}, blob)
 	if err != nil {
 		return nil, fmt.Errorf("detector: %w", err)
 	}
-	return DecodeRetina(outs, r.cfg.Size, scale, width, height, r.cfg)
+	return DecodeRetina(outs, inW, inH, scale, width, height, r.cfg)
 }
 
 // DecodeRetina turns RetinaFace's outputs (per stride 32, 16, 8: class probabilities
 // [1,4,H,W] — two background planes, then two face planes — and box deltas [1,8,H,W]) into
-// pixel boxes of a width×height image that was scaled by scale into a size×size input:
+// pixel boxes of a width×height image that was scaled by scale into an inW×inH input:
 // insightface's anchor decoding, then a score-ordered hard NMS.
-func DecodeRetina(outs [][]float32, size int, scale float64, width, height int, cfg RetinaFaceConfig) ([]Detection, error) {
+func DecodeRetina(outs [][]float32, inW, inH int, scale float64, width, height int, cfg RetinaFaceConfig) ([]Detection, error) {
 	if len(outs) != 2*len(retinaHeads) {
 		return nil, fmt.Errorf("detector: retinaface: %d outputs, want %d", len(outs), 2*len(retinaHeads))
 	}
 	var cands []candidate
 	for l, h := range retinaHeads {
-		fw, fh := size/h.stride, size/h.stride
+		fw, fh := inW/h.stride, inH/h.stride
 		plane := fw * fh
 		cls, deltas := outs[2*l], outs[2*l+1]
 		if len(cls) != 4*plane || len(deltas) != 8*plane {

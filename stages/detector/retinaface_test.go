@@ -69,7 +69,7 @@ func TestDecodeRetina(t *testing.T) {
 	outs[4][(2+1)*plane+cell+8] = 0.95
 	outs[5][(4+0)*plane+cell+8] = float32(math.NaN())
 
-	dets, err := detector.DecodeRetina(outs, size, 0.5, 128, 128, cfg)
+	dets, err := detector.DecodeRetina(outs, size, size, 0.5, 128, 128, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,13 +79,13 @@ func TestDecodeRetina(t *testing.T) {
 		t.Fatalf("decoded %+v, want one face %v scoring 0.9", dets, want)
 	}
 	cfg.NMSIoU = 1
-	if dets, _ := detector.DecodeRetina(outs, size, 0.5, 128, 128, cfg); len(dets) != 2 {
+	if dets, _ := detector.DecodeRetina(outs, size, size, 0.5, 128, 128, cfg); len(dets) != 2 {
 		t.Errorf("without NMS: %d faces, want 2", len(dets))
 	}
-	if _, err := detector.DecodeRetina(outs[:5], size, 1, 64, 64, cfg); err == nil {
+	if _, err := detector.DecodeRetina(outs[:5], size, size, 1, 64, 64, cfg); err == nil {
 		t.Error("five outputs accepted")
 	}
-	if _, err := detector.DecodeRetina(retinaOutputs(32), size, 1, 64, 64, cfg); err == nil || !strings.HasPrefix(err.Error(), "detector: ") {
+	if _, err := detector.DecodeRetina(retinaOutputs(32), size, size, 1, 64, 64, cfg); err == nil || !strings.HasPrefix(err.Error(), "detector: ") {
 		t.Errorf("outputs of another size: %v", err)
 	}
 }
@@ -105,8 +105,8 @@ func TestRetinaFaceRefusesMissingOrWrongModel(t *testing.T) {
 			t.Errorf("%s accepted", path)
 			continue
 		}
-		if msg := err.Error(); !strings.Contains(msg, path) || !strings.Contains(msg, "[1 3 640 640]") || !strings.HasPrefix(msg, "detector: ") {
-			t.Errorf("error %q should start with detector: and name %s and the shape [1 3 640 640]", msg, path)
+		if msg := err.Error(); !strings.Contains(msg, path) || !strings.Contains(msg, "[1 3 H W]") || !strings.HasPrefix(msg, "detector: ") {
+			t.Errorf("error %q should start with detector: and name %s and the shape [1 3 H W]", msg, path)
 		}
 	}
 	for _, cfg := range []detector.RetinaFaceConfig{{}, {Path: "x.onnx", Size: 100}, {Path: "x.onnx", Threshold: 1}, {Path: "x.onnx", NMSIoU: -1}, {Path: "x.onnx", Threads: -1}} {
@@ -227,6 +227,41 @@ func TestZoomFindsSmallAndCoveredFaces(t *testing.T) {
 		}
 		if sz.recall() < minRecall || sz.precision() < 0.98 {
 			t.Errorf("%s: zoom recall %.3f precision %.3f (frame scale %.3f)", video, sz.recall(), sz.precision(), sw.recall())
+		}
+	}
+}
+
+// The input is shaped like the image (bbt1.jpg, 16:9: 640×384 instead of a 640×640 square):
+// the faces and scores equal those of the image letterboxed in the square, as the model was
+// exported for.
+func TestRetinaFaceFrameShapedInputFindsTheSquaresFaces(t *testing.T) {
+	r := openRetinaFace(t, 0.5)
+	img := gocv.IMRead(testenv.Shared(t, "images/bbt1.jpg"), gocv.IMReadColor)
+	defer img.Close()
+	frame := gocv.NewMat()
+	defer frame.Close()
+	gocv.Resize(img, &frame, image.Pt(640, 360), 0, 0, gocv.InterpolationLinear)
+	square := gocv.NewMatWithSizeFromScalar(gocv.NewScalar(0, 0, 0, 0), 640, 640, gocv.MatTypeCV8UC3)
+	defer square.Close()
+	top := square.Region(image.Rect(0, 0, 640, 360))
+	frame.CopyTo(&top)
+	top.Close()
+
+	shaped, err := r.Detect(frame)
+	if err != nil {
+		t.Fatal(err)
+	}
+	letterboxed, err := r.Detect(square)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(shaped) < 4 || len(shaped) != len(letterboxed) {
+		t.Fatalf("frame-shaped input: %d faces, letterboxed square: %d; want the same, at least 4", len(shaped), len(letterboxed))
+	}
+	for i, d := range shaped {
+		sq := letterboxed[i]
+		if d.Box.IoU(sq.Box) < 0.95 || math.Abs(float64(d.Score-sq.Score)) > 0.02 {
+			t.Errorf("face %d: %v scoring %.3f, in the square %v scoring %.3f", i, d.Box, d.Score, sq.Box, sq.Score)
 		}
 	}
 }

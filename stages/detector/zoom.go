@@ -149,10 +149,11 @@ func onKeptFace(b messages.Box, kept []Detection) bool {
 	return false
 }
 
-// second looks at up to Cells² proposals in one mosaic.
+// second looks at up to Cells² proposals in one mosaic, as many rows of cells as they fill
+// (a detector whose input is shaped like its image then does only that work).
 func (z *Zoom) second(img gocv.Mat, proposals []Detection) ([]look, error) {
-	side := z.cfg.Cells * z.cfg.CellSide
-	mosaic := gocv.NewMatWithSizeFromScalar(gocv.NewScalar(0, 0, 0, 0), side, side, gocv.MatTypeCV8UC3)
+	rows := (len(proposals) + z.cfg.Cells - 1) / z.cfg.Cells
+	mosaic := gocv.NewMatWithSizeFromScalar(gocv.NewScalar(0, 0, 0, 0), rows*z.cfg.CellSide, z.cfg.Cells*z.cfg.CellSide, gocv.MatTypeCV8UC3)
 	defer mosaic.Close()
 	bounds := image.Rect(0, 0, img.Cols(), img.Rows())
 	looks := make([]look, len(proposals))

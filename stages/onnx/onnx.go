@@ -64,13 +64,17 @@ type Options struct {
 	Logger  *slog.Logger
 }
 
-// Spec names a model's input and outputs and the input shape it must have. A -1 in Input
+// Spec names a model's input and outputs and the input shape it must have. A -1 in Shape
 // means "any" (a dynamic batch dimension).
 type Spec struct {
 	Path    string
 	Input   string
 	Shape   []int64
 	Outputs []string
+	// FreeDims lists dimensions (indices into Shape, which holds -1 there) that the file
+	// declares fixed but the graph computes at any size: they are freed in memory before the
+	// model is loaded (see FreeDims). For fully convolutional graphs only.
+	FreeDims []int
 }
 
 // Session is one loaded model. Run is safe for concurrent use (onnxruntime sessions are).
@@ -91,7 +95,16 @@ func Open(spec Spec, opts Options) (*Session, error) {
 	if _, err := os.Stat(spec.Path); err != nil {
 		return nil, fmt.Errorf("%w: %s: %v (run `make deps`)", ErrModel, spec.Path, err)
 	}
-	ins, outs, err := ort.GetInputOutputInfo(spec.Path)
+	model, err := os.ReadFile(spec.Path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v (run `make deps`)", ErrModel, spec.Path, err)
+	}
+	if len(spec.FreeDims) > 0 {
+		if model, err = FreeDims(model, spec.FreeDims...); err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrModel, spec.Path, err)
+		}
+	}
+	ins, outs, err := ort.GetInputOutputInfoWithONNXData(model)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrModel, spec.Path, err)
 	}
@@ -145,7 +158,7 @@ func Open(spec Spec, opts Options) (*Session, error) {
 	} else if opts.Device != "" && opts.Device != CPU {
 		return nil, fmt.Errorf("onnx: unknown device %q (cpu or cuda)", opts.Device)
 	}
-	sess, err := ort.NewDynamicAdvancedSession(spec.Path, []string{spec.Input}, spec.Outputs, so)
+	sess, err := ort.NewDynamicAdvancedSessionWithONNXData(model, []string{spec.Input}, spec.Outputs, so)
 	if err != nil {
 		return nil, fmt.Errorf("%w: loading %s: %v", ErrModel, spec.Path, err)
 	}

@@ -121,3 +121,57 @@ func TestRunAndCloseTwice(t *testing.T) {
 		t.Errorf("Run after Close: %v, want ErrClosed", err)
 	}
 }
+
+// RetinaFace's file declares its 640×640 export size; freed, the same graph runs at a frame's
+// shape and its outputs follow the input.
+func TestFreeDimsRunsAConvolutionalGraphAtAnySize(t *testing.T) {
+	initLibrary(t)
+	spec := onnx.Spec{Path: filepath.Join(testenv.ModelsDir(t), "face", "retinaface-mnet025-640.onnx"),
+		Input: "data", Shape: []int64{1, 3, -1, -1}, Outputs: []string{"face_rpn_cls_prob_reshape_stride32"}}
+	if _, err := onnx.Open(spec, onnx.Options{Threads: 1}); err != nil {
+		t.Fatal(err) // the declared 640×640 satisfies -1
+	}
+	spec.FreeDims = []int{2, 3}
+	s, err := onnx.Open(spec, onnx.Options{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, hw := range [][2]int64{{384, 640}, {640, 320}, {64, 96}} {
+		outs, shapes, err := s.Run([]int64{1, 3, hw[0], hw[1]}, make([]float32, 3*hw[0]*hw[1]))
+		if err != nil {
+			t.Fatalf("%v: %v", hw, err)
+		}
+		want := []int64{1, 4, hw[0] / 32, hw[1] / 32}
+		if !slices.Equal(shapes[0], want) || int64(len(outs[0])) != 4*want[2]*want[3] {
+			t.Errorf("input %v: output shape %v with %d values, want %v", hw, shapes[0], len(outs[0]), want)
+		}
+	}
+}
+
+func TestFreeDimsRefusesWhatIsNotProtobuf(t *testing.T) {
+	for _, bad := range [][]byte{[]byte("not a model"), {0x3a, 0x05, 0x01}, {0x3a, 0x80}} {
+		if _, err := onnx.FreeDims(bad, 2, 3); err == nil || !strings.HasPrefix(err.Error(), "onnx: ") {
+			t.Errorf("FreeDims(%q) = %v, want an onnx: error", bad, err)
+		}
+	}
+}
+
+func FuzzFreeDims(f *testing.F) {
+	f.Add([]byte("not a model"))
+	f.Add([]byte{0x3a, 0x0c, 0x5a, 0x0a, 0x12, 0x08, 0x0a, 0x06, 0x12, 0x04, 0x0a, 0x02, 0x08, 0x01})
+	f.Fuzz(func(t *testing.T, model []byte) {
+		out, err := onnx.FreeDims(model, 0, 1)
+		if err != nil {
+			return
+		}
+		// What it wrote parses again, and freeing twice changes nothing more.
+		again, err := onnx.FreeDims(out, 0, 1)
+		if err != nil {
+			t.Fatalf("its own output refused: %v", err)
+		}
+		if !slices.Equal(again, out) {
+			t.Fatalf("freeing twice differs")
+		}
+	})
+}

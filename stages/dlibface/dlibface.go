@@ -97,6 +97,94 @@ func packedBGR(img gocv.Mat) ([]byte, *gocv.Mat, error) {
 	return b, &conv, nil
 }
 
+// handle is a native shim object behind a mutex: dlib's objects are not safe for concurrent
+// use, so every call holds it. A nil ptr means closed.
+type handle struct {
+	mu  sync.Mutex
+	ptr unsafe.Pointer
+}
+
+// free frees the object with freeFn once; safe to call twice.
+func (h *handle) free(freeFn func(unsafe.Pointer)) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.ptr != nil {
+		freeFn(h.ptr)
+		h.ptr = nil
+	}
+	return nil
+}
+
+// aligner is a shim object built on a shape predictor (Encoder, Landmarker): it cuts
+// padding-wide chips around parts landmarks.
+type aligner struct {
+	handle
+	parts   int
+	padding float64
+}
+
+// shimFaces are the arguments every per-face shim call takes: the image's packed BGR pixels
+// and size, the boxes as dlib rectangles, the chip's side and padding, and room for the
+// landmarks (nil when they are not asked for).
+type shimFaces struct {
+	pix        *C.uint8_t
+	rows, cols C.int
+	rects      *C.long
+	n          C.int
+	chipSize   C.int
+	padding    C.double
+	shapes     *C.long
+}
+
+// call runs one shim call, fn, on the faces at boxes (at least one) of img while holding the
+// object, and returns their landmarks when withShapes. fn returns the shim's status (0: done)
+// and sets *cerr on failure.
+func (a *aligner) call(img gocv.Mat, boxes []messages.Box, withShapes bool,
+	fn func(ptr unsafe.Pointer, f shimFaces, cerr **C.char) C.int) ([][][2]int, error) {
+	pix, conv, err := packedBGR(img)
+	if err != nil {
+		return nil, fmt.Errorf("dlibface: %w", err)
+	}
+	if conv != nil {
+		defer conv.Close()
+	}
+	rects, err := dlibRects(boxes)
+	if err != nil {
+		return nil, err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.ptr == nil {
+		return nil, ErrClosed
+	}
+	f := shimFaces{
+		pix: (*C.uint8_t)(unsafe.Pointer(&pix[0])), rows: C.int(img.Rows()), cols: C.int(img.Cols()),
+		rects: &rects[0], n: C.int(len(boxes)), chipSize: C.int(chipSize), padding: C.double(a.padding),
+	}
+	var shapes []C.long
+	if withShapes {
+		shapes = make([]C.long, 2*a.parts*len(boxes))
+		f.shapes = &shapes[0]
+	}
+	var cerr *C.char
+	rc := fn(a.ptr, f, &cerr)
+	if err := takeErr(cerr); err != nil || rc != 0 {
+		return nil, fmt.Errorf("dlibface: %w", err)
+	}
+	return landmarks(shapes, len(boxes), a.parts), nil
+}
+
+// chipPadding returns the chip's margin around the landmarks: 0 means dlib's 0.25.
+func chipPadding(padding float64) (float64, error) {
+	if padding == 0 {
+		padding = 0.25
+	}
+	if padding < 0 || padding > 2 {
+		return 0, fmt.Errorf("dlibface: chip padding %v outside [0,2]", padding)
+	}
+	return padding, nil
+}
+
 // DetectorConfig configures the HOG detector.
 type DetectorConfig struct {
 	// Upsample is how many times the image is doubled before detection: face_recognition's
@@ -109,8 +197,7 @@ type DetectorConfig struct {
 
 // Detector is dlib's HOG frontal face detector. It implements detector.FaceDetector.
 type Detector struct {
-	mu  sync.Mutex
-	ptr unsafe.Pointer
+	handle
 	cfg DetectorConfig
 }
 
@@ -124,7 +211,7 @@ func NewDetector(cfg DetectorConfig) (*Detector, error) {
 	if err := takeErr(cerr); err != nil || ptr == nil {
 		return nil, fmt.Errorf("dlibface: %w", err)
 	}
-	return &Detector{ptr: ptr, cfg: cfg}, nil
+	return &Detector{handle: handle{ptr: ptr}, cfg: cfg}, nil
 }
 
 // Name says which detector this is.
@@ -176,13 +263,7 @@ func (d *Detector) Detect(img gocv.Mat) ([]detector.Detection, error) {
 
 // Close frees the detector; safe to call twice.
 func (d *Detector) Close() error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.ptr != nil {
-		C.dlibface_hog_free(d.ptr)
-		d.ptr = nil
-	}
-	return nil
+	return d.free(func(p unsafe.Pointer) { C.dlibface_hog_free(p) })
 }
 
 // EncoderConfig says where the models are.
@@ -220,20 +301,15 @@ func fileExists(p string) bool {
 // Encoder computes dlib's 128-d face descriptors. It implements encoder.FaceEncoder and
 // encoder.BatchEncoder.
 type Encoder struct {
-	mu      sync.Mutex
-	ptr     unsafe.Pointer
-	parts   int
-	padding float64
+	aligner
 }
 
 // NewEncoder loads the shape predictor and the face network. A missing or wrong file fails
 // with a message naming it and what it must be.
 func NewEncoder(cfg EncoderConfig) (*Encoder, error) {
-	if cfg.Padding == 0 {
-		cfg.Padding = 0.25
-	}
-	if cfg.Padding < 0 || cfg.Padding > 2 {
-		return nil, fmt.Errorf("dlibface: chip padding %v outside [0,2]", cfg.Padding)
+	padding, err := chipPadding(cfg.Padding)
+	if err != nil {
+		return nil, err
 	}
 	sp, net := cfg.Paths()
 	for _, f := range []struct{ path, want string }{
@@ -258,7 +334,7 @@ func NewEncoder(cfg EncoderConfig) (*Encoder, error) {
 		C.dlibface_encoder_free(ptr)
 		return nil, fmt.Errorf("%w: %s has %d landmarks, want 68 (or 5)", ErrModel, sp, int(parts))
 	}
-	return &Encoder{ptr: ptr, parts: int(parts), padding: cfg.Padding}, nil
+	return &Encoder{aligner{handle: handle{ptr: ptr}, parts: int(parts), padding: padding}}, nil
 }
 
 // Name says which descriptor this is.
@@ -296,34 +372,12 @@ func (e *Encoder) encode(img gocv.Mat, boxes []messages.Box, withShapes bool) ([
 	if len(boxes) == 0 {
 		return nil, nil, nil
 	}
-	pix, conv, err := packedBGR(img)
-	if err != nil {
-		return nil, nil, fmt.Errorf("dlibface: %w", err)
-	}
-	if conv != nil {
-		defer conv.Close()
-	}
-	rects, err := dlibRects(boxes)
+	desc := make([]C.float, DescriptorLen*len(boxes))
+	shapes, err := e.call(img, boxes, withShapes, func(ptr unsafe.Pointer, f shimFaces, cerr **C.char) C.int {
+		return C.dlibface_encode(ptr, f.pix, f.rows, f.cols, f.rects, f.n, f.chipSize, f.padding, &desc[0], f.shapes, cerr)
+	})
 	if err != nil {
 		return nil, nil, err
-	}
-	desc := make([]C.float, DescriptorLen*len(boxes))
-	var shapes []C.long
-	var shapesPtr *C.long
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.ptr == nil {
-		return nil, nil, ErrClosed
-	}
-	if withShapes {
-		shapes = make([]C.long, 2*e.parts*len(boxes))
-		shapesPtr = &shapes[0]
-	}
-	var cerr *C.char
-	rc := C.dlibface_encode(e.ptr, (*C.uint8_t)(unsafe.Pointer(&pix[0])), C.int(img.Rows()), C.int(img.Cols()), &rects[0], C.int(len(boxes)),
-		C.int(chipSize), C.double(e.padding), &desc[0], shapesPtr, &cerr)
-	if err := takeErr(cerr); err != nil || rc != 0 {
-		return nil, nil, fmt.Errorf("dlibface: %w", err)
 	}
 	out := make([][]float32, len(boxes))
 	for i := range out {
@@ -333,7 +387,7 @@ func (e *Encoder) encode(img gocv.Mat, boxes []messages.Box, withShapes bool) ([
 		}
 		out[i] = v
 	}
-	return out, landmarks(shapes, len(boxes), e.parts), nil
+	return out, shapes, nil
 }
 
 // dlibRects turns boxes into the shim's rectangles, face_recognition's _css_to_rect:
@@ -366,13 +420,7 @@ func landmarks(shapes []C.long, n, parts int) [][][2]int {
 
 // Close frees the models; safe to call twice.
 func (e *Encoder) Close() error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.ptr != nil {
-		C.dlibface_encoder_free(e.ptr)
-		e.ptr = nil
-	}
-	return nil
+	return e.free(func(p unsafe.Pointer) { C.dlibface_encoder_free(p) })
 }
 
 // EncodeBatch describes faces of several crops (the encoder stage's batches).

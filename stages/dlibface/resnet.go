@@ -24,20 +24,15 @@ const ResNetONNXFile = "dlib_resnet_v1.onnx"
 // Landmarker is dlib's shape predictor alone: the 68 landmarks of a face and its aligned
 // 150×150 chip, cut exactly as compute_face_descriptor cuts it.
 type Landmarker struct {
-	mu      sync.Mutex
-	ptr     unsafe.Pointer
-	parts   int
-	padding float64
+	aligner
 }
 
 // NewLandmarker loads a shape predictor (68-point, or 5-point). padding is the chip's margin
 // around the landmarks (0: dlib's 0.25).
 func NewLandmarker(shapePredictor string, padding float64) (*Landmarker, error) {
-	if padding == 0 {
-		padding = 0.25
-	}
-	if padding < 0 || padding > 2 {
-		return nil, fmt.Errorf("dlibface: chip padding %v outside [0,2]", padding)
+	padding, err := chipPadding(padding)
+	if err != nil {
+		return nil, err
 	}
 	if _, err := os.Stat(shapePredictor); err != nil {
 		return nil, fmt.Errorf("%w: %s: %v (want dlib's 68-point shape predictor, %s from Debian's libdlib-data; run `make deps`)",
@@ -55,7 +50,7 @@ func NewLandmarker(shapePredictor string, padding float64) (*Landmarker, error) 
 		C.dlibface_landmarker_free(ptr)
 		return nil, fmt.Errorf("%w: %s has %d landmarks, want 68 (or 5)", ErrModel, shapePredictor, int(parts))
 	}
-	return &Landmarker{ptr: ptr, parts: int(parts), padding: padding}, nil
+	return &Landmarker{aligner{handle: handle{ptr: ptr}, parts: int(parts), padding: padding}}, nil
 }
 
 // Parts is the number of landmarks (68 or 5).
@@ -67,47 +62,19 @@ func (l *Landmarker) Chips(img gocv.Mat, boxes []messages.Box, withShapes bool) 
 	if len(boxes) == 0 {
 		return nil, nil, nil
 	}
-	pix, conv, err := packedBGR(img)
-	if err != nil {
-		return nil, nil, fmt.Errorf("dlibface: %w", err)
-	}
-	if conv != nil {
-		defer conv.Close()
-	}
-	rects, err := dlibRects(boxes)
+	chips := make([]byte, len(boxes)*chipSize*chipSize*3)
+	shapes, err := l.call(img, boxes, withShapes, func(ptr unsafe.Pointer, f shimFaces, cerr **C.char) C.int {
+		return C.dlibface_chips(ptr, f.pix, f.rows, f.cols, f.rects, f.n, f.chipSize, f.padding, (*C.uint8_t)(unsafe.Pointer(&chips[0])), f.shapes, cerr)
+	})
 	if err != nil {
 		return nil, nil, err
 	}
-	chips := make([]byte, len(boxes)*chipSize*chipSize*3)
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.ptr == nil {
-		return nil, nil, ErrClosed
-	}
-	var shapes []C.long
-	var shapesPtr *C.long
-	if withShapes {
-		shapes = make([]C.long, 2*l.parts*len(boxes))
-		shapesPtr = &shapes[0]
-	}
-	var cerr *C.char
-	rc := C.dlibface_chips(l.ptr, (*C.uint8_t)(unsafe.Pointer(&pix[0])), C.int(img.Rows()), C.int(img.Cols()), &rects[0], C.int(len(boxes)),
-		C.int(chipSize), C.double(l.padding), (*C.uint8_t)(unsafe.Pointer(&chips[0])), shapesPtr, &cerr)
-	if err := takeErr(cerr); err != nil || rc != 0 {
-		return nil, nil, fmt.Errorf("dlibface: %w", err)
-	}
-	return chips, landmarks(shapes, len(boxes), l.parts), nil
+	return chips, shapes, nil
 }
 
 // Close frees the shape predictor; safe to call twice.
 func (l *Landmarker) Close() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.ptr != nil {
-		C.dlibface_landmarker_free(l.ptr)
-		l.ptr = nil
-	}
-	return nil
+	return l.free(func(p unsafe.Pointer) { C.dlibface_landmarker_free(p) })
 }
 
 // ResNetConfig configures ResNetONNX.

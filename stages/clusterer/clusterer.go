@@ -18,7 +18,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"sort"
 	"strings"
 	"time"
@@ -26,6 +25,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/personcluster/personcluster/messages"
+	"github.com/personcluster/personcluster/stages/internal/vec"
 	"github.com/personcluster/personcluster/stages/output"
 	"github.com/personcluster/personcluster/stages/people"
 	"github.com/personcluster/personcluster/stages/stage"
@@ -668,24 +668,12 @@ type grouping struct {
 // (1 and 1 reproduce the original). A zero weight leaves that part out.
 func Fingerprint(face, cloth []float32, faceWeight, clothWeight float64) []float64 {
 	out := make([]float64, 0, len(face)+len(cloth))
-	appendPart := func(v []float32, w float64) {
-		if w == 0 {
-			return
-		}
-		var n float64
-		for _, x := range v {
-			n += float64(x) * float64(x)
-		}
-		n = math.Sqrt(n)
-		if n == 0 {
-			n = 1
-		}
-		for _, x := range v {
-			out = append(out, w*float64(x)/n)
-		}
+	if faceWeight != 0 {
+		out = vec.AppendUnit(out, face, faceWeight)
 	}
-	appendPart(face, faceWeight)
-	appendPart(cloth, clothWeight)
+	if clothWeight != 0 {
+		out = vec.AppendUnit(out, cloth, clothWeight)
+	}
 	return out
 }
 

@@ -8,6 +8,8 @@ import (
 	"math"
 	"sort"
 	"strings"
+
+	"github.com/personcluster/personcluster/stages/internal/vec"
 )
 
 // linkCuts are, per face model, the largest face distance at which a cluster joins a gallery
@@ -103,7 +105,7 @@ func (g *Gallery) Link(ctx context.Context, w Window) ([]Link, error) {
 			}
 		}
 		for _, k := range spread(len(c.Faces), compareSample) {
-			samples[i] = append(samples[i], unit(c.Faces[k].Vector))
+			samples[i] = append(samples[i], vec.Unit(c.Faces[k].Vector))
 		}
 	}
 	var links []Link
@@ -287,7 +289,7 @@ func feed(t *txn, p *Person, w Window, c Cluster, exemplars map[string][][]float
 	var offered []Exemplar
 	for _, k := range spread(len(c.Faces), candidateSample) {
 		f := c.Faces[k]
-		u := unit(f.Vector)
+		u := vec.Unit(f.Vector)
 		if len(own) > 0 && len(apart) > 0 {
 			mine := nearest(u, own)
 			keep := true
@@ -344,7 +346,7 @@ func chooseExemplars(current, offered []Exemplar, model string) []Exemplar {
 	vs := make([][]float64, len(pool))
 	mean := make([]float64, len(pool[0].Vector))
 	for i, e := range pool {
-		vs[i] = unit(e.Vector)
+		vs[i] = vec.Unit(e.Vector)
 		for j, x := range vs[i] {
 			mean[j] += x
 		}

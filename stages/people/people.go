@@ -28,6 +28,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/personcluster/personcluster/stages/internal/vec"
 )
 
 // MaxExemplars bounds the exemplar face vectors kept per person and face model.
@@ -126,7 +128,7 @@ func (p *Person) groups(model string) (names []string, vectors [][][]float64) {
 			names = append(names, g)
 			vectors = append(vectors, nil)
 		}
-		vectors[k] = append(vectors[k], unit(e.Vector))
+		vectors[k] = append(vectors[k], vec.Unit(e.Vector))
 	}
 	return names, vectors
 }
@@ -304,25 +306,9 @@ func truncate(s string, n int) string {
 	return s[:n] + "…"
 }
 
-// unit returns v/‖v‖ in float64 (a zero vector stays zero).
-func unit(v []float32) []float64 {
-	var n float64
-	for _, x := range v {
-		n += float64(x) * float64(x)
-	}
-	n = math.Sqrt(n)
-	if n == 0 {
-		n = 1
-	}
-	out := make([]float64, len(v))
-	for i, x := range v {
-		out[i] = float64(x) / n
-	}
-	return out
-}
-
+// unit32 is vec.Unit in float32.
 func unit32(v []float32) []float32 {
-	u := unit(v)
+	u := vec.Unit(v)
 	out := make([]float32, len(u))
 	for i, x := range u {
 		out[i] = float32(x)

@@ -4,6 +4,7 @@
 package detector
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -31,12 +32,8 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() {
-	if c.JPEGQuality == 0 {
-		c.JPEGQuality = 92
-	}
-	if c.FaceMargin == 0 {
-		c.FaceMargin = 0.25
-	}
+	c.JPEGQuality = cmp.Or(c.JPEGQuality, 92)
+	c.FaceMargin = cmp.Or(c.FaceMargin, 0.25)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}

@@ -1,6 +1,7 @@
 package detector
 
 import (
+	"cmp"
 	"fmt"
 	"image"
 	"slices"
@@ -57,24 +58,12 @@ type GateConfig struct {
 const DefaultMinSharpness = 2.7
 
 func (c *GateConfig) setDefaults() {
-	if c.PartRatio == 0 {
-		c.PartRatio = 0.6
-	}
-	if c.HeadSide == 0 {
-		c.HeadSide = 0.5
-	}
-	if c.Above == 0 {
-		c.Above = 0.5
-	}
-	if c.BodySide == 0 {
-		c.BodySide = 1.5
-	}
-	if c.Below == 0 {
-		c.Below = 3
-	}
-	if c.MinSharpness == 0 {
-		c.MinSharpness = DefaultMinSharpness
-	}
+	c.PartRatio = cmp.Or(c.PartRatio, 0.6)
+	c.HeadSide = cmp.Or(c.HeadSide, 0.5)
+	c.Above = cmp.Or(c.Above, 0.5)
+	c.BodySide = cmp.Or(c.BodySide, 1.5)
+	c.Below = cmp.Or(c.Below, 3)
+	c.MinSharpness = cmp.Or(c.MinSharpness, DefaultMinSharpness)
 }
 
 // Validate reports a gate that cannot work.

@@ -1,6 +1,7 @@
 package detector
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"image"
@@ -35,12 +36,8 @@ func NewTiled(det FaceDetector, cfg TiledConfig) (*Tiled, error) {
 	if cfg.Cols == 0 && cfg.Rows == 0 {
 		cfg.Cols, cfg.Rows = 2, 2
 	}
-	if cfg.Overlap == 0 {
-		cfg.Overlap = 0.25
-	}
-	if cfg.NMSIoU == 0 {
-		cfg.NMSIoU = 0.3
-	}
+	cfg.Overlap = cmp.Or(cfg.Overlap, 0.25)
+	cfg.NMSIoU = cmp.Or(cfg.NMSIoU, 0.3)
 	if cfg.Cols < 1 || cfg.Rows < 1 || cfg.Cols > 8 || cfg.Rows > 8 || !(cfg.Overlap > 0 && cfg.Overlap < 0.5) || !(cfg.NMSIoU > 0 && cfg.NMSIoU <= 1) {
 		det.Close()
 		return nil, fmt.Errorf("detector: tiles %d×%d, overlap %v, NMS IoU %v: want 1..8 tiles a side, overlap in (0,0.5), IoU in (0,1]",

@@ -1,6 +1,7 @@
 package detector
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"sync"
@@ -49,15 +50,9 @@ func (c *UltraFaceConfig) setDefaults() {
 	if c.Width == 0 && c.Height == 0 {
 		c.Width, c.Height = 320, 240
 	}
-	if c.Threshold == 0 {
-		c.Threshold = 0.7
-	}
-	if c.NMSIoU == 0 {
-		c.NMSIoU = 0.3
-	}
-	if c.CandidateSize == 0 {
-		c.CandidateSize = 200
-	}
+	c.Threshold = cmp.Or(c.Threshold, 0.7)
+	c.NMSIoU = cmp.Or(c.NMSIoU, 0.3)
+	c.CandidateSize = cmp.Or(c.CandidateSize, 200)
 }
 
 // Validate reports configuration errors.

@@ -1,6 +1,7 @@
 package detector
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"image"
@@ -43,27 +44,13 @@ type ZoomConfig struct {
 }
 
 func (c *ZoomConfig) setDefaults() {
-	if c.Accept == 0 {
-		c.Accept = 0.5
-	}
-	if c.Confirm == 0 {
-		c.Confirm = 0.5
-	}
-	if c.Context == 0 {
-		c.Context = 2.5
-	}
-	if c.Cells == 0 {
-		c.Cells = 2
-	}
-	if c.CellSide == 0 {
-		c.CellSide = 320
-	}
-	if c.MaxLooks == 0 {
-		c.MaxLooks = 8
-	}
-	if c.MinSide == 0 {
-		c.MinSide = 24
-	}
+	c.Accept = cmp.Or(c.Accept, 0.5)
+	c.Confirm = cmp.Or(c.Confirm, 0.5)
+	c.Context = cmp.Or(c.Context, 2.5)
+	c.Cells = cmp.Or(c.Cells, 2)
+	c.CellSide = cmp.Or(c.CellSide, 320)
+	c.MaxLooks = cmp.Or(c.MaxLooks, 8)
+	c.MinSide = cmp.Or(c.MinSide, 24)
 }
 
 // NewZoom wraps det, which should run with a low score threshold (it proposes); the Zoom owns

@@ -133,16 +133,22 @@ func DecodeTruth(r io.Reader) (*Truth, error) {
 
 // LoadTruth reads and validates a truth file from disk.
 func LoadTruth(path string) (*Truth, error) {
+	return decodeFile(path, DecodeTruth)
+}
+
+// decodeFile opens path and decodes it with decode; decode's errors name the file.
+func decodeFile[T any](path string, decode func(io.Reader) (T, error)) (T, error) {
+	var zero T
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("evaluate: %w", err)
+		return zero, fmt.Errorf("evaluate: %w", err)
 	}
 	defer f.Close()
-	t, err := DecodeTruth(f)
+	v, err := decode(f)
 	if err != nil {
-		return nil, fmt.Errorf("%w (%s)", err, path)
+		return zero, fmt.Errorf("%w (%s)", err, path)
 	}
-	return t, nil
+	return v, nil
 }
 
 // results is what DecodeResults reads of results.json: its face list ("face_list"; "faces" in
@@ -300,16 +306,7 @@ func LoadResults(path string) ([]Face, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.Open(p)
-	if err != nil {
-		return nil, fmt.Errorf("evaluate: %w", err)
-	}
-	defer f.Close()
-	faces, err := DecodeResults(f)
-	if err != nil {
-		return nil, fmt.Errorf("%w (%s)", err, p)
-	}
-	return faces, nil
+	return decodeFile(p, DecodeResults)
 }
 
 // decodeOne decodes exactly one JSON object from r.

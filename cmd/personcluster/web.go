@@ -2,14 +2,12 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -47,19 +45,7 @@ func serveUI(ctx context.Context, addr, token string, reg *stage.Registry, log *
 	if err != nil {
 		return nil, fmt.Errorf("--http: %w", err)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		<-ctx.Done()
-		ui.Close()
-		shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(shutdownCtx)
-	}()
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("live UI stopped", "err", err)
-		}
-	}()
+	stage.Serve(ctx, ln, mux, log, "live UI", ui.Close)
 	return &liveUI{Server: ui, addr: ln.Addr().String()}, nil
 }
 

@@ -219,17 +219,27 @@ func (r *Registry) ServeHTTP(ctx context.Context, addr string, log *slog.Logger)
 	if err != nil {
 		return "", fmt.Errorf("stage: metrics listener on %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: r.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	Serve(ctx, ln, r.Handler(), log, "metrics server", nil)
+	return ln.Addr().String(), nil
+}
+
+// Serve serves h on ln in the background until ctx ends, then calls beforeShutdown (if not
+// nil) and shuts the server down, giving requests in flight 2 s. A server that fails is
+// logged as "<what> stopped".
+func Serve(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger, what string, beforeShutdown func()) {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		<-ctx.Done()
+		if beforeShutdown != nil {
+			beforeShutdown()
+		}
 		shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(shutdownCtx)
 	}()
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("metrics server stopped", "err", err)
+			log.Error(what+" stopped", "err", err)
 		}
 	}()
-	return ln.Addr().String(), nil
 }

@@ -2,13 +2,11 @@ package clusterer_test
 
 import (
 	"context"
-	"net"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/personcluster/personcluster/stages/broker"
 	"github.com/personcluster/personcluster/stages/clusterer"
 	gallery "github.com/personcluster/personcluster/stages/people"
 	"github.com/personcluster/personcluster/stages/stage"
@@ -93,52 +91,18 @@ func TestKilledBetweenGalleryUpdateAndResult(t *testing.T) {
 func TestNATSRestartMidSource(t *testing.T) {
 	want := cleanLiveRun(t)
 	msgs, p, n := liveFrames()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	scfg := broker.ServerConfig{StoreDir: t.TempDir(), Port: port}
-	env := stagetest.StartServer(t, scfg, stage.Topology{AckWait: 2 * time.Second})
-	nc, err := (&broker.ClientConfig{Name: "clusterer", URL: env.Server.ClientURL()}).Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := broker.JetStream(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	env := stagetest.StartRestartable(t, stage.Topology{AckWait: 2 * time.Second})
+	nc, js := stagetest.Dial(t, "clusterer", env.Server.ClientURL())
 	r := startWith(t, &stagetest.Env{Server: env.Server, NC: nc, JS: js}, clusterer.Config{LinkCut: testCut})
 	defer r.stop(t)
 	publishAll(t, env.JS, msgs[:44])
 	waitAcked(t, env.JS, 44)
 	publishAll(t, env.JS, msgs[44:60])
 	env.Server.Stop()
-	srv, err := broker.StartServer(scfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
-	after := connect(t, srv)
+	after := env.Restart(t)
 	publishAll(t, after.JS, msgs[60:])
 	publishEOS(t, after.JS, 50, p)
 	sameRun(t, liveRun{results: results(t, after.JS, n), people: galleryPeople(t, after.JS)}, want)
-}
-
-func connect(t *testing.T, srv *broker.Server) *stagetest.Env {
-	t.Helper()
-	nc, err := srv.Connect("test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := broker.JetStream(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &stagetest.Env{Server: srv, NC: nc, JS: js}
 }
 
 // Two clusterers at once on the one consumer (a replacement started before the old one

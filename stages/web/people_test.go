@@ -111,9 +111,9 @@ func waitGallery(t *testing.T, ctx context.Context, what string, ok func(gallery
 // the result. Every thumbnail and exemplar loads and has an alt text.
 func TestPeopleGalleryInBrowser(t *testing.T) {
 	ctx := browser.New(t)
-	ns, env := startNATS(t)
+	env := startNATS(t)
 	g, ids := seedGallery(t, env, 3)
-	_, hs, _, _ := startUI(t, ns.srv.ClientURL(), web.Config{Token: "s3cret"})
+	_, hs, _, _ := startUI(t, env.Server.ClientURL(), web.Config{Token: "s3cret"})
 	if err := chromedp.Do(browser.Within(t, ctx, 30*time.Second), chromedp.Navigate(hs.URL+"/people/")); err != nil {
 		t.Fatal(err)
 	}
@@ -243,10 +243,10 @@ document.querySelector('article[data-person=%q] form[data-action=split] button')
 // token, a write is refused and the gallery is unchanged; forget with the token removes the
 // person. While NATS is away the page keeps the last list and says so.
 func TestPeopleWritesNeedToken(t *testing.T) {
-	ns, env := startNATS(t)
+	env := startNATS(t)
 	g, ids := seedGallery(t, env, 2)
-	_, hs, _, _ := startUI(t, ns.srv.ClientURL(), web.Config{Token: "s3cret"})
-	_, off, _, _ := startUI(t, ns.srv.ClientURL(), web.Config{})
+	_, hs, _, _ := startUI(t, env.Server.ClientURL(), web.Config{Token: "s3cret"})
+	_, off, _, _ := startUI(t, env.Server.ClientURL(), web.Config{})
 	post := func(base, path, auth, body string) (int, string) {
 		t.Helper()
 		req, _ := http.NewRequest(http.MethodPost, base+path, strings.NewReader(body))
@@ -319,7 +319,7 @@ func TestPeopleWritesNeedToken(t *testing.T) {
 		t.Errorf("%s is still in the gallery after forget", b)
 	}
 
-	ns.srv.Stop()
+	env.Server.Stop()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		page := get(hs.URL, "/people/")
@@ -339,12 +339,12 @@ func TestPeopleWritesNeedToken(t *testing.T) {
 // TestPeopleNoGallery: a deployment without the gallery's buckets gets a page that says so,
 // and its API answers 404 with the same words.
 func TestPeopleNoGallery(t *testing.T) {
-	ns, env := startNATS(t)
+	env := startNATS(t)
 	ctx := context.Background()
 	if err := env.JS.DeleteKeyValue(ctx, stage.PeopleBucket); err != nil {
 		t.Fatal(err)
 	}
-	_, hs, _, _ := startUI(t, ns.srv.ClientURL(), web.Config{Token: "s3cret"})
+	_, hs, _, _ := startUI(t, env.Server.ClientURL(), web.Config{Token: "s3cret"})
 	for _, tc := range []struct {
 		path string
 		want int

@@ -9,7 +9,6 @@ import (
 	"image/jpeg"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -23,7 +22,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/personcluster/personcluster/messages"
-	"github.com/personcluster/personcluster/stages/broker"
 	"github.com/personcluster/personcluster/stages/internal/browser"
 	"github.com/personcluster/personcluster/stages/reader"
 	"github.com/personcluster/personcluster/stages/stage"
@@ -39,49 +37,15 @@ var debugText = regexp.MustCompile(`&\{|map\[|%!|<nil>|\{\d+ \d+ \[`)
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-// natsServer is a JetStream server on a fixed port, so a test can stop it and start it again
-// on the same store while a client reconnects.
-type natsServer struct {
-	cfg broker.ServerConfig
-	srv *broker.Server
-}
-
-func startNATS(t *testing.T) (*natsServer, *stagetest.Env) {
+func startNATS(t *testing.T) *stagetest.Env {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	cfg := broker.ServerConfig{StoreDir: t.TempDir(), Port: port}
-	env := stagetest.StartServer(t, cfg, stage.Topology{AckWait: 5 * time.Second, MaxDeliver: 3})
-	ns := &natsServer{cfg: cfg, srv: env.Server}
-	t.Cleanup(func() { ns.srv.Stop() })
-	return ns, env
-}
-
-func (n *natsServer) restart(t *testing.T) {
-	t.Helper()
-	srv, err := broker.StartServer(n.cfg)
-	if err != nil {
-		t.Fatalf("restarting NATS: %v", err)
-	}
-	n.srv = srv
+	return stagetest.StartRestartable(t, stage.Topology{AckWait: 5 * time.Second, MaxDeliver: 3})
 }
 
 // startUI connects a client of its own (over TCP, reconnecting) and serves the UI.
 func startUI(t *testing.T, url string, cfg web.Config) (*web.Server, *httptest.Server, *nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	nc, err := (&broker.ClientConfig{Name: "web-test", URL: url}).Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := broker.JetStream(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js := stagetest.Dial(t, "web-test", url)
 	cfg.Logger = quiet()
 	cfg.CatchUpEvery = 100 * time.Millisecond
 	ui := web.New(cfg)
@@ -183,8 +147,8 @@ func TestLiveProgressInBrowser(t *testing.T) {
 		t.Skipf("shared clip not available: %v", err)
 	}
 	ctx := browser.New(t)
-	ns, env := startNATS(t)
-	_, hs, _, _ := startUI(t, ns.srv.ClientURL(), web.Config{})
+	env := startNATS(t)
+	_, hs, _, _ := startUI(t, env.Server.ClientURL(), web.Config{})
 	if err := chromedp.Do(browser.Within(t, ctx, 30*time.Second), chromedp.Navigate(hs.URL+"/")); err != nil {
 		t.Fatal(err)
 	}
@@ -217,24 +181,14 @@ func TestLiveProgressInBrowser(t *testing.T) {
 	t.Logf("frame counts seen while reading: %d distinct", len(seen))
 	browser.Screenshot(t, ctx, "live-sources.png", false)
 
-	ns.srv.Stop()
+	env.Server.Stop()
 	r := waitRow(t, ctx, "clip", 15*time.Second, func(r rowState) bool { return strings.Contains(r.Banner, "not connected") })
 	if r.State != "done" || r.FramesRead != "275 / 275" {
 		t.Errorf("the page lost the last state while NATS was away: %+v", r)
 	}
 	browser.Screenshot(t, ctx, "live-sources-nats-down.png", false)
-	ns.restart(t)
 	// A client of the new server publishes a result of the source: the page shows it.
-	nc, err := ns.srv.Connect("publisher")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := broker.JetStream(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	publishResult(t, js, "clip", 3, 4)
+	publishResult(t, env.Restart(t).JS, "clip", 3, 4)
 	waitRow(t, ctx, "clip", 30*time.Second, func(r rowState) bool {
 		return strings.Contains(r.Banner, "connected to NATS") && !strings.Contains(r.Banner, "not") && r.People == "3"
 	})
@@ -296,9 +250,9 @@ func publishResult(t *testing.T, js jetstream.JetStream, source string, people, 
 // Object Store: its counts are the result's and every image loads.
 func TestSourcePageInBrowser(t *testing.T) {
 	ctx := browser.New(t)
-	ns, env := startNATS(t)
+	env := startNATS(t)
 	res := publishResult(t, env.JS, "lobby", 4, 40) // more faces than a section shows at once
-	ui, hs, _, _ := startUI(t, ns.srv.ClientURL(), web.Config{})
+	ui, hs, _, _ := startUI(t, env.Server.ClientURL(), web.Config{})
 	deadline := time.Now().Add(10 * time.Second)
 	for len(ui.Sources()) == 0 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
@@ -365,10 +319,10 @@ func TestSourcePageInBrowser(t *testing.T) {
 // TestCancelNeedsToken: a write without the token, or with a wrong one, changes nothing; with
 // it the queued source is marked cancelled; with no token configured, writes are off.
 func TestCancelNeedsToken(t *testing.T) {
-	ns, env := startNATS(t)
+	env := startNATS(t)
 	ingest(t, env.JS, "queued", clip) // no reader runs: it stays queued
-	_, hs, _, _ := startUI(t, ns.srv.ClientURL(), web.Config{Token: "s3cret", Cancel: reader.Cancel})
-	_, off, _, _ := startUI(t, ns.srv.ClientURL(), web.Config{Cancel: reader.Cancel})
+	_, hs, _, _ := startUI(t, env.Server.ClientURL(), web.Config{Token: "s3cret", Cancel: reader.Cancel})
+	_, off, _, _ := startUI(t, env.Server.ClientURL(), web.Config{Cancel: reader.Cancel})
 	kv, err := env.JS.KeyValue(context.Background(), stage.SourcesBucket)
 	if err != nil {
 		t.Fatal(err)
@@ -446,7 +400,7 @@ func publish(t *testing.T, js jetstream.JetStream, subject, msgID string, m mess
 
 // TestFramesEncoded: a source's encoded frames are those with both vector messages stored.
 func TestFramesEncoded(t *testing.T) {
-	ns, env := startNATS(t)
+	env := startNATS(t)
 	publish(t, env.JS, "status.v1", "v1.status", &messages.Status{Source: "v1", Stage: "reader", State: messages.StateProgress,
 		FramesRead: 10, FramesTotal: 10, AtMillis: time.Now().UnixMilli()})
 	p := messages.DefaultParams()
@@ -456,7 +410,7 @@ func TestFramesEncoded(t *testing.T) {
 			publish(t, env.JS, "clothvec.v1", fmt.Sprintf("v1.%d.embedder", seq), &messages.ClothVectors{Source: "v1", Seq: seq, Index: seq, Params: p})
 		}
 	}
-	ui, _, _, _ := startUI(t, ns.srv.ClientURL(), web.Config{})
+	ui, _, _, _ := startUI(t, env.Server.ClientURL(), web.Config{})
 	deadline := time.Now().Add(10 * time.Second)
 	var got []web.SourceState
 	for time.Now().Before(deadline) {

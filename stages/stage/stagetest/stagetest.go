@@ -3,6 +3,7 @@ package stagetest
 
 import (
 	"context"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -19,6 +20,8 @@ type Env struct {
 	Server *broker.Server
 	NC     *nats.Conn
 	JS     jetstream.JetStream
+	// restart is the server's config where StartRestartable started it on a fixed port.
+	restart *broker.ServerConfig
 }
 
 // Start runs an embedded JetStream server (file store in t.TempDir(), random port), connects
@@ -43,7 +46,47 @@ func StartServer(t testing.TB, cfg broker.ServerConfig, topo stage.Topology) *En
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Stop)
-	nc, err := srv.Connect("test")
+	env := Connect(t, srv, "test")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := topo.Ensure(ctx, env.JS); err != nil {
+		t.Fatal(err)
+	}
+	return env
+}
+
+// StartRestartable is Start on a fixed free port, so that the test can stop the server
+// (Server.Stop) and start it again on the same store and address (Restart) while clients over
+// TCP reconnect.
+func StartRestartable(t testing.TB, topo stage.Topology) *Env {
+	t.Helper()
+	cfg := broker.ServerConfig{StoreDir: t.TempDir(), Port: FreePort(t)}
+	env := StartServer(t, cfg, topo)
+	env.restart = &cfg
+	return env
+}
+
+// Restart starts the stopped server of a StartRestartable Env again on its store and port and
+// returns it with a new in-process connection; it stops when the test ends. e is unchanged.
+func (e *Env) Restart(t testing.TB) *Env {
+	t.Helper()
+	if e.restart == nil {
+		t.Fatal("stagetest: Restart needs an Env from StartRestartable")
+	}
+	srv, err := broker.StartServer(*e.restart)
+	if err != nil {
+		t.Fatalf("stagetest: restarting NATS: %v", err)
+	}
+	t.Cleanup(srv.Stop)
+	after := Connect(t, srv, "test")
+	after.restart = e.restart
+	return after
+}
+
+// Connect connects an in-process client named name to srv; it closes when the test ends.
+func Connect(t testing.TB, srv *broker.Server, name string) *Env {
+	t.Helper()
+	nc, err := srv.Connect(name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,12 +95,34 @@ func StartServer(t testing.TB, cfg broker.ServerConfig, topo stage.Topology) *En
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := topo.Ensure(ctx, js); err != nil {
+	return &Env{Server: srv, NC: nc, JS: js}
+}
+
+// Dial connects a client named name to url over TCP, reconnecting as the stages' clients do;
+// it closes when the test ends.
+func Dial(t testing.TB, name, url string) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, err := (&broker.ClientConfig{Name: name, URL: url}).Connect()
+	if err != nil {
 		t.Fatal(err)
 	}
-	return &Env{Server: srv, NC: nc, JS: js}
+	t.Cleanup(nc.Close)
+	js, err := broker.JetStream(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nc, js
+}
+
+// FreePort returns a TCP port of 127.0.0.1 that nothing listened on a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // Collect returns the messages of stream on subjects matching filter once there are at least

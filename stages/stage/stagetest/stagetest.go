@@ -86,15 +86,7 @@ func (e *Env) Restart(t testing.TB) *Env {
 // Connect connects an in-process client named name to srv; it closes when the test ends.
 func Connect(t testing.TB, srv *broker.Server, name string) *Env {
 	t.Helper()
-	nc, err := srv.Connect(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := broker.JetStream(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js := client(t, func() (*nats.Conn, error) { return srv.Connect(name) })
 	return &Env{Server: srv, NC: nc, JS: js}
 }
 
@@ -102,7 +94,14 @@ func Connect(t testing.TB, srv *broker.Server, name string) *Env {
 // it closes when the test ends.
 func Dial(t testing.TB, name, url string) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	nc, err := (&broker.ClientConfig{Name: name, URL: url}).Connect()
+	return client(t, (&broker.ClientConfig{Name: name, URL: url}).Connect)
+}
+
+// client connects with connect and returns the connection, closed when the test ends, and
+// its JetStream handle.
+func client(t testing.TB, connect func() (*nats.Conn, error)) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, err := connect()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,14 +1,11 @@
 package detector_test
 
 import (
-	"context"
 	"io"
 	"log/slog"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/personcluster/personcluster/messages"
 	"github.com/personcluster/personcluster/stages/detector"
@@ -34,15 +31,8 @@ func TestStageLoopDeadLettersBadFrames(t *testing.T) {
 	wrongSize.Seq, wrongSize.Index = 2, 2
 	wrongSize.Width = 80
 	eos := &messages.EndOfStream{Source: "src1", Frames: 3, Params: messages.DefaultParams()}
-	ctx := context.Background()
 	for i, m := range []messages.Message{good, &corrupt, &wrongSize, eos} {
-		data, err := messages.Encode(m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := env.JS.Publish(ctx, "frames.src1", data, jetstream.WithMsgID(string(rune('a'+i)))); err != nil {
-			t.Fatal(err)
-		}
+		stagetest.Publish(t, env.JS, "frames.src1", m, string(rune('a'+i)))
 	}
 	stop := stagetest.Run(t, env.JS, stage.Config{Name: detector.StageName, Stream: stage.StreamFrames, Consumer: stage.ConsumerDetector,
 		BatchWait: 100 * time.Millisecond, RetryDelay: 20 * time.Millisecond,

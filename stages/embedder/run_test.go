@@ -2,12 +2,9 @@ package embedder_test
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/personcluster/personcluster/messages"
 	"github.com/personcluster/personcluster/stages/embedder"
@@ -39,9 +36,9 @@ func TestStageRunOnJetStream(t *testing.T) {
 		} else {
 			ff = frameFaces(i, testJPEG(t, 90, 40, int(i)), testJPEG(t, 120, 50, int(i)+100), testJPEG(t, 60, 30, int(i)+200))
 		}
-		publishMsg(t, env.JS, "faces.src1", ff)
+		stagetest.Publish(t, env.JS, "faces.src1", ff, messages.MsgID("src1", ff.Seq, "test"))
 	}
-	publishMsg(t, env.JS, "faces.src1", &messages.EndOfStream{Source: "src1", Frames: frames, Reason: "end", Params: messages.DefaultParams()})
+	stagetest.Publish(t, env.JS, "faces.src1", &messages.EndOfStream{Source: "src1", Frames: frames, Reason: "end", Params: messages.DefaultParams()}, "eos")
 
 	cfg := stage.Config{Name: embedder.StageName, Stream: stage.StreamFaces, Consumer: stage.ConsumerEmbedder, Concurrency: 2,
 		BatchSize: 4, BatchWait: 50 * time.Millisecond, MaxDeliver: 2, RetryDelay: 20 * time.Millisecond}
@@ -112,17 +109,5 @@ func TestStageRunOnJetStream(t *testing.T) {
 	t.Logf("%d crops in %d inferences", st.Images, st.Inferences)
 	if st.Images != (frames-1)*3 {
 		t.Errorf("%d crops inferred, want %d", st.Images, (frames-1)*3)
-	}
-}
-
-func publishMsg(t *testing.T, js jetstream.JetStream, subject string, m messages.Message) {
-	t.Helper()
-	data, err := messages.Encode(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := fmt.Sprintf("%s.%d", subject, time.Now().UnixNano())
-	if _, err := js.Publish(context.Background(), subject, data, jetstream.WithMsgID(id)); err != nil {
-		t.Fatal(err)
 	}
 }

@@ -1,14 +1,11 @@
 package encoder_test
 
 import (
-	"context"
 	"io"
 	"log/slog"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/personcluster/personcluster/messages"
 	"github.com/personcluster/personcluster/stages/encoder"
@@ -26,16 +23,9 @@ func TestStageLoopDeadLettersBadFrames(t *testing.T) {
 	undecodable.Faces[0].FaceJPEG = []byte("garbage")
 	outside := frameFaces(t, 2, 1)
 	outside.Faces[0].FaceBox = messages.Box{10, 60, 30, 20} // the crop is 40 wide
-	ctx := context.Background()
 	for _, ff := range []*messages.FrameFaces{frameFaces(t, 0, 1, 2), undecodable, outside, frameFaces(t, 3, 4)} {
 		ff.Source = "src1"
-		data, err := messages.Encode(ff)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := env.JS.Publish(ctx, "faces.src1", data, jetstream.WithMsgID(messages.MsgID("src1", ff.Seq, "test"))); err != nil {
-			t.Fatal(err)
-		}
+		stagetest.Publish(t, env.JS, "faces.src1", ff, messages.MsgID("src1", ff.Seq, "test"))
 	}
 	stop := stagetest.Run(t, env.JS, stage.Config{Name: encoder.StageName, Stream: stage.StreamFaces, Consumer: stage.ConsumerEncoder,
 		BatchSize: 8, BatchWait: 300 * time.Millisecond, RetryDelay: 20 * time.Millisecond,

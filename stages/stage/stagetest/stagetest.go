@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/personcluster/personcluster/messages"
 	"github.com/personcluster/personcluster/stages/broker"
 	"github.com/personcluster/personcluster/stages/stage"
 )
@@ -122,6 +123,22 @@ func FreePort(t testing.TB) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// Publish encodes m and publishes it on subject, with msgID as its Nats-Msg-Id unless empty.
+func Publish(t testing.TB, js jetstream.JetStream, subject string, m messages.Message, msgID string) {
+	t.Helper()
+	data, err := messages.Encode(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var opts []jetstream.PublishOpt
+	if msgID != "" {
+		opts = append(opts, jetstream.WithMsgID(msgID))
+	}
+	if _, err := js.Publish(context.Background(), subject, data, opts...); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // Collect returns the messages of stream on subjects matching filter once there are at least

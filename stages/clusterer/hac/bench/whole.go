@@ -173,6 +173,15 @@ func cpuSeconds() float64 {
 	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
 }
 
+// sysSeconds is the system (kernel) CPU time of this process so far.
+func sysSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return float64(ru.Stime.Nano()) / 1e9
+}
+
 func cpuMHz() float64 {
 	data, err := os.ReadFile("/proc/cpuinfo")
 	if err != nil {

@@ -69,23 +69,9 @@ func (g *gram) runNative(out []float64, impl blas.Float64) {
 	}
 	// Panels in order of decreasing width: the last ones, which the
 	// workers finish on, are the smallest.
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			panel := make([]float64, min(panelRows, n-1)*n)
-			for {
-				p := int(next.Add(1) - 1)
-				if p >= nPanels {
-					return
-				}
-				g.panel(out, panel, impl, p*panelRows, min(p*panelRows+panelRows, n-1))
-			}
-		}()
-	}
-	wg.Wait()
+	onWorkers(nPanels, min(panelRows, n-1)*n, func(p int, panel []float64) {
+		g.panel(out, panel, impl, p*panelRows, min(p*panelRows+panelRows, n-1))
+	})
 }
 
 // panel computes the distances of rows [r0,r1) to every later point.

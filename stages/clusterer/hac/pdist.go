@@ -223,43 +223,52 @@ func (g *gram) run(out []float64) {
 	// Work items are row blocks; later blocks have shorter rows, so a shared
 	// counter balances them better than a static split.
 	nBlocks := (n - 1 + tileRows - 1) / tileRows
-	workers := min(runtime.GOMAXPROCS(0), nBlocks)
+	impl := blas64.Implementation()
+	onWorkers(nBlocks, tileRows*tileCols, func(b int, tile []float64) {
+		r0 := b * tileRows
+		r1 := min(r0+tileRows, n-1)
+		// Columns from r0+1: the tile covers the upper triangle of
+		// this row block (its own lower part is computed and ignored).
+		for c0 := r0 + 1; c0 < n; c0 += tileCols {
+			c1 := min(c0+tileCols, n)
+			m, w := r1-r0, c1-c0
+			impl.Dgemm(blas.NoTrans, blas.Trans, m, w, dim, 1,
+				x[r0*dim:r1*dim], dim, x[c0*dim:c1*dim], dim, 0, tile, w)
+			for i := r0; i < r1; i++ {
+				j0 := max(c0, i+1)
+				if j0 >= c1 {
+					continue
+				}
+				gv := tile[(i-r0)*w+(j0-c0) : (i-r0)*w+w]
+				dst := out[CondensedIndex(n, i, j0):][:len(gv)]
+				if g.cosine {
+					g.cosineRow(dst, gv, i, j0)
+				} else {
+					g.euclidRow(dst, gv, i, j0)
+				}
+			}
+		}
+	})
+}
+
+// onWorkers calls body for blocks 0..blocks-1 on up to GOMAXPROCS goroutines, each with its
+// own scratch buffer of scratchLen values. The goroutines take blocks in order from a shared
+// counter: later blocks (shorter rows of the upper triangle) are smaller, so this balances
+// better than a static split.
+func onWorkers(blocks, scratchLen int, body func(block int, scratch []float64)) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	for range workers {
+	for range min(runtime.GOMAXPROCS(0), blocks) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			tile := make([]float64, tileRows*tileCols)
-			impl := blas64.Implementation()
+			scratch := make([]float64, scratchLen)
 			for {
 				b := int(next.Add(1) - 1)
-				if b >= nBlocks {
+				if b >= blocks {
 					return
 				}
-				r0 := b * tileRows
-				r1 := min(r0+tileRows, n-1)
-				// Columns from r0+1: the tile covers the upper triangle of
-				// this row block (its own lower part is computed and ignored).
-				for c0 := r0 + 1; c0 < n; c0 += tileCols {
-					c1 := min(c0+tileCols, n)
-					m, w := r1-r0, c1-c0
-					impl.Dgemm(blas.NoTrans, blas.Trans, m, w, dim, 1,
-						x[r0*dim:r1*dim], dim, x[c0*dim:c1*dim], dim, 0, tile, w)
-					for i := r0; i < r1; i++ {
-						j0 := max(c0, i+1)
-						if j0 >= c1 {
-							continue
-						}
-						gv := tile[(i-r0)*w+(j0-c0) : (i-r0)*w+w]
-						dst := out[CondensedIndex(n, i, j0):][:len(gv)]
-						if g.cosine {
-							g.cosineRow(dst, gv, i, j0)
-						} else {
-							g.euclidRow(dst, gv, i, j0)
-						}
-					}
-				}
+				body(b, scratch)
 			}
 		}()
 	}

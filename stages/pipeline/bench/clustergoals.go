@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+
+	"github.com/personcluster/personcluster/stages/clusterer/hac/benchgoal"
 )
 
 // clusterGoalRows runs the clusterer's own bench (stages/clusterer/hac/bench) for the speed
@@ -33,16 +35,7 @@ func clusterGoalRows(o options) ([]StageRow, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bench: clusterer goals (stages/clusterer/hac/bench, run from the repository root): %w", err)
 	}
-	var goals []struct {
-		Goal   string  `json:"goal"`
-		Unit   string  `json:"unit"`
-		Go     float64 `json:"go"`
-		Ref    string  `json:"ref"`
-		RefVal float64 `json:"ref_value"`
-		Ratio  float64 `json:"ratio"`
-		Target string  `json:"target"`
-		Met    bool    `json:"met"`
-	}
+	var goals []benchgoal.Row
 	if err := json.Unmarshal(out, &goals); err != nil {
 		return nil, fmt.Errorf("bench: clusterer goals output: %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/personcluster/personcluster/stages/clusterer/hac"
+	"github.com/personcluster/personcluster/stages/clusterer/hac/benchgoal"
 	"github.com/personcluster/personcluster/stages/clusterer/hac/internal/synth"
 )
 
@@ -163,18 +164,8 @@ func (g *goals) print() {
 	tw.Flush()
 }
 
-// GoalRow is one goal's figure for other benches (-json): Go's side, the
-// reference's, and the ratio the goal is about.
-type GoalRow struct {
-	Goal   string  `json:"goal"`
-	Unit   string  `json:"unit"`
-	Go     float64 `json:"go"`
-	Ref    string  `json:"ref"`
-	RefVal float64 `json:"ref_value"`
-	Ratio  float64 `json:"ratio"`
-	Target string  `json:"target"`
-	Met    bool    `json:"met"`
-}
+// GoalRow is one goal's figure for other benches (-json).
+type GoalRow = benchgoal.Row
 
 func (g *goals) rows() []GoalRow {
 	var out []GoalRow

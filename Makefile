@@ -5,7 +5,7 @@ MODELS_MIRROR ?= $(abspath ../shared/models)
 SAMPLE ?= ../shared/testdata/video/short_hamilton_clip.mp4
 export MODELS_MIRROR
 
-.PHONY: all deps system-deps models build demo test test-short fuzz vet bench bench-cluster soak clean
+.PHONY: all deps deps-cuda system-deps models build demo test test-short fuzz vet bench bench-cluster soak clean
 
 all: build
 
@@ -17,6 +17,11 @@ system-deps:
 
 models:
 	@bash models/fetch.sh
+
+## deps-cuda: onnxruntime's CUDA provider beside models/data/lib/libonnxruntime.so (from NuGet, or
+## ORT_CUDA_NUPKG offline) for --device auto/cuda; checks that CUDA 12 and cuDNN 9 load.
+deps-cuda: models
+	@bash models/fetch-cuda.sh
 
 ## build: the binary; `make build TAGS=avx2` compiles the dlib shim for AVX2/FMA CPUs (faster,
 ## but it will not run on CPUs without them).

@@ -16,6 +16,7 @@ import (
 	"github.com/personcluster/personcluster/stages/clusterer/hac"
 	"github.com/personcluster/personcluster/stages/detector"
 	"github.com/personcluster/personcluster/stages/embedder"
+	"github.com/personcluster/personcluster/stages/onnx"
 	"github.com/personcluster/personcluster/stages/pipeline"
 	"github.com/personcluster/personcluster/stages/stage"
 	"github.com/personcluster/personcluster/stages/vision"
@@ -135,7 +136,12 @@ func modelFlags(fs *flag.FlagSet) *pipeline.Models {
 		m.DlibUpsample = n
 		return nil
 	})
-	fs.StringVar(&m.Device, "device", "cpu", "clothing embedder and dlib-resnet face encoder device: cpu or cuda (falls back to cpu with a warning)")
+	m.Device = string(onnx.Auto)
+	fs.Func("device", "where the onnxruntime models (detector, face network, clothing embedder) run: auto (CUDA where onnxruntime's CUDA provider, CUDA 12 and a GPU are present, see make deps-cuda; else the CPU), cpu, or cuda (the CPU with a warning where CUDA cannot run) (default auto)", func(v string) error {
+		d, err := onnx.ParseDevice(v)
+		m.Device = string(d)
+		return err
+	})
 	fs.StringVar(&m.ClothManifest, "cloth-model", "", "JSON manifest of another clothing model (default: MobileNet v1)")
 	fs.IntVar(&m.ClothMaxBatch, "cloth-batch", embedder.DefaultMaxBatch, "most clothing crops in one inference")
 	fs.DurationVar(&m.ClothMaxWait, "cloth-wait", embedder.DefaultMaxWait, "longest wait for a fuller clothing batch")

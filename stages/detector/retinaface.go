@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"log/slog"
 	"math"
 	"sync"
 
@@ -32,6 +33,10 @@ type RetinaFaceConfig struct {
 	NMSIoU     float64
 	Threads    int
 	MinSidePix int // drop boxes smaller than this (pixels, in the image)
+	// Device is where the network runs (onnx.Device: cpu, cuda or auto); Logger hears a CUDA
+	// fallback.
+	Device onnx.Device
+	Logger *slog.Logger
 }
 
 func (c *RetinaFaceConfig) setDefaults() {
@@ -108,7 +113,7 @@ func NewRetinaFace(cfg RetinaFaceConfig) (*RetinaFace, error) {
 		return nil, err
 	}
 	spec := onnx.Spec{Path: cfg.Path, Input: "data", Shape: []int64{1, 3, -1, -1}, Outputs: retinaOutputs(), FreeDims: []int{2, 3}}
-	sess, err := onnx.Open(spec, onnx.Options{Threads: cfg.Threads})
+	sess, err := onnx.Open(spec, onnx.Options{Threads: cfg.Threads, Device: cfg.Device, Logger: cfg.Logger})
 	if err != nil {
 		return nil, fmt.Errorf("detector: RetinaFace wants input \"data\" [1 3 H W] (RGB, 0..255) and outputs face_rpn_{cls_prob_reshape,bbox_pred}_stride{32,16,8}: %w", err)
 	}
@@ -126,6 +131,9 @@ func inputSize(width, height, size int) (scale float64, scaledW, scaledH, inW, i
 
 // Name says which detector this is.
 func (r *RetinaFace) Name() string { return fmt.Sprintf("retinaface-%d", r.cfg.Size) }
+
+// Device reports where the network runs.
+func (r *RetinaFace) Device() onnx.Device { return r.sess.Device() }
 
 // Config returns the configuration in use (defaults filled in).
 func (r *RetinaFace) Config() RetinaFaceConfig { return r.cfg }

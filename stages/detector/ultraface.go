@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 
 	"gocv.io/x/gocv"
@@ -44,6 +45,10 @@ type UltraFaceConfig struct {
 	CandidateSize int
 	Threads       int
 	MinSidePix    int // drop boxes smaller than this (pixels, in the image)
+	// Device is where the network runs (onnx.Device: cpu, cuda or auto); Logger hears a CUDA
+	// fallback.
+	Device onnx.Device
+	Logger *slog.Logger
 }
 
 func (c *UltraFaceConfig) setDefaults() {
@@ -98,7 +103,7 @@ func NewUltraFace(cfg UltraFaceConfig) (*UltraFace, error) {
 	}
 	shape := []int64{1, 3, int64(cfg.Height), int64(cfg.Width)}
 	sess, err := onnx.Open(onnx.Spec{Path: cfg.Path, Input: "input", Shape: shape, Outputs: []string{"scores", "boxes"}},
-		onnx.Options{Threads: cfg.Threads})
+		onnx.Options{Threads: cfg.Threads, Device: cfg.Device, Logger: cfg.Logger})
 	if err != nil {
 		return nil, fmt.Errorf("detector: UltraFace wants input \"input\" %v (%s, (p−127)/128) and outputs \"scores\" [1,N,2], \"boxes\" [1,N,4]: %w",
 			shape, map[bool]string{true: "RGB", false: "BGR"}[cfg.RGB], err)
@@ -107,6 +112,9 @@ func NewUltraFace(cfg UltraFaceConfig) (*UltraFace, error) {
 }
 
 func (u *UltraFace) Name() string { return u.name }
+
+// Device reports where the network runs.
+func (u *UltraFace) Device() onnx.Device { return u.sess.Device() }
 
 // Config returns the configuration in use (defaults filled in).
 func (u *UltraFace) Config() UltraFaceConfig { return u.cfg }

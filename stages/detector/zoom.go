@@ -10,6 +10,7 @@ import (
 	"gocv.io/x/gocv"
 
 	"github.com/personcluster/personcluster/messages"
+	"github.com/personcluster/personcluster/stages/onnx"
 )
 
 // Zoom gives a detector's doubtful finds a second look at a larger scale. The inner detector,
@@ -68,6 +69,14 @@ func NewZoom(det FaceDetector, cfg ZoomConfig) (*Zoom, error) {
 
 // Name says the inner detector and that it looks twice.
 func (z *Zoom) Name() string { return z.inner.Name() + "-zoom" }
+
+// Device reports where the inner detector's network runs ("" for one that is not onnxruntime's).
+func (z *Zoom) Device() onnx.Device {
+	if d, ok := z.inner.(interface{ Device() onnx.Device }); ok {
+		return d.Device()
+	}
+	return ""
+}
 
 // Close closes the inner detector; safe to call twice.
 func (z *Zoom) Close() error { return z.inner.Close() }

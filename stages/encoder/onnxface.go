@@ -3,6 +3,7 @@ package encoder
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 
 	ort "github.com/yalue/onnxruntime_go"
@@ -14,7 +15,8 @@ import (
 )
 
 // FaceEncoder turns a face crop (with the face's box inside it) into a descriptor.
-// Implementations: ONNXEncoder (the default) and dlibface.Encoder (the original's dlib path).
+// Implementations: dlibface.ResNetONNX (the default), dlibface.Encoder (the original's dlib path)
+// and ONNXEncoder (MobileFaceNet).
 type FaceEncoder interface {
 	Encode(crop gocv.Mat, box messages.Box) ([]float32, error)
 	Name() string
@@ -43,6 +45,8 @@ type ONNXConfig struct {
 	LandmarkPath string // fr_landmark.onnx: [N,1,64,64] grey /256 of the square face box → 68 points
 	FeaturePath  string // fr_feature.onnx: [N,3,112,112] aligned RGB (p−127)/128 → 512-d
 	Threads      int
+	Device       onnx.Device  // cpu, cuda or auto (onnx.Device)
+	Logger       *slog.Logger // hears a CUDA fallback
 	// MaxBatch bounds the faces per inference for models with a dynamic batch dimension
 	// (default 32). The shipped fr_* models are fixed to batch 1 and run one face per call.
 	MaxBatch int
@@ -85,7 +89,7 @@ func NewONNX(cfg ONNXConfig) (*ONNXEncoder, error) {
 // faces one inference may take: 1 when the model fixes the batch to 1.
 func openBatched(path string, shape []int64, cfg ONNXConfig, want string) (*onnx.Session, int, error) {
 	sess, err := onnx.Open(onnx.Spec{Path: path, Input: "input", Shape: shape, Outputs: []string{"output"}},
-		onnx.Options{Threads: cfg.Threads})
+		onnx.Options{Threads: cfg.Threads, Device: cfg.Device, Logger: cfg.Logger})
 	if err != nil {
 		return nil, 0, fmt.Errorf("encoder: %s: %w", want, err)
 	}

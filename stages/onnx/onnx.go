@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 
@@ -54,13 +55,32 @@ type Device string
 
 const (
 	CPU  Device = "cpu"
-	CUDA Device = "cuda"
+	CUDA Device = "cuda" // NVIDIA's CUDA provider; the CPU with a warning when it cannot run
+	// Auto is CUDA where it runs (the provider library beside libonnxruntime.so, CUDA 12 and
+	// cuDNN 9 loadable, a GPU visible) and the CPU otherwise, without a warning.
+	Auto Device = "auto"
 )
+
+// Devices lists the valid devices.
+var Devices = []Device{Auto, CPU, CUDA}
+
+// ParseDevice checks a device name ("" is the CPU).
+func ParseDevice(s string) (Device, error) {
+	if s == "" {
+		return CPU, nil
+	}
+	for _, d := range Devices {
+		if Device(s) == d {
+			return d, nil
+		}
+	}
+	return "", fmt.Errorf("onnx: unknown device %q (one of %v)", s, Devices)
+}
 
 // Options configure a session.
 type Options struct {
 	Threads int    // intra-op threads (0: onnxruntime's default, all cores)
-	Device  Device // "cpu" (default) or "cuda": CUDA falls back to CPU with a warning
+	Device  Device // "cpu" (default), "cuda" (the CPU with a warning where CUDA cannot run) or "auto"
 	Logger  *slog.Logger
 }
 
@@ -89,6 +109,10 @@ type Session struct {
 // Open loads a model after checking that it has the expected input and outputs, so a wrong
 // file fails at start with a message naming it and the expected shape.
 func Open(spec Spec, opts Options) (*Session, error) {
+	device, err := ParseDevice(string(opts.Device))
+	if err != nil {
+		return nil, err
+	}
 	if envPath == "" {
 		return nil, fmt.Errorf("%w: call onnx.Init first", ErrNoLibrary)
 	}
@@ -124,19 +148,72 @@ func Open(spec Spec, opts Options) (*Session, error) {
 			return nil, fmt.Errorf("%w: %s has no output %q (it has %s)", ErrModel, spec.Path, name, names(outs))
 		}
 	}
+	var sess *ort.DynamicAdvancedSession
+	if device != CPU {
+		// The CUDA provider is a separate library that the core loads when it is appended,
+		// and CUDA itself is only met when the session is made: either may fail.
+		if err = cudaProviderPresent(); err == nil {
+			sess, err = newSession(model, spec, opts.Threads, true)
+		}
+		if err != nil {
+			log := opts.Logger
+			if log == nil {
+				log = slog.Default()
+			}
+			if device == CUDA {
+				log.Warn("CUDA execution provider unavailable; running on CPU", "model", spec.Path, "err", err)
+			} else {
+				log.Debug("no CUDA execution provider; running on CPU", "model", spec.Path, "err", err)
+			}
+		} else {
+			device = CUDA
+		}
+	}
+	if sess == nil {
+		device = CPU
+		if sess, err = newSession(model, spec, opts.Threads, false); err != nil {
+			return nil, err
+		}
+	}
+	return &Session{sess: sess, spec: spec, outShape: outShape, device: device}, nil
+}
+
+// CUDAProviderFile is the library of onnxruntime's CUDA provider, which onnxruntime loads from
+// the folder of libonnxruntime.so (with libonnxruntime_providers_shared.so) when a session asks
+// for CUDA. npm's onnxruntime-node ships the core only; its install script, like `make
+// deps-cuda`, takes both from NuGet's Microsoft.ML.OnnxRuntime.Gpu.Linux of the same version.
+const CUDAProviderFile = "libonnxruntime_providers_cuda.so"
+
+// cudaProviderPresent says why CUDA cannot be tried without asking onnxruntime, which logs
+// its failure to load the provider on stderr, whatever its log level.
+func cudaProviderPresent() error {
+	envMu.Lock()
+	dir := filepath.Dir(envPath)
+	envMu.Unlock()
+	for _, name := range []string{CUDAProviderFile, "libonnxruntime_providers_shared.so"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			return fmt.Errorf("onnx: no %s beside %s (make deps-cuda)", name, filepath.Join(dir, "libonnxruntime.so"))
+		}
+	}
+	return nil
+}
+
+// newSession makes a session of the model with intra-op threads (0: onnxruntime's default) on
+// the CPU or, with cuda, on the CUDA provider (operators it lacks stay on the CPU).
+func newSession(model []byte, spec Spec, threads int, cuda bool) (*ort.DynamicAdvancedSession, error) {
 	so, err := ort.NewSessionOptions()
 	if err != nil {
 		return nil, fmt.Errorf("onnx: session options: %w", err)
 	}
 	defer so.Destroy()
-	if opts.Threads > 0 {
-		if err := so.SetIntraOpNumThreads(opts.Threads); err != nil {
+	if threads > 0 {
+		if err := so.SetIntraOpNumThreads(threads); err != nil {
 			return nil, fmt.Errorf("onnx: setting threads: %w", err)
 		}
 		if err := so.SetInterOpNumThreads(1); err != nil {
 			return nil, fmt.Errorf("onnx: setting threads: %w", err)
 		}
-		if opts.Threads > 1 {
+		if threads > 1 {
 			// Pool threads that spin between operators burn a core another stage needs: the
 			// stages of one process share a few cores, so idle pool threads sleep instead.
 			if err := so.AddSessionConfigEntry("session.intra_op.allow_spinning", "0"); err != nil {
@@ -144,25 +221,16 @@ func Open(spec Spec, opts Options) (*Session, error) {
 			}
 		}
 	}
-	device := CPU
-	if opts.Device == CUDA {
+	if cuda {
 		if err := appendCUDA(so); err != nil {
-			log := opts.Logger
-			if log == nil {
-				log = slog.Default()
-			}
-			log.Warn("CUDA execution provider unavailable; running on CPU", "model", spec.Path, "err", err)
-		} else {
-			device = CUDA
+			return nil, fmt.Errorf("onnx: CUDA provider: %w", err)
 		}
-	} else if opts.Device != "" && opts.Device != CPU {
-		return nil, fmt.Errorf("onnx: unknown device %q (cpu or cuda)", opts.Device)
 	}
 	sess, err := ort.NewDynamicAdvancedSessionWithONNXData(model, []string{spec.Input}, spec.Outputs, so)
 	if err != nil {
 		return nil, fmt.Errorf("%w: loading %s: %v", ErrModel, spec.Path, err)
 	}
-	return &Session{sess: sess, spec: spec, outShape: outShape, device: device}, nil
+	return sess, nil
 }
 
 func appendCUDA(so *ort.SessionOptions) error {

@@ -2,6 +2,7 @@ package onnx_test
 
 import (
 	"errors"
+	"log/slog"
 	"math"
 	"path/filepath"
 	"slices"
@@ -174,4 +175,50 @@ func FuzzFreeDims(f *testing.F) {
 			t.Fatalf("freeing twice differs")
 		}
 	})
+}
+
+// Where the CUDA provider cannot run (CI and this machine: the provider library is not beside
+// libonnxruntime.so, no GPU), "cuda" falls back to the CPU with a warning naming the model and
+// "auto" falls back without one; both then run.
+func TestCUDAFallsBackToTheCPU(t *testing.T) {
+	initLibrary(t)
+	for _, tc := range []struct {
+		device   onnx.Device
+		wantWarn bool
+	}{{onnx.CUDA, true}, {onnx.Auto, false}} {
+		t.Run(string(tc.device), func(t *testing.T) {
+			var logged strings.Builder
+			log := slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelWarn}))
+			spec := ultraFace320(t)
+			s, err := onnx.Open(spec, onnx.Options{Threads: 1, Device: tc.device, Logger: log})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if s.Device() == onnx.CUDA {
+				t.Skip("this machine runs the CUDA provider")
+			}
+			if s.Device() != onnx.CPU {
+				t.Errorf("device %q, want cpu", s.Device())
+			}
+			warned := strings.Contains(logged.String(), "level=WARN") && strings.Contains(logged.String(), spec.Path)
+			if warned != tc.wantWarn {
+				t.Errorf("warning naming the model: %v, want %v (log %q)", warned, tc.wantWarn, logged.String())
+			}
+			if _, _, err := s.Run([]int64{1, 3, 240, 320}, make([]float32, 3*240*320)); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func TestParseDevice(t *testing.T) {
+	for in, want := range map[string]onnx.Device{"": onnx.CPU, "cpu": onnx.CPU, "cuda": onnx.CUDA, "auto": onnx.Auto} {
+		if got, err := onnx.ParseDevice(in); err != nil || got != want {
+			t.Errorf("ParseDevice(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	if _, err := onnx.ParseDevice("gpu"); err == nil || !strings.Contains(err.Error(), "auto") {
+		t.Errorf("ParseDevice(gpu) = %v, want an error listing the devices", err)
+	}
 }

@@ -4,6 +4,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -68,7 +69,7 @@ type Models struct {
 	// default).
 	Gate          detector.GateConfig
 	DlibUpsample  int          // dlib HOG upsampling, face_recognition's number_of_times_to_upsample (0 = 1, -1 = none)
-	Device        string       // clothing embedder and dlib-resnet face encoder: cpu or cuda
+	Device        string       // the onnxruntime models' device: auto ("", CUDA where it runs), cpu or cuda (onnx.Device)
 	Logger        *slog.Logger // where a CUDA fallback is reported (Build sets it)
 	ClothManifest string       // JSON manifest of another clothing model
 	// ClothMaxBatch and ClothMaxWait group the embedder's crops into inferences (embedder.Config).
@@ -93,7 +94,8 @@ func DefaultModelsDir() string {
 	return "models/data"
 }
 
-func (m Models) lib() string {
+// Lib is the onnxruntime library the models load.
+func (m Models) Lib() string {
 	if m.ORTLib != "" {
 		return m.ORTLib
 	}
@@ -111,8 +113,13 @@ func (m Models) EmbedderIntraOp() int {
 	return m.Threads
 }
 
+// ONNXDevice is where the onnxruntime models are asked to run (auto by default).
+func (m Models) ONNXDevice() onnx.Device {
+	return cmp.Or(onnx.Device(m.Device), onnx.Auto)
+}
+
 func (m Models) init() error {
-	if err := onnx.Init(m.lib()); err != nil {
+	if err := onnx.Init(m.Lib()); err != nil {
 		return fmt.Errorf("%w: %w", ErrSetup, err)
 	}
 	return nil
@@ -229,7 +236,7 @@ func Build(ctx context.Context, name string, js jetstream.JetStream, o Options) 
 				return nil, fmt.Errorf("%w: %w", ErrSetup, err)
 			}
 		}
-		model, err := embedder.OpenModel(man, o.Models.Dir, onnx.Options{Threads: o.Models.EmbedderIntraOp(), Device: onnx.Device(o.Models.Device), Logger: o.Logger})
+		model, err := embedder.OpenModel(man, o.Models.Dir, onnx.Options{Threads: o.Models.EmbedderIntraOp(), Device: o.Models.ONNXDevice(), Logger: o.Logger})
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrSetup, err)
 		}
@@ -314,13 +321,14 @@ func (m Models) openDetector() (detector.FaceDetector, error) {
 	if name == "" {
 		name = DetectorRetinaFace
 	}
-	cfg := detector.UltraFaceConfig{Threads: m.Threads, Threshold: float32(m.DetectorScore)}
+	cfg := detector.UltraFaceConfig{Threads: m.Threads, Threshold: float32(m.DetectorScore), Device: m.ONNXDevice(), Logger: m.Logger}
 	switch name {
 	case DetectorRetinaFace:
 		if err := m.init(); err != nil {
 			return nil, err
 		}
-		rcfg := detector.RetinaFaceConfig{Path: filepath.Join(m.Dir, "face", "retinaface-mnet025-640.onnx"), Threads: m.Threads, Threshold: float32(m.DetectorScore)}
+		rcfg := detector.RetinaFaceConfig{Path: filepath.Join(m.Dir, "face", "retinaface-mnet025-640.onnx"), Threads: m.Threads, Threshold: float32(m.DetectorScore),
+			Device: m.ONNXDevice(), Logger: m.Logger}
 		if !m.DetectorNoZoom {
 			rcfg.Threshold = detector.RetinaFaceProposalScore
 		}
@@ -382,13 +390,13 @@ func (m Models) OpenEncoder() (encoder.FaceEncoder, error) {
 		}
 		sp, _ := dlibface.EncoderConfig{Dir: filepath.Join(m.Dir, "dlib")}.Paths()
 		enc, err = dlibface.NewResNetONNX(dlibface.ResNetConfig{ShapePredictor: sp, Model: filepath.Join(m.Dir, "face", dlibface.ResNetONNXFile),
-			Threads: m.Threads, Device: onnx.Device(m.Device), Logger: m.Logger})
+			Threads: m.Threads, Device: m.ONNXDevice(), Logger: m.Logger})
 	default:
 		if err := m.init(); err != nil {
 			return nil, err
 		}
 		enc, err = encoder.NewONNX(encoder.ONNXConfig{LandmarkPath: filepath.Join(m.Dir, "face", "fr_landmark.onnx"),
-			FeaturePath: filepath.Join(m.Dir, "face", "fr_feature.onnx"), Threads: m.Threads})
+			FeaturePath: filepath.Join(m.Dir, "face", "fr_feature.onnx"), Threads: m.Threads, Device: m.ONNXDevice(), Logger: m.Logger})
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrSetup, err)

@@ -26,6 +26,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/personcluster/personcluster/stages/onnx"
 )
 
 type options struct {
@@ -37,6 +39,7 @@ type options struct {
 	soak                   time.Duration
 	soakLive, soakEvery    time.Duration
 	python, bin            string
+	device, ortLib         string
 	cpuFile                *os.File
 }
 
@@ -45,6 +48,7 @@ type Report struct {
 	Machine  string          `json:"machine"`
 	Cores    int             `json:"cores"`
 	Threads  int             `json:"ort_threads"`
+	Device   string          `json:"device"` // what -device asked for; each row says where its bare model ran
 	Load     string          `json:"load_before"`
 	Stages   []StageRow      `json:"stages"`
 	Pipeline *PipelineResult `json:"pipeline,omitempty"`
@@ -69,6 +73,8 @@ func main() {
 	flag.StringVar(&o.video, "video", "../shared/testdata/video/cast_public.mp4", "video for the pipeline and the stages")
 	flag.IntVar(&o.threads, "threads", 1, "onnxruntime intra-op threads per session (the binary's default --threads)")
 	flag.IntVar(&o.embThreads, "embedder-threads", 0, "the clothing embedder's intra-op threads (0: -threads)")
+	flag.StringVar(&o.device, "device", "auto", "where the onnxruntime models run, as the binary's --device: auto (CUDA where it runs), cpu or cuda")
+	flag.StringVar(&o.ortLib, "ort-lib", "", "libonnxruntime.so (default MODELS/lib/libonnxruntime.so; make deps-cuda puts the CUDA provider beside it)")
 	flag.StringVar(&o.only, "only", "", "comma-separated sections: reader,detector,encoder,embedder,clusterer,scaling,pipeline (default all)")
 	flag.BoolVar(&o.jsonOut, "json", false, "print JSON instead of a table")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "CPU profile of the timed pipeline run (with -only pipeline)")
@@ -94,7 +100,10 @@ func run(ctx context.Context, o options) error {
 	if o.child != "" {
 		return runChild(ctx, o)
 	}
-	rep := &Report{Cores: runtime.NumCPU(), Threads: o.threads, Load: loadavg(), Machine: cpuModel()}
+	if _, err := onnx.ParseDevice(o.device); err != nil {
+		return err
+	}
+	rep := &Report{Cores: runtime.NumCPU(), Threads: o.threads, Device: o.device, Load: loadavg(), Machine: cpuModel()}
 	if o.soak > 0 {
 		var s SoakResult
 		if err := child(o, "soak", &s); err != nil {
@@ -136,7 +145,7 @@ func run(ctx context.Context, o options) error {
 // child runs one section in a new process of this binary and decodes its JSON.
 func child(o options, section string, v any) error {
 	args := []string{"-child", section, "-models", o.models, "-video", o.video, "-threads", fmt.Sprint(o.threads), "-embedder-threads", fmt.Sprint(o.embThreads),
-		"-python", o.python, "-bin", o.bin, "-soak", o.soak.String(),
+		"-python", o.python, "-bin", o.bin, "-soak", o.soak.String(), "-device", o.device, "-ort-lib", o.ortLib,
 		"-soak-live", o.soakLive.String(), "-soak-every", o.soakEvery.String()}
 	if o.cpuprofile != "" {
 		args = append(args, "-cpuprofile", o.cpuprofile)
@@ -232,7 +241,7 @@ func print(o options, rep *Report) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
 	}
-	fmt.Printf("%s, %d cores, onnxruntime %d thread(s) per session, load before: %s\n", rep.Machine, rep.Cores, rep.Threads, rep.Load)
+	fmt.Printf("%s, %d cores, onnxruntime %d thread(s) per session, device %s, load before: %s\n", rep.Machine, rep.Cores, rep.Threads, rep.Device, rep.Load)
 	if s := rep.SoakLive; s != nil && len(s.Samples) > 0 {
 		first, last := s.Samples[0], s.Samples[len(s.Samples)-1]
 		fmt.Printf("soak-live %s: %d windows, %d frames; RSS %.0f → %.0f MiB (first and last sample), Go heap %.0f → %.0f MiB; %d people, at most %d exemplars each; gallery %.0f → %.0f KiB; results.json %.0f KiB\n",

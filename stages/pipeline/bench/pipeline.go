@@ -155,7 +155,7 @@ func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)
 // video (model loading and first inferences are not throughput), then times one full source.
 func runPipeline(ctx context.Context, o options) (*PipelineResult, error) {
 	l, err := pipeline.StartLocal(ctx, pipeline.LocalOptions{Options: pipeline.Options{
-		Models: pipeline.Models{Dir: o.models, Threads: o.threads, EmbedderThreads: o.embThreads}, Logger: quiet()}})
+		Models: models(o), Logger: quiet()}})
 	if err != nil {
 		return nil, err
 	}

@@ -86,7 +86,10 @@ func runReplicas(ctx context.Context, o options, js jetstream.JetStream, url str
 	}()
 	for range replicas {
 		c := exec.Command(o.bin, pipeline.Embedder, "--nats", url, "--models", o.models, "--log-level", "error",
-			"--threads", fmt.Sprint(max(1, o.threads)), "--embedder-threads", fmt.Sprint(threads))
+			"--threads", fmt.Sprint(max(1, o.threads)), "--embedder-threads", fmt.Sprint(threads), "--device", o.device)
+		if o.ortLib != "" {
+			c.Args = append(c.Args, "--ort-lib", o.ortLib)
+		}
 		c.Stderr = os.Stderr
 		if err := c.Start(); err != nil {
 			return 0, fmt.Errorf("bench: %w", err)

@@ -163,7 +163,7 @@ func detectAndPublish(ctx context.Context, e *env, m pipeline.Models, fs []*mess
 }
 
 func models(o options) pipeline.Models {
-	return pipeline.Models{Dir: o.models, Threads: o.threads, EmbedderThreads: o.embThreads}
+	return pipeline.Models{Dir: o.models, ORTLib: o.ortLib, Threads: o.threads, EmbedderThreads: o.embThreads, Device: o.device}
 }
 
 // benchModelStage fills the stage's input stream (frames for the detector, the detector's
@@ -239,7 +239,7 @@ func benchModelStage(ctx context.Context, o options, name string) ([]StageRow, e
 			}
 			blobs = append(blobs, b)
 		}
-		bareWhat = fmt.Sprintf("ORT %s, batch 1, %d thread(s)", u.Name(), max(1, o.threads))
+		bareWhat = fmt.Sprintf("ORT %s, batch 1, %d thread(s)%s", u.Name(), max(1, o.threads), onDevice(u))
 		bare = func() (float64, error) {
 			t0 := time.Now()
 			for i := range n {
@@ -268,7 +268,7 @@ func benchModelStage(ctx context.Context, o options, name string) ([]StageRow, e
 		if _, ok := enc.(*encoder.ONNXEncoder); !ok {
 			what = enc.Name() + " network"
 		}
-		bareWhat = fmt.Sprintf("ORT %s, batch %d, %d thread(s)", what, batch, max(1, o.threads))
+		bareWhat = fmt.Sprintf("ORT %s, batch %d, %d thread(s)%s", what, batch, max(1, o.threads), onDevice(enc))
 		bare = func() (float64, error) {
 			t0 := time.Now()
 			for done := 0; done < faces; done += batch {
@@ -284,17 +284,17 @@ func benchModelStage(ctx context.Context, o options, name string) ([]StageRow, e
 		if !ok {
 			return nil, fmt.Errorf("bench: embedder stage of type %T", spec.Processor)
 		}
-		if err := onnx.Init(m.Dir + "/lib/libonnxruntime.so"); err != nil {
+		if err := onnx.Init(m.Lib()); err != nil {
 			return nil, err
 		}
 		th := m.EmbedderIntraOp()
-		model, err := embedder.OpenModel(embedder.MobileNetV1, m.Dir, onnx.Options{Threads: th})
+		model, err := embedder.OpenModel(embedder.MobileNetV1, m.Dir, onnx.Options{Threads: th, Device: m.ONNXDevice(), Logger: quiet()})
 		if err != nil {
 			return nil, err
 		}
 		closeBare = func() { model.Close() }
 		batch := es.Config().MaxBatch
-		bareWhat = fmt.Sprintf("ORT %s, batch %d, %d thread(s)", model.Name(), batch, max(1, th))
+		bareWhat = fmt.Sprintf("ORT %s, batch %d, %d thread(s)%s", model.Name(), batch, max(1, th), onDevice(model))
 		blob := make([]float32, batch*model.ImageLen())
 		bare = func() (float64, error) {
 			t0 := time.Now()
@@ -500,5 +500,14 @@ func bareDetect(det detector.FaceDetector, fs []*messages.Frame, n, threads int)
 		}
 		return float64(n) / time.Since(t0).Seconds(), nil
 	}
-	return run, fmt.Sprintf("%s Detect on decoded frames, %d thread(s)", det.Name(), max(1, threads)), closeAll, nil
+	return run, fmt.Sprintf("%s Detect on decoded frames, %d thread(s)%s", det.Name(), max(1, threads), onDevice(det)), closeAll, nil
+}
+
+// onDevice says where an onnxruntime model runs, for a row's bare column ("" for others): the
+// stage and its bare model open the same way, so both run there.
+func onDevice(model any) string {
+	if d, ok := model.(interface{ Device() onnx.Device }); ok && d.Device() != "" {
+		return ", on " + string(d.Device())
+	}
+	return ""
 }

@@ -43,7 +43,7 @@ func main() {
 	flag.StringVar(&o.models, "models", "models/data", "models folder")
 	flag.StringVar(&o.lib, "ort-lib", "", "libonnxruntime.so (default MODELS/lib/libonnxruntime.so)")
 	flag.StringVar(&o.manifest, "cloth-model", "", "manifest of the clothing model (default: MobileNet v1)")
-	flag.StringVar(&o.device, "device", "cpu", "cpu or cuda")
+	flag.StringVar(&o.device, "device", "auto", "auto (CUDA where it runs), cpu or cuda")
 	flag.StringVar(&threads, "threads", "1,2", "onnxruntime intra-op thread counts")
 	flag.StringVar(&batches, "batches", "1,8,32", "batch sizes (crops per inference)")
 	flag.StringVar(&video, "video", "../shared/testdata/video/cast_public.mp4", "labelled video (with VIDEO.truth.json) to cut crops from")

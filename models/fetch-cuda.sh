@@ -4,6 +4,7 @@
 # embedder on an NVIDIA GPU. npm's onnxruntime-node ships the core library only (built to load
 # the provider); its own install script takes the provider from NuGet's
 # Microsoft.ML.OnnxRuntime.Gpu.Linux of the same version, and so does this script:
+#   - $MODELS_MIRROR/lib/: both provider libraries already extracted there, or
 #   - $ORT_CUDA_NUPKG: that .nupkg (a zip) already on disk, for machines without network, or
 #   - api.nuget.org otherwise.
 # The provider needs CUDA 12 (cudart, cuBLAS, cuFFT, cuRAND) and cuDNN 9 from NVIDIA's Debian
@@ -12,6 +13,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 dest=${MODELS_DIR:-$here/data}/lib
+mirror=${MODELS_MIRROR:-$here/../../shared/models}
 version=1.24.3 # the npm onnxruntime-node version models/fetch.sh takes the core from
 pkg=microsoft.ml.onnxruntime.gpu.linux
 url="https://api.nuget.org/v3-flatcontainer/$pkg/$version/$pkg.$version.nupkg"
@@ -23,6 +25,11 @@ if [ ! -s "$dest/libonnxruntime.so" ]; then
 fi
 have=1
 for l in "${libs[@]}"; do [ -s "$dest/$l" ] || have=0; done
+if [ "$have" = 0 ] && [ -s "$mirror/lib/${libs[0]}" ] && [ -s "$mirror/lib/${libs[1]}" ]; then
+  for l in "${libs[@]}"; do install -m 0755 "$mirror/lib/$l" "$dest/$l"; done
+  echo "models: CUDA provider copied from $mirror/lib"
+  have=1
+fi
 if [ "$have" = 0 ]; then
   tmp=$(mktemp -d)
   trap 'rm -rf "$tmp"' EXIT

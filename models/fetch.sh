@@ -59,4 +59,10 @@ copy_from_mirror dlib/mmod_human_face_detector.dat "$dest/dlib/mmod_human_face_d
 if [ ! -e "$dest/dlib/shape_predictor_5_face_landmarks.dat" ] && [ -s /usr/share/dlib/shape_predictor_68_face_landmarks.dat ]; then
   ln -s /usr/share/dlib/shape_predictor_68_face_landmarks.dat "$dest/dlib/shape_predictor_5_face_landmarks.dat"
 fi
+# On a machine with an NVIDIA GPU, the CUDA provider too (--device auto then uses it); without
+# it the models run on the CPU, so a failure here is a warning.
+if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+  MODELS_DIR=$dest MODELS_MIRROR=$mirror bash "$here/fetch-cuda.sh" ||
+    echo "models: warning: no CUDA provider (above); the models will run on the CPU" >&2
+fi
 echo "models: ready in $dest"

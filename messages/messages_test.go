@@ -247,3 +247,25 @@ func mustMarshal(t *testing.T, v any) []byte {
 	}
 	return data
 }
+
+func TestSourceIDForNamesTheVideo(t *testing.T) {
+	for _, tc := range []struct{ uri, prefix string }{
+		{"../shared/testdata/video/cast_public.mp4", "cast_public-20"},
+		{"/videos/Mein Film (2).MP4", "Mein_Film__2-20"},
+		{"https://example.com/live/stream.m3u8?token=x", "stream-20"},
+		{"rtsp://cam.local:554/", "cam_local_554-20"},
+		{"0", "src-20"},
+		{"", "src-20"},
+		{"/x/" + strings.Repeat("a", 80) + ".mp4", strings.Repeat("a", 32) + "-20"},
+	} {
+		t.Run(tc.uri, func(t *testing.T) {
+			id := SourceIDFor(tc.uri, sampleTime)
+			if !strings.HasPrefix(id, tc.prefix) {
+				t.Errorf("SourceIDFor(%q) = %q, want it to start with %q", tc.uri, id, tc.prefix)
+			}
+			if err := ValidateSourceID(id); err != nil {
+				t.Errorf("SourceIDFor(%q) = %q: %v", tc.uri, id, err)
+			}
+		})
+	}
+}

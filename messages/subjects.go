@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -39,6 +40,53 @@ func ValidateSourceID(id string) error {
 // NewSourceID makes an id like "src-20261125-214100-a1b2".
 func NewSourceID(now time.Time) string {
 	return fmt.Sprintf("src-%s-%04x", now.UTC().Format("20060102-150405"), rand.IntN(1<<16))
+}
+
+// SourceIDFor makes an id that names what it reads, like "cast_public-20261125-214100-a1b2" for
+// .../cast_public.mp4: the last path element of uri without its extension, characters an id
+// cannot hold as '_', at most 32 of them; NewSourceID's where nothing usable is left (a camera
+// index, a bare stream address).
+func SourceIDFor(uri string, now time.Time) string {
+	base := uri
+	if i := strings.IndexAny(base, "?#"); i >= 0 && strings.Contains(uri, "://") {
+		base = base[:i]
+	}
+	base = strings.TrimRight(base, "/")
+	if i := strings.LastIndexByte(base, '/'); i >= 0 {
+		base = base[i+1:]
+	}
+	if i := strings.LastIndexByte(base, '.'); i > 0 && isExtension(base[i+1:]) {
+		base = base[:i]
+	}
+	var b strings.Builder
+	for _, c := range base {
+		if b.Len() == 32 {
+			break
+		}
+		if c < 128 && (c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			b.WriteRune(c)
+		} else {
+			b.WriteByte('_')
+		}
+	}
+	name := strings.Trim(b.String(), "_-")
+	if strings.Trim(name, "0123456789") == "" { // nothing, or a camera index
+		return NewSourceID(now)
+	}
+	return fmt.Sprintf("%s-%s-%04x", name, now.UTC().Format("20060102-150405"), rand.IntN(1<<16))
+}
+
+// isExtension: a file name extension such as mp4 or m3u8 (not ":554" of a host and port).
+func isExtension(s string) bool {
+	if s == "" || len(s) > 5 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
 }
 
 // Subject prefixes; the source id is the last token.

@@ -187,7 +187,7 @@ type requestFlags struct {
 
 func addRequestFlags(fs *flag.FlagSet) *requestFlags {
 	r := &requestFlags{p: messages.DefaultParams(), fs: fs, profile: addProfileFlags(fs)}
-	fs.StringVar(&r.source, "source", "", "source id (letters, digits, '_' and '-'; generated when empty)")
+	fs.StringVar(&r.source, "source", "", "source id (letters, digits, '_' and '-'; default: the video's name and the time, like cast_public-20261205-225500-a1b2)")
 	fs.BoolVar(&r.live, "live", false, "the source is live (stream or camera)")
 	fs.IntVar(&r.s.EveryN, "every", 1, "read every N-th frame")
 	fs.Float64Var(&r.s.TargetFPS, "fps", 0, "sample about this many frames per second (0: use --every)")
@@ -220,7 +220,7 @@ func addRequestFlags(fs *flag.FlagSet) *requestFlags {
 func (r *requestFlags) request(uri string) (messages.IngestRequest, error) {
 	source := r.source
 	if source == "" {
-		source = messages.NewSourceID(time.Now())
+		source = messages.SourceIDFor(uri, time.Now())
 	}
 	live := r.live || vision.IsLiveURI(uri)
 	req := messages.IngestRequest{Source: source, URI: uri, Live: live, Sampling: r.s, Params: r.p, AtMillis: time.Now().UnixMilli()}

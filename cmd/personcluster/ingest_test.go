@@ -58,7 +58,7 @@ func TestIngestSourceIDs(t *testing.T) {
 			t.Errorf("source %q: %v is not ErrBadSourceID", c.id, err)
 		}
 		if c.ok && c.id == "" {
-			if err := messages.ValidateSourceID(req.Source); err != nil || !strings.HasPrefix(req.Source, "src-") {
+			if err := messages.ValidateSourceID(req.Source); err != nil || !strings.HasPrefix(req.Source, "video-") {
 				t.Errorf("generated id %q: %v", req.Source, err)
 			}
 		}

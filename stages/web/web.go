@@ -72,6 +72,33 @@ type SourceState struct {
 	ResultAtMillis int64  `json:"result_at_ms"`
 }
 
+// Label says where the source is, for people: the reader's state while it reads or where it
+// failed; once it has read everything, what the stages behind it are doing until the final
+// result ("encoding" while frames wait for their vectors, then "clustering").
+func (s SourceState) Label() string {
+	switch {
+	case s.State == messages.StateDone && s.Result == "final":
+		return "done"
+	case s.State == messages.StateDone && s.FramesEncoded < s.FramesPublished:
+		return "encoding"
+	case s.State == messages.StateDone:
+		return "clustering"
+	case s.Reason != "":
+		return s.State + ": " + s.Reason
+	}
+	return s.State
+}
+
+// MarshalJSON adds the label to the fields, so that the page's script shows what the server's
+// first paint shows.
+func (s SourceState) MarshalJSON() ([]byte, error) {
+	type fields SourceState // without this method
+	return json.Marshal(struct {
+		fields
+		Label string `json:"label"`
+	}{fields(s), s.Label()})
+}
+
 // Running reports whether the reader is still at it (what cancel can stop).
 func (s SourceState) Running() bool {
 	switch s.State {

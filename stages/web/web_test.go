@@ -3,6 +3,7 @@ package web_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"image"
 	"image/color"
@@ -420,4 +421,37 @@ func TestFramesEncoded(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Errorf("sources %+v, want v1 with 2 frames encoded", got)
+}
+
+// The state column says what the stages behind a finished reader are doing until the final
+// result, and the page's script gets the same words from the event stream.
+func TestSourceStateLabel(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		st   web.SourceState
+		want string
+	}{
+		{"reading", web.SourceState{State: messages.StateProgress, FramesPublished: 10}, "progress"},
+		{"read, vectors pending", web.SourceState{State: messages.StateDone, Reason: "end", FramesPublished: 275, FramesEncoded: 218}, "encoding"},
+		{"read and encoded", web.SourceState{State: messages.StateDone, Reason: "end", FramesPublished: 275, FramesEncoded: 275, Result: "intermediate"}, "clustering"},
+		{"final", web.SourceState{State: messages.StateDone, Reason: "end", FramesPublished: 275, FramesEncoded: 275, Result: "final"}, "done"},
+		{"failed", web.SourceState{State: messages.StateFailed, Reason: "cannot open video"}, "failed: cannot open video"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.st.Label(); got != tc.want {
+				t.Errorf("Label() = %q, want %q", got, tc.want)
+			}
+			data, err := json.Marshal(tc.st)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var back struct {
+				Label string `json:"label"`
+				State string `json:"state"`
+			}
+			if err := json.Unmarshal(data, &back); err != nil || back.Label != tc.want || back.State != tc.st.State {
+				t.Errorf("JSON %s: label %q state %q, want %q %q (%v)", data, back.Label, back.State, tc.want, tc.st.State, err)
+			}
+		})
+	}
 }

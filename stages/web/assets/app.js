@@ -38,7 +38,7 @@
   function update(s) {
     const tr = row(s.source);
     const state = cell(tr, "state");
-    state.textContent = s.reason ? `${s.state}: ${s.reason}` : s.state;
+    state.textContent = s.label;
     state.className = `state state-${s.state}`;
     state.dataset.state = s.state;
     const p = cell(tr, "progress");

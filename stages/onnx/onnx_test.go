@@ -4,6 +4,8 @@ import (
 	"errors"
 	"log/slog"
 	"math"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -220,5 +222,45 @@ func TestParseDevice(t *testing.T) {
 	}
 	if _, err := onnx.ParseDevice("gpu"); err == nil || !strings.Contains(err.Error(), "auto") {
 		t.Errorf("ParseDevice(gpu) = %v, want an error listing the devices", err)
+	}
+}
+
+// A CUDA provider that is there but cannot load (a broken install, a CUDA library missing)
+// fails where onnxruntime makes the session: "cuda" still opens the model on the CPU, with a
+// warning. The library is process-wide, so this runs in a child process of the test binary,
+// with a copy of the library beside two provider files that are not libraries.
+func TestBrokenCUDAProviderFallsBackToTheCPU(t *testing.T) {
+	if lib := os.Getenv("ONNX_TEST_BROKEN_CUDA_LIB"); lib != "" {
+		if err := onnx.Init(lib); err != nil {
+			t.Fatal(err)
+		}
+		var logged strings.Builder
+		log := slog.New(slog.NewTextHandler(&logged, nil))
+		s, err := onnx.Open(ultraFace320(t), onnx.Options{Threads: 1, Device: onnx.CUDA, Logger: log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		if s.Device() != onnx.CPU || !strings.Contains(logged.String(), "CUDA execution provider unavailable") {
+			t.Fatalf("device %q, log %q: want the CPU and a warning", s.Device(), logged.String())
+		}
+		return
+	}
+	dir := t.TempDir()
+	data, err := os.ReadFile(filepath.Join(testenv.ModelsDir(t), "lib", "libonnxruntime.so"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, content := range map[string][]byte{"libonnxruntime.so": data,
+		onnx.CUDAProviderFile: []byte("not a library"), "libonnxruntime_providers_shared.so": []byte("not a library")} {
+		if err := os.WriteFile(filepath.Join(dir, name), content, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command(os.Args[0], "-test.run", "^TestBrokenCUDAProviderFallsBackToTheCPU$", "-test.v")
+	cmd.Env = append(os.Environ(), "ONNX_TEST_BROKEN_CUDA_LIB="+filepath.Join(dir, "libonnxruntime.so"))
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS") {
+		t.Fatalf("child: %v\n%s", err, out)
 	}
 }

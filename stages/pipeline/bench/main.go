@@ -263,9 +263,10 @@ func print(o options, rep *Report) error {
 	}
 	if p := rep.Pipeline; p != nil {
 		fmt.Println()
-		fmt.Fprintln(tw, "pipeline (one process)\tframes\taccepted\tfaces\tseconds\taccepted/s\tfaces/s\tp50 ms\tp95 ms\tpeak RSS MiB\tCPU util\tCPU ms/accepted\t")
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.2f\t%.1f\t%.1f\t%.0f\t%.0f\t%.0f\t%.0f%%\t%.1f\t\n", baseName(p.Video), p.Frames, p.Accepted, p.Faces,
-			p.Seconds, p.AcceptedPerSec, p.FacesPerSec, p.LatencyP50ms, p.LatencyP95ms, p.PeakRSSMiB, 100*p.CPUUtil, 1000*p.CPUSeconds/float64(max(1, p.Accepted)))
+		fmt.Fprintln(tw, "pipeline (one process)\tframes\taccepted\tfaces\tseconds\taccepted/s\tfaces/s\tp50 ms\tp95 ms\tpeak RSS MiB\tCPU util\tCPU ms/accepted\tof which kernel\tpage faults\t")
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.2f\t%.1f\t%.1f\t%.0f\t%.0f\t%.0f\t%.0f%%\t%.1f\t%.0f%%\t%d\t\n", baseName(p.Video), p.Frames, p.Accepted, p.Faces,
+			p.Seconds, p.AcceptedPerSec, p.FacesPerSec, p.LatencyP50ms, p.LatencyP95ms, p.PeakRSSMiB, 100*p.CPUUtil, 1000*p.CPUSeconds/float64(max(1, p.Accepted)),
+			100*p.SysSeconds/max(p.CPUSeconds, 1e-9), p.MinorFaults)
 		tw.Flush()
 	}
 	return nil

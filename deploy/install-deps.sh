@@ -4,7 +4,8 @@ set -euo pipefail
 pkgs=(libopencv-dev libdlib-dev libdlib-data libblas-dev liblapack-dev libatlas-base-dev libopenblas-dev libjpeg-dev libpng-dev
   pkg-config python3-scipy python3-fastcluster python3-numpy
   docker-compose # validates docker-compose.yml in the tests (no Docker engine needed)
-  chromium) # the browser tests of the result page and the live UI (headless)
+  chromium # the browser tests of the result page and the live UI (headless)
+  curl unzip) # models/fetch-cuda.sh: onnxruntime's CUDA provider from its NuGet package
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -113,6 +113,14 @@ func DeadSubject(stage, source string) string {
 	return SubjectDead + "." + stage + "." + source
 }
 
+// StageStatusSubject is where a stage other than the reader reports a source's progress
+// (status.<stage>.<source>): apart from the reader's status.<source>, so the stream's
+// per-subject limit never lets one push out the other, and subscribers of status.<source>
+// (run, watch) see the reader's events only.
+func StageStatusSubject(stage, source string) string {
+	return SubjectStatus + "." + stage + "." + source
+}
+
 // Stage names: the stages' metric labels, durable consumers, dead-letter subject tokens and
 // the last token of the message ids they publish (MsgID, EOSMsgID).
 const (

@@ -459,6 +459,10 @@ func cmdWatch(ctx context.Context, args []string) error {
 		}
 		switch v := msg.(type) {
 		case *messages.Status:
+			if v.Stage == messages.StageClusterer {
+				fmt.Printf("%s %-8s %-9s accepted %d faces %d\n", v.Source, v.Stage, v.State, v.FramesAccepted, v.Faces)
+				continue
+			}
 			fmt.Printf("%s %-8s %-9s read %d published %d %s\n", v.Source, v.Stage, v.State, v.FramesRead, v.FramesPublished, v.Reason)
 		case *messages.DeadLetter:
 			fmt.Printf("%s DEAD at %s: %s\n", v.Source, v.Stage, v.Reason)

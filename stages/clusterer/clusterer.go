@@ -106,6 +106,11 @@ type sourceState struct {
 	// faceDim and clothDim are the lengths of the source's first vectors: every later vector
 	// of that part must match, or its message is bad input.
 	faceDim, clothDim int
+	// windowFaces counts the faces of a live source's windows already clustered and
+	// forgotten; reported, reportedAt: the progress last published (progress).
+	windowFaces int64
+	reported    [2]int64
+	reportedAt  time.Time
 	// long: a file source with more faces than one clustering takes, clustered in windows
 	// joined by person (see linkWindows); nil until then.
 	long *longState
@@ -372,8 +377,31 @@ func (st *sourceState) acceptedPrefix() []int64 {
 	return seqs
 }
 
+// progressEvery bounds how often a source's progress is published.
+const progressEvery = time.Second
+
+// progress publishes how many accepted frames and faces of src the clusterer has gathered
+// (status.clusterer.<src>), when they changed and at most every progressEvery: the live UI
+// shows them before the first result. It is best effort: a failed publish is logged, and the
+// input goes on.
+func (s *Stage) progress(ctx context.Context, in *stage.Input, src string, st *sourceState, accepted []int64) {
+	frames, faces := int64(st.windows*st.params.Quota+len(accepted)), st.windowFaces
+	for _, seq := range accepted {
+		faces += int64(len(st.frames[seq].face.Vectors))
+	}
+	if now := time.Now(); [2]int64{frames, faces} != st.reported && now.Sub(st.reportedAt) >= progressEvery {
+		st.reported, st.reportedAt = [2]int64{frames, faces}, now
+		msg := &messages.Status{Source: src, Stage: StageName, State: messages.StateProgress, FramesAccepted: frames, Faces: faces,
+			AtMillis: now.UnixMilli()}
+		if err := in.Publish(ctx, stage.Output{Subject: messages.StageStatusSubject(StageName, src), Message: msg}); err != nil {
+			s.cfg.Logger.Debug("clusterer: progress not published", "source", src, "err", err)
+		}
+	}
+}
+
 func (s *Stage) emitDue(ctx context.Context, in *stage.Input, src string, st *sourceState) (err error) {
 	accepted := st.acceptedPrefix()
+	s.progress(ctx, in, src, st, accepted)
 	quota := st.params.Quota
 	windowed := st.params.Live && quota > 0
 	switch {
@@ -391,6 +419,7 @@ func (s *Stage) emitDue(ctx context.Context, in *stage.Input, src string, st *so
 				return err
 			}
 			st.windows++
+			st.windowFaces += int64(res.Faces)
 			st.forget(window[len(window)-1] + 1)
 			s.purge(ctx, src, st.keepFrom())
 			accepted = accepted[quota:]

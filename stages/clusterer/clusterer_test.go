@@ -235,6 +235,23 @@ func TestQuotaAndFinalResults(t *testing.T) {
 			len(again.Clusters), again.Threshold, len(final.Clusters), final.Threshold)
 	}
 	checkNPYFingerprints(t, images, final.Fingerprints, again)
+
+	// Progress went out on the clusterer's own status subject, counting accepted frames so far.
+	statuses, err := env.JS.Stream(context.Background(), stage.StreamStatus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := statuses.GetLastMsgForSubject(context.Background(), messages.StageStatusSubject(clusterer.StageName, "src"))
+	if err != nil {
+		t.Fatalf("no progress event: %v", err)
+	}
+	m, err := messages.Decode(raw.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, ok := m.(*messages.Status); !ok || st.Stage != clusterer.StageName || st.FramesAccepted < 1 || st.FramesAccepted > 20 || st.Faces < st.FramesAccepted {
+		t.Errorf("progress event %+v, want 1–20 accepted frames and their faces", m)
+	}
 }
 
 // A clusterer stopped mid-stream loses nothing: its successor rebuilds the source from the

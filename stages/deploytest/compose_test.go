@@ -117,7 +117,7 @@ func TestNATSConfig(t *testing.T) {
 		pipeline.Detector:  {messages.SubjectFaces},
 		pipeline.Encoder:   {messages.SubjectFaceVec},
 		pipeline.Embedder:  {messages.SubjectClothVec},
-		pipeline.Clusterer: {messages.SubjectResults},
+		pipeline.Clusterer: {messages.SubjectResults, messages.SubjectStatus + "." + messages.StageClusterer},
 		"ingest":           {messages.SubjectIngest},
 		"watch":            nil,
 	}

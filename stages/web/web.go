@@ -62,8 +62,10 @@ type SourceState struct {
 	ETASeconds      float64 `json:"eta_s"`
 	// FramesEncoded counts frames whose face and clothing vectors are stored: how far the
 	// pipeline behind the reader has got (the largest count seen; the clusterer purges them).
-	FramesEncoded  int64  `json:"frames_encoded"`
-	FramesAccepted int64  `json:"frames_accepted"` // of the latest result
+	FramesEncoded int64 `json:"frames_encoded"`
+	// FramesAccepted and Faces count what the clusterer has gathered so far (its progress
+	// events, then its results); People is the latest result's.
+	FramesAccepted int64  `json:"frames_accepted"`
 	Faces          int    `json:"faces"`
 	People         int    `json:"people"`
 	Dead           int    `json:"dead"`   // dead letters stored for the source
@@ -319,7 +321,13 @@ func (s *Server) apply(subject string, data []byte) {
 	defer s.mu.Unlock()
 	switch v := msg.(type) {
 	case *messages.Status:
-		if v.Stage != "reader" && v.Stage != "" { // only the reader reports progress today
+		if v.Stage == messages.StageClusterer { // its progress: counts only grow
+			st := s.state(v.Source)
+			st.FramesAccepted, st.Faces = max(st.FramesAccepted, v.FramesAccepted), max(st.Faces, int(v.Faces))
+			s.changed(v.Source)
+			return
+		}
+		if v.Stage != messages.StageReader && v.Stage != "" {
 			return
 		}
 		st := s.state(v.Source)
@@ -334,7 +342,9 @@ func (s *Server) apply(subject string, data []byte) {
 		if v.AtMillis < st.ResultAtMillis || (st.Result == "final" && !v.Final && v.AtMillis == st.ResultAtMillis) {
 			return
 		}
-		st.FramesAccepted, st.Faces, st.People, st.ResultAtMillis = v.FramesAccepted, v.Faces, len(v.Clusters), v.AtMillis
+		// A live source's window counts only its own frames: the progress events' totals stay.
+		st.FramesAccepted, st.Faces = max(st.FramesAccepted, v.FramesAccepted), max(st.Faces, v.Faces)
+		st.People, st.ResultAtMillis = len(v.Clusters), v.AtMillis
 		st.Result = "intermediate"
 		if v.Final {
 			st.Result = "final"

@@ -455,3 +455,30 @@ func TestSourceStateLabel(t *testing.T) {
 		})
 	}
 }
+
+// TestClustererProgress: the clusterer's progress events give a source's accepted frames and
+// faces before its first result; a live window's result, which counts only its own frames,
+// does not take them back.
+func TestClustererProgress(t *testing.T) {
+	env := startNATS(t)
+	publish(t, env.JS, messages.StageStatusSubject(messages.StageClusterer, "v2"), "v2.progress.1", &messages.Status{Source: "v2",
+		Stage: messages.StageClusterer, State: messages.StateProgress, FramesAccepted: 70, Faces: 190, AtMillis: time.Now().UnixMilli()})
+	ui, _, _, _ := startUI(t, env.Server.ClientURL(), web.Config{})
+	waitState := func(ok func(web.SourceState) bool, what string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		var got []web.SourceState
+		for time.Now().Before(deadline) {
+			if got = ui.Sources(); len(got) == 1 && ok(got[0]) {
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Fatalf("sources %+v, want %s", got, what)
+	}
+	waitState(func(s web.SourceState) bool { return s.FramesAccepted == 70 && s.Faces == 190 && s.Result == "" }, "70 accepted frames and 190 faces before any result")
+	res := &messages.ClusterResult{Source: "v2", FramesSeen: 100, FramesAccepted: 40, Faces: 120, Threshold: 1, Params: messages.DefaultParams(),
+		Clusters: []messages.Cluster{{ID: 0}, {ID: 1}}, Window: 1, AtMillis: time.Now().UnixMilli()}
+	publish(t, env.JS, "results.v2", "v2.w0.clusterer", res)
+	waitState(func(s web.SourceState) bool { return s.People == 2 && s.FramesAccepted == 70 && s.Faces == 190 }, "2 people and the counts kept")
+}

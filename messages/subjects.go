@@ -30,7 +30,7 @@ func ValidateSourceID(id string) error {
 	}
 	for i := 0; i < len(id); i++ {
 		c := id[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+		if !isIDChar(rune(c)) {
 			return fmt.Errorf("%w %q: character %q not allowed (use letters, digits, '_' and '-')", ErrBadSourceID, truncate(id, 64), c)
 		}
 	}
@@ -63,7 +63,7 @@ func SourceIDFor(uri string, now time.Time) string {
 		if b.Len() == 32 {
 			break
 		}
-		if c < 128 && (c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+		if isIDChar(c) {
 			b.WriteRune(c)
 		} else {
 			b.WriteByte('_')
@@ -82,11 +82,18 @@ func isExtension(s string) bool {
 		return false
 	}
 	for _, c := range s {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+		if !isAlnum(c) {
 			return false
 		}
 	}
 	return true
+}
+
+// isIDChar: a character a source id may hold (ASCII letters, digits, '_' and '-').
+func isIDChar(c rune) bool { return isAlnum(c) || c == '_' || c == '-' }
+
+func isAlnum(c rune) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
 }
 
 // Subject prefixes; the source id is the last token.

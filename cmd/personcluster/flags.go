@@ -136,7 +136,6 @@ func modelFlags(fs *flag.FlagSet) *pipeline.Models {
 		m.DlibUpsample = n
 		return nil
 	})
-	m.Device = string(onnx.Auto)
 	fs.Func("device", "where the onnxruntime models (detector, face network, clothing embedder) run: auto (CUDA where onnxruntime's CUDA provider, CUDA 12 and a GPU are present, see make deps-cuda; else the CPU), cpu, or cuda (the CPU with a warning where CUDA cannot run) (default auto)", func(v string) error {
 		d, err := onnx.ParseDevice(v)
 		m.Device = string(d)

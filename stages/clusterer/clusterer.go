@@ -385,17 +385,22 @@ const progressEvery = time.Second
 // shows them before the first result. It is best effort: a failed publish is logged, and the
 // input goes on.
 func (s *Stage) progress(ctx context.Context, in *stage.Input, src string, st *sourceState, accepted []int64) {
+	now := time.Now()
+	if now.Sub(st.reportedAt) < progressEvery {
+		return // before counting: this runs for every vector message
+	}
 	frames, faces := int64(st.windows*st.params.Quota+len(accepted)), st.windowFaces
 	for _, seq := range accepted {
 		faces += int64(len(st.frames[seq].face.Vectors))
 	}
-	if now := time.Now(); [2]int64{frames, faces} != st.reported && now.Sub(st.reportedAt) >= progressEvery {
-		st.reported, st.reportedAt = [2]int64{frames, faces}, now
-		msg := &messages.Status{Source: src, Stage: StageName, State: messages.StateProgress, FramesAccepted: frames, Faces: faces,
-			AtMillis: now.UnixMilli()}
-		if err := in.Publish(ctx, stage.Output{Subject: messages.StageStatusSubject(StageName, src), Message: msg}); err != nil {
-			s.cfg.Logger.Debug("clusterer: progress not published", "source", src, "err", err)
-		}
+	if [2]int64{frames, faces} == st.reported {
+		return
+	}
+	st.reported, st.reportedAt = [2]int64{frames, faces}, now
+	msg := &messages.Status{Source: src, Stage: StageName, State: messages.StateProgress, FramesAccepted: frames, Faces: faces,
+		AtMillis: now.UnixMilli()}
+	if err := in.Publish(ctx, stage.Output{Subject: messages.StageStatusSubject(StageName, src), Message: msg}); err != nil {
+		s.cfg.Logger.Debug("clusterer: progress not published", "source", src, "err", err)
 	}
 }
 

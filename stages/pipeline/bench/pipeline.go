@@ -128,11 +128,6 @@ func quantile(ds []time.Duration, q float64) float64 {
 	return float64(ds[i]) / float64(time.Millisecond)
 }
 
-func cpuTime() time.Duration {
-	u := usageNow()
-	return u.user + u.sys
-}
-
 // usage is the process's CPU time and page faults so far.
 type usage struct {
 	user, sys   time.Duration

@@ -120,13 +120,27 @@ func (p *pair) run(chunks int, job func(chunk int)) {
 		}
 	}
 	if !since.IsZero() {
-		p.waited += time.Since(since)
+		p.noteWait(time.Since(since))
 	}
 }
 
-// maxPairWait: once the caller has waited this long in all for chunks the
-// helper took and did not finish (its thread descheduled on a busy
-// machine), the pair is slower than one goroutine and stalled reports so.
+// noteWait counts a wait for the helper's last chunk. Such waits are normal
+// (a chunk is tens of microseconds; counting them all turned the pair off
+// within a second at n = 10,000 and doubled the linkage's time); only one
+// as long as a scheduler time slice, the helper's thread descheduled, is a
+// stall.
+func (p *pair) noteWait(w time.Duration) {
+	if w > stallWait {
+		p.waited += w
+	}
+}
+
+// stallWait: a wait for the helper longer than this counts as a stall.
+const stallWait = 500 * time.Microsecond
+
+// maxPairWait: once the caller has waited this long in all in stalls (the
+// helper's thread descheduled on a busy machine), the pair is slower than
+// one goroutine and stalled reports so.
 const maxPairWait = 20 * time.Millisecond
 
 // stalled reports whether the caller has waited too long for the helper.

@@ -192,12 +192,30 @@ func Threshold(d []float64, sim float64) float64 {
 	return maxOf(d) * (1 - sim)
 }
 
+// maxOf is the largest of d, NaNs passed over as a loop of v > m from d[0]
+// passes over them (NaN if d[0] is), on all cores: at n = 10,000 it is a
+// read of 400 MB.
 func maxOf(d []float64) float64 {
 	if len(d) == 0 {
 		return 0
 	}
+	if math.IsNaN(d[0]) {
+		return d[0]
+	}
+	const block = 1 << 20
+	blocks := (len(d) + block - 1) / block
+	maxes := make([]float64, blocks)
+	onWorkers(blocks, 0, func(b int, _ []float64) {
+		m := math.Inf(-1)
+		for _, v := range d[b*block : min(len(d), (b+1)*block)] {
+			if v > m {
+				m = v
+			}
+		}
+		maxes[b] = m
+	})
 	m := d[0]
-	for _, v := range d[1:] {
+	for _, v := range maxes {
 		if v > m {
 			m = v
 		}

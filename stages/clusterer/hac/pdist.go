@@ -51,12 +51,33 @@ func checkCondensed(d []float64, n int) error {
 		return fmt.Errorf("%w: condensed distances have length %d, want n(n-1)/2 = %d for n = %d",
 			ErrBadInput, len(d), CondensedLen(n), n)
 	}
-	for k, v := range d {
-		if math.IsNaN(v) || math.IsInf(v, 0) {
-			return fmt.Errorf("%w: distance %v at condensed index %d is not finite", ErrBadInput, v, k)
-		}
+	if k := firstNonFinite(d); k >= 0 {
+		return fmt.Errorf("%w: distance %v at condensed index %d is not finite", ErrBadInput, d[k], k)
 	}
 	return nil
+}
+
+// firstNonFinite is the index of d's first NaN or ±Inf, or -1, on all cores.
+func firstNonFinite(d []float64) int {
+	const block = 1 << 20
+	blocks := (len(d) + block - 1) / block
+	first := make([]int, blocks)
+	onWorkers(blocks, 0, func(b int, _ []float64) {
+		first[b] = -1
+		lo := b * block
+		for k, v := range d[lo:min(len(d), lo+block)] {
+			if v-v != 0 { // NaN or ±Inf; one compare per value
+				first[b] = lo + k
+				return
+			}
+		}
+	})
+	for _, k := range first {
+		if k >= 0 {
+			return k
+		}
+	}
+	return -1
 }
 
 // Pdist returns SciPy's pdist(points, metric) as a condensed array: entry

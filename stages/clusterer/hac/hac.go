@@ -192,9 +192,9 @@ func Threshold(d []float64, sim float64) float64 {
 	return maxOf(d) * (1 - sim)
 }
 
-// maxOf is the largest of d, NaNs passed over as a loop of v > m from d[0]
-// passes over them (NaN if d[0] is), on all cores: at n = 10,000 it is a
-// read of 400 MB.
+// maxOf is the largest of d, on all cores, with the serial loop's answer
+// (m = d[0], then m = v wherever v > m): NaNs after d[0] are passed over,
+// and a NaN d[0] is the answer.
 func maxOf(d []float64) float64 {
 	if len(d) == 0 {
 		return 0
@@ -202,12 +202,10 @@ func maxOf(d []float64) float64 {
 	if math.IsNaN(d[0]) {
 		return d[0]
 	}
-	const block = 1 << 20
-	blocks := (len(d) + block - 1) / block
-	maxes := make([]float64, blocks)
-	onWorkers(blocks, 0, func(b int, _ []float64) {
+	maxes := make([]float64, numBlocks(len(d)))
+	onBlocks(len(d), func(b, lo, hi int) {
 		m := math.Inf(-1)
-		for _, v := range d[b*block : min(len(d), (b+1)*block)] {
+		for _, v := range d[lo:hi] {
 			if v > m {
 				m = v
 			}

@@ -630,3 +630,47 @@ func TestNNChainTwoCores(t *testing.T) {
 		}
 	}
 }
+
+// TestWholeMatrixPasses: maxOf and firstNonFinite, which split d into blocks
+// read on all cores, give the serial loops' answers, across block edges too.
+func TestWholeMatrixPasses(t *testing.T) {
+	nan, inf := math.NaN(), math.Inf(1)
+	big := make([]float64, 2*passBlock+5)
+	for i := range big {
+		big[i] = float64(i % 1000)
+	}
+	serialMax := func(d []float64) float64 {
+		m := d[0]
+		for _, v := range d[1:] {
+			if v > m {
+				m = v
+			}
+		}
+		return m
+	}
+	for _, tc := range []struct {
+		name string
+		set  map[int]float64
+	}{
+		{"plain", nil},
+		{"max in the last block", map[int]float64{2*passBlock + 3: 5000}},
+		{"NaN first", map[int]float64{0: nan}},
+		{"NaN later, Inf after it", map[int]float64{passBlock + 1: nan, 2 * passBlock: inf}},
+		{"-Inf at a block edge", map[int]float64{passBlock: math.Inf(-1)}},
+	} {
+		d := slices.Clone(big)
+		firstBad := -1
+		for k, v := range tc.set {
+			d[k] = v
+			if (math.IsNaN(v) || math.IsInf(v, 0)) && (firstBad < 0 || k < firstBad) {
+				firstBad = k
+			}
+		}
+		if got, want := maxOf(d), serialMax(d); got != want && !(math.IsNaN(got) && math.IsNaN(want)) {
+			t.Errorf("%s: maxOf %v, serial loop %v", tc.name, got, want)
+		}
+		if got := firstNonFinite(d); got != firstBad {
+			t.Errorf("%s: firstNonFinite %d, want %d", tc.name, got, firstBad)
+		}
+	}
+}

@@ -59,13 +59,10 @@ func checkCondensed(d []float64, n int) error {
 
 // firstNonFinite is the index of d's first NaN or ±Inf, or -1, on all cores.
 func firstNonFinite(d []float64) int {
-	const block = 1 << 20
-	blocks := (len(d) + block - 1) / block
-	first := make([]int, blocks)
-	onWorkers(blocks, 0, func(b int, _ []float64) {
+	first := make([]int, numBlocks(len(d)))
+	onBlocks(len(d), func(b, lo, hi int) {
 		first[b] = -1
-		lo := b * block
-		for k, v := range d[lo:min(len(d), lo+block)] {
+		for k, v := range d[lo:hi] {
 			if v-v != 0 { // NaN or ±Inf; one compare per value
 				first[b] = lo + k
 				return
@@ -269,6 +266,21 @@ func (g *gram) run(out []float64) {
 				}
 			}
 		}
+	})
+}
+
+// passBlock: the values per block of a read of the whole condensed matrix
+// (maxOf, firstNonFinite): at n = 10,000 such a read is 400 MB.
+const passBlock = 1 << 20
+
+// numBlocks is how many blocks of passBlock values cover n.
+func numBlocks(n int) int { return (n + passBlock - 1) / passBlock }
+
+// onBlocks calls body(b, lo, hi) for each block [lo, hi) of passBlock values
+// covering 0..n-1, on all cores.
+func onBlocks(n int, body func(b, lo, hi int)) {
+	onWorkers(numBlocks(n), 0, func(b int, _ []float64) {
+		body(b, b*passBlock, min(n, (b+1)*passBlock))
 	})
 }
 

@@ -15,7 +15,12 @@ var (
 // rtsp://user:pass@camera, of nats://token@host, and secret query parameters such as
 // ?token=…) with "REDACTED", so log lines and status events can name sources and servers
 // without leaking secrets. As URL parsers do, the userinfo ends at the authority's last '@'.
+//
+// Secret parameters go first: a value such as token=a:/b can hold the '/' that ends an
+// authority, and redacting it afterwards would uncover a later '@' as userinfo, so a second
+// Redacted would change the result again.
 func Redacted(s string) string {
+	s = urlSecretParam.ReplaceAllString(s, "${1}REDACTED")
 	starts := urlScheme.FindAllStringIndex(s, -1)
 	if len(starts) > 0 {
 		var b strings.Builder
@@ -44,5 +49,5 @@ func Redacted(s string) string {
 		b.WriteString(s[prev:])
 		s = b.String()
 	}
-	return urlSecretParam.ReplaceAllString(s, "${1}REDACTED")
+	return s
 }

@@ -126,6 +126,9 @@ func Pdist(points [][]float64, metric string) ([]float64, error) {
 	}
 	out := newCondensed(n)
 	g.run(out)
+	if rep := duplicateOf(points); rep != nil {
+		tieDuplicates(out, n, rep)
+	}
 	return out, nil
 }
 

@@ -154,10 +154,16 @@ func peakGFLOPS() (wall, perCPU, theoretical float64, how string) {
 		perCPU = max(perCPU, flops/(cpuSeconds()-c0))
 	}
 	mhz := cpuMHz()
-	flopsPerCycle := 16.0 // two 256-bit FMA pipes: OpenBLAS's Haswell/Zen kernels
-	name := blas.Name()
-	if strings.Contains(name, "SkylakeX") || strings.Contains(name, "Cooperlake") || strings.Contains(name, "SapphireRapids") {
+	// Two FMA pipes of the kernels' vector width: 256-bit for Haswell/Zen,
+	// 512-bit for SkylakeX and later; SSE kernels do 2 × 2 (no FMA).
+	flopsPerCycle := 16.0
+	switch name := blas.Name(); {
+	case strings.Contains(name, "SkylakeX") || strings.Contains(name, "Cooperlake") || strings.Contains(name, "SapphireRapids"):
 		flopsPerCycle = 32
+	case strings.Contains(name, "Sandybridge"):
+		flopsPerCycle = 8
+	case !strings.Contains(name, "Haswell") && !strings.Contains(name, "Zen") && !strings.Contains(name, "Excavator"):
+		flopsPerCycle = 4
 	}
 	theoretical = float64(runtime.NumCPU()) * mhz / 1000 * flopsPerCycle
 	how = fmt.Sprintf("%d cores × %.0f MHz × %.0f flop/cycle", runtime.NumCPU(), mhz, flopsPerCycle)

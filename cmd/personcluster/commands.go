@@ -1,3 +1,5 @@
+//go:build !lean
+
 package main
 
 import (
@@ -21,7 +23,6 @@ import (
 	"github.com/personcluster/personcluster/messages"
 	"github.com/personcluster/personcluster/stages/broker"
 	"github.com/personcluster/personcluster/stages/clusterer"
-	"github.com/personcluster/personcluster/stages/clusterer/hac"
 	"github.com/personcluster/personcluster/stages/evaluate"
 	"github.com/personcluster/personcluster/stages/output"
 	"github.com/personcluster/personcluster/stages/pipeline"
@@ -482,62 +483,4 @@ func cmdWatch(ctx context.Context, args []string) error {
 			}
 		}
 	}
-}
-
-func cmdCluster(args []string) error {
-	fs := flag.NewFlagSet("cluster", flag.ContinueOnError)
-	method := fs.String("method", "", "override the file's linkage method")
-	metric := fs.String("metric", "", "override the file's metric (euclidean, cosine)")
-	sim := fs.Float64("sim", -1, "override the file's sim")
-	minCSize := fs.Int("min-csize", 0, "override the file's min_csize")
-	alpha := fs.Float64("alpha", -1, "override the file's timestamp weight")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() != 1 {
-		fmt.Fprintln(os.Stderr, "usage: personcluster cluster [flags] FILE(.json|.json.gz|.npy)")
-		return errUsage
-	}
-	c, err := hac.ReadCaseFile(fs.Arg(0))
-	if err != nil {
-		return err
-	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	if set["method"] {
-		c.Method = *method
-	}
-	if set["metric"] {
-		c.Metric = *metric
-	}
-	if set["sim"] {
-		c.Sim = *sim
-	}
-	if set["min-csize"] {
-		c.MinCSize = *minCSize
-	}
-	if set["alpha"] {
-		c.Alpha = *alpha
-	}
-	r, err := c.Run()
-	if err != nil {
-		return err
-	}
-	return hac.WriteOutput(os.Stdout, r)
-}
-
-// noArgs refuses positional arguments to a command that takes none (flags after one would
-// otherwise be read as more of them and silently ignored).
-func noArgs(fs *flag.FlagSet) error {
-	if fs.NArg() > 0 {
-		fmt.Fprintf(fs.Output(), "personcluster %s: unexpected argument %q (this command takes flags only)\n", fs.Name(), fs.Arg(0))
-		fs.Usage()
-		return errUsage
-	}
-	return nil
-}
-
-func isTerminal(f *os.File) bool {
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }

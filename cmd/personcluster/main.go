@@ -1,4 +1,11 @@
 // Command personcluster tells who appears in a video. See `personcluster help`.
+//
+// It builds two ways. The plain build runs every command itself. Built with
+// the lean tag (`make build` does both), it links only what `cluster` and
+// `eval` need and hands every other command to the plain build, installed
+// beside it as personcluster-media (launcher.go): the 266 shared libraries
+// that OpenCV, dlib and onnxruntime pull in take the dynamic loader ~0.2 s
+// at every start, longer than `eval` runs and a tenth of `cluster`.
 package main
 
 import (
@@ -7,10 +14,10 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 
 	"github.com/personcluster/personcluster/messages"
-	"github.com/personcluster/personcluster/stages/pipeline"
 )
 
 const usage = `personcluster: who appears in this video?
@@ -33,6 +40,11 @@ Every flag can also be set by an environment variable: --nats-creds is PERSONCLU
 Run 'personcluster COMMAND -h' for a command's flags.
 `
 
+// commands are every command's name; all but cluster, eval and help are
+// the media build's (runMedia).
+var commands = []string{"run", "server", "reader", "detector", "encoder", "embedder", "clusterer",
+	"ingest", "watch", "dead", "people", "cluster", "eval", "help"}
+
 func main() {
 	if len(os.Args) < 2 {
 		fmt.Fprint(os.Stderr, usage)
@@ -42,28 +54,16 @@ func main() {
 	defer stop()
 	cmd, args := os.Args[1], os.Args[2:]
 	var err error
-	switch cmd {
-	case "run":
-		err = cmdRun(ctx, args)
-	case "server":
-		err = cmdServer(ctx, args)
-	case pipeline.Reader, pipeline.Detector, pipeline.Encoder, pipeline.Embedder, pipeline.Clusterer:
-		err = cmdStage(ctx, cmd, args)
-	case "ingest":
-		err = cmdIngest(ctx, args)
-	case "watch":
-		err = cmdWatch(ctx, args)
-	case "dead":
-		err = cmdDead(ctx, args)
-	case "people":
-		err = cmdPeople(ctx, args)
-	case "cluster":
+	switch {
+	case cmd == "cluster":
 		err = cmdCluster(args)
-	case "eval":
+	case cmd == "eval":
 		err = cmdEval(args)
-	case "help", "-h", "--help":
+	case cmd == "help" || cmd == "-h" || cmd == "--help":
 		fmt.Print(usage)
 		return
+	case slices.Contains(commands, cmd):
+		err = runMedia(ctx, cmd, args)
 	default:
 		fmt.Fprintf(os.Stderr, "personcluster: unknown command %q\n\n%s", cmd, usage)
 		os.Exit(2)

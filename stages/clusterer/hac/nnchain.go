@@ -127,10 +127,9 @@ type nearestResult struct {
 // first strictly below cur: SciPy's scan, over a piece of the list.
 func nearest(d []float64, off []int, active []int32, x, p, lo, hi int, cur float64, y int) (float64, int, bool) {
 	found := false
-	for _, i32 := range active[lo:max(lo, min(p, hi))] {
-		if v := d[off[i32]+x]; v < cur {
-			cur, y, found = v, int(i32), true
-		}
+	col := active[lo:max(lo, min(p, hi))]
+	if v, k := colMin(d, off, col, x, cur); k >= 0 {
+		cur, y, found = v, int(col[k]), true
 	}
 	ox := off[x]
 	for _, i32 := range active[max(p+1, lo):max(p+1, lo, hi)] {
@@ -201,14 +200,8 @@ func updateDistances(d []float64, off []int, active []int32, size []int, x, y in
 	fx, fy, fxy := float64(nx), float64(ny), float64(nx+ny)
 	switch m {
 	case methodAverage:
-		for _, i32 := range a0 {
-			o := off[i32]
-			d[o+y] = (float64(fx*d[o+x]) + float64(fy*d[o+y])) / fxy
-		}
-		for _, i32 := range a1 {
-			o := off[i32]
-			d[o+y] = (float64(fx*d[ox+int(i32)]) + float64(fy*d[o+y])) / fxy
-		}
+		averageCols(d, off, a0, x, y, fx, fy, fxy)
+		averageRowCol(d, off, a1, ox, y, fx, fy, fxy)
 		for _, i32 := range a2 {
 			d[oy+int(i32)] = (float64(fx*d[ox+int(i32)]) + float64(fy*d[oy+int(i32)])) / fxy
 		}

@@ -128,12 +128,8 @@ func parseRows(b []byte) ([][]float64, bool) {
 			i++
 		} else {
 			for {
-				j := numberEnd(b, i)
-				if j < 0 {
-					return nil, false
-				}
-				v, err := strconv.ParseFloat(unsafe.String(&b[i], j-i), 64)
-				if err != nil {
+				v, j, ok := parseNumber(b, i)
+				if !ok {
 					return nil, false
 				}
 				row = append(row, v)
@@ -173,47 +169,95 @@ func parseRows(b []byte) ([][]float64, bool) {
 	}
 }
 
-// numberEnd is the end of the JSON number (RFC 8259) starting at b[i], or
-// -1 if none starts there.
-func numberEnd(b []byte, i int) int {
-	digits := func(i int) int {
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-		return i
-	}
-	if i < len(b) && b[i] == '-' {
+// exactPow10 are the powers of ten a float64 holds exactly.
+var exactPow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
+	1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
+
+// parseNumber parses the JSON number (RFC 8259) starting at b[i]: its value,
+// correctly rounded as strconv.ParseFloat gives it, and its end; ok is false
+// where no number starts there or it is out of float64's range. One pass
+// reads the digits into an integer mantissa w and a power of ten; where w
+// is below 2⁵³ and the power within ±22, both are exact float64s and one
+// multiplication or division rounds correctly (Clinger's fast path): most
+// of the 16-significant-digit numbers that Python and Go print for
+// fingerprint components. Anything else goes to strconv.ParseFloat.
+func parseNumber(b []byte, i int) (v float64, end int, ok bool) {
+	start := i
+	neg := i < len(b) && b[i] == '-'
+	if neg {
 		i++
 	}
+	var w uint64
+	nd, e10 := 0, 0 // significant digits in w; w·10^e10 is the number
+	slow := false   // more than 19 significant digits: w cannot hold them
 	switch {
 	case i == len(b):
-		return -1
+		return 0, -1, false
 	case b[i] == '0':
 		i++
 	case b[i] >= '1' && b[i] <= '9':
-		i = digits(i + 1)
+		for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
+			if nd < 19 {
+				w, nd = w*10+uint64(b[i]-'0'), nd+1
+			} else {
+				slow = true
+			}
+		}
 	default:
-		return -1
+		return 0, -1, false
 	}
 	if i < len(b) && b[i] == '.' {
-		j := digits(i + 1)
-		if j == i+1 {
-			return -1
+		i++
+		j := i
+		for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
+			switch c := uint64(b[i] - '0'); {
+			case w == 0 && c == 0: // a leading zero: only the scale changes
+				e10--
+			case nd < 19:
+				w, nd, e10 = w*10+c, nd+1, e10-1
+			default:
+				slow = true
+			}
 		}
-		i = j
+		if i == j {
+			return 0, -1, false
+		}
 	}
 	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
 		i++
+		sign := 1
 		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			if b[i] == '-' {
+				sign = -1
+			}
 			i++
 		}
-		j := digits(i)
-		if j == i {
-			return -1
+		j, exp := i, 0
+		for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
+			exp = min(exp*10+int(b[i]-'0'), 1<<20) // beyond any float64 anyway
 		}
-		i = j
+		if i == j {
+			return 0, -1, false
+		}
+		e10 += sign * exp
 	}
-	return i
+	if !slow && w < 1<<53 && e10 >= -22 && e10 <= 22 {
+		v = float64(w)
+		if e10 < 0 {
+			v /= exactPow10[-e10]
+		} else {
+			v *= exactPow10[e10]
+		}
+		if neg {
+			v = -v
+		}
+		return v, i, true
+	}
+	v, err := strconv.ParseFloat(unsafe.String(&b[start], i-start), 64)
+	if err != nil {
+		return 0, -1, false
+	}
+	return v, i, true
 }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }

@@ -95,3 +95,85 @@ func FuzzParsePoints(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) { checkPointsAsJSON(t, b) })
 }
+
+// checkParseNumber: parseNumber finds the number numberEnd (the grammar,
+// written plainly) finds, and its value is strconv.ParseFloat's bit for bit.
+func checkParseNumber(t *testing.T, b []byte) {
+	t.Helper()
+	v, end, ok := parseNumber(b, 0)
+	wantEnd := numberEnd(b, 0)
+	var want float64
+	wantOK := wantEnd >= 0
+	if wantOK {
+		var err error
+		want, err = strconv.ParseFloat(string(b[:wantEnd]), 64)
+		wantOK = err == nil
+	}
+	if ok != wantOK || ok && (end != wantEnd || math.Float64bits(v) != math.Float64bits(want)) {
+		t.Fatalf("parseNumber(%q) = %v, %d, %v; want %v, %d, %v", b, v, end, ok, want, wantEnd, wantOK)
+	}
+}
+
+func TestParseNumber(t *testing.T) {
+	for _, s := range []string{
+		"0", "-0", "-0.0", "0.000", "1", "-1", "0.03716498240828514", "-0.03716498240828514",
+		"9007199254740991", "9007199254740992", "9007199254740993", "90071992547409930", // 2⁵³ edges
+		"1234567890123456789", "12345678901234567890", "0.12345678901234567890123",
+		"1e22", "1e23", "1e-22", "1e-23", "123e20", "0.1e-21", "5e-324", "4.9e-324", "2e-324",
+		"2.2250738585072011e-308", "2.2250738585072014e-308", "1.7976931348623157e308", "1.8e308",
+		"1e400", "-1e400", "1e-400", "0e999999999999", "1e-99999999999999999999", "0.0000000000000000000000001",
+		"3.0e+0", "3E-0", "1.5,", "2]", "7 ", "00", "01", "-", "+1", ".5", "1.", "1e", "1e+", "1.e3", "-.5", "", "x",
+	} {
+		checkParseNumber(t, []byte(s))
+	}
+}
+
+func FuzzParseNumber(f *testing.F) {
+	for _, s := range []string{"-0.03716498240828514", "1e22", "9007199254740993", "0.000123", "1e-400", "12345678901234567890"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) { checkParseNumber(t, b) })
+}
+
+// numberEnd is the end of the JSON number (RFC 8259) starting at b[i], or
+// -1 if none starts there.
+func numberEnd(b []byte, i int) int {
+	digits := func(i int) int {
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+		return i
+	}
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	switch {
+	case i == len(b):
+		return -1
+	case b[i] == '0':
+		i++
+	case b[i] >= '1' && b[i] <= '9':
+		i = digits(i + 1)
+	default:
+		return -1
+	}
+	if i < len(b) && b[i] == '.' {
+		j := digits(i + 1)
+		if j == i+1 {
+			return -1
+		}
+		i = j
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		j := digits(i)
+		if j == i {
+			return -1
+		}
+		i = j
+	}
+	return i
+}

@@ -123,9 +123,15 @@ func (cj *caseJSON) toCase() Case {
 // "average", metric "euclidean", sim 0.55, min_csize 3. The parameters are
 // checked here; the points when the case is run.
 func DecodeCase(r io.Reader) (*Case, error) {
-	var cj caseJSON
-	if err := decodeJSON(r, &cj); err != nil {
+	text, err := readMaybeGzip(r)
+	if err != nil {
 		return nil, err
+	}
+	var cj caseJSON
+	if !decodeCaseFast(text, &cj) {
+		if err := decodeJSONText(text, &cj); err != nil {
+			return nil, err
+		}
 	}
 	c := cj.toCase()
 	if err := c.Params().Validate(); err != nil {
@@ -197,6 +203,11 @@ func decodeJSON(r io.Reader, v any) error {
 	if err != nil {
 		return err
 	}
+	return decodeJSONText(text, v)
+}
+
+// decodeJSONText is decodeJSON on text already read.
+func decodeJSONText(text []byte, v any) error {
 	// UnmarshalFromString over the bytes themselves: Unmarshal would copy
 	// them into a string first. sonic only reads them, and with ConfigStd
 	// (CopyString) nothing it returns refers to them.

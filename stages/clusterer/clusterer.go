@@ -186,12 +186,56 @@ func (s *Stage) handle(ctx context.Context, in *stage.Input) error {
 	}
 	if st.eosFace != nil && st.eosCloth != nil && !st.ended() {
 		// Every vector came before the ends, yet frames are missing: another clusterer
-		// clustered and purged them.
+		// clustered and purged them, or took parts this state never merged.
 		if err := s.adopt(ctx, src, st); err != nil || st.finished {
 			return err
 		}
+		if !st.ended() {
+			if err := s.refill(ctx, src, st); err != nil {
+				return err
+			}
+		}
 	}
-	return s.emitDue(ctx, in, src, st)
+	if err := s.emitDue(ctx, in, src, st); err != nil || st.finished {
+		return err
+	}
+	if st.eosFace != nil && st.eosCloth != nil && !st.ended() {
+		// Acked now, this end would leave the source waiting for frames no message will
+		// bring: retried instead, until the other clusterer's stored windows or final result
+		// cover them (adopt), or, failing that, dead-lettered with this reason.
+		return fmt.Errorf("clusterer: %s ended, but frame %d of %d has not reached this clusterer (waiting for another clusterer's windows)",
+			src, st.prefix, st.eosFace.Frames)
+	}
+	return nil
+}
+
+// refill merges every message of src the vectors stream still holds: the parts of frames
+// this state is missing although its end came.
+func (s *Stage) refill(ctx context.Context, src string, st *sourceState) error {
+	vectors, err := s.vectorsStream(ctx)
+	if err != nil {
+		return err
+	}
+	filter := "*." + src
+	for next := uint64(1); next <= st.lastStream; {
+		raw, err := vectors.GetMsg(ctx, next, jetstream.WithGetMsgSubject(filter))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("clusterer: re-reading %s: %w", src, err)
+		}
+		if raw.Sequence > st.lastStream {
+			break
+		}
+		if m, err := messages.Decode(raw.Data); err == nil {
+			if _, ok := m.(*messages.EndOfStream); !ok {
+				_ = st.add(m, raw.Sequence)
+			}
+		}
+		next = raw.Sequence + 1
+	}
+	return nil
 }
 
 // adoptEvery bounds how often a source's state checks what another clusterer stored.

@@ -124,6 +124,11 @@ func start(t *testing.T, env *stagetest.Env) *running {
 
 func startWith(t *testing.T, env *stagetest.Env, ccfg clusterer.Config) *running {
 	t.Helper()
+	return startMetered(t, env, ccfg, nil)
+}
+
+func startMetered(t *testing.T, env *stagetest.Env, ccfg clusterer.Config, metrics *stage.Registry) *running {
+	t.Helper()
 	images, err := env.JS.ObjectStore(context.Background(), stage.ImagesBucket)
 	if err != nil {
 		t.Fatal(err)
@@ -134,7 +139,7 @@ func startWith(t *testing.T, env *stagetest.Env, ccfg clusterer.Config) *running
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{cancel: cancel, done: make(chan error, 1)}
-	cfg := stage.Config{Name: "clusterer", Stream: stage.StreamVectors, Consumer: stage.ConsumerClusterer, BatchSize: 8, BatchWait: 50 * time.Millisecond, DrainTimeout: 2 * time.Second}
+	cfg := stage.Config{Name: "clusterer", Stream: stage.StreamVectors, Consumer: stage.ConsumerClusterer, BatchSize: 8, BatchWait: 50 * time.Millisecond, DrainTimeout: 2 * time.Second, Metrics: metrics}
 	go func() { r.done <- stage.Run(ctx, env.JS, cfg, proc) }()
 	return r
 }
@@ -251,6 +256,32 @@ func TestQuotaAndFinalResults(t *testing.T) {
 	}
 	if st, ok := m.(*messages.Status); !ok || st.Stage != clusterer.StageName || st.FramesAccepted < 1 || st.FramesAccepted > 20 || st.Faces < st.FramesAccepted {
 		t.Errorf("progress event %+v, want 1–20 accepted frames and their faces", m)
+	}
+}
+
+// An end that overtakes its source's last vectors (a stage's other worker still had them)
+// waits for them: they complete the source as usual and are acked at once; only the end
+// is retried (it was each vector after both ends, each re-reading the whole source).
+func TestEndsBeforeLastVectors(t *testing.T) {
+	env := stagetest.Start(t, stage.Topology{})
+	p := params()
+	metrics := stage.NewRegistry()
+	r := startMetered(t, env, clusterer.Config{}, metrics)
+	defer r.stop(t)
+	msgs := frameMessages(30, p)
+	publishAll(t, env.JS, msgs[:len(msgs)-8])
+	publishEOS(t, env.JS, 30, p)
+	for _, m := range msgs[len(msgs)-8:] {
+		time.Sleep(100 * time.Millisecond) // as an embedder finishes its last frames
+		publishAll(t, env.JS, []messages.Message{m})
+	}
+	got := results(t, env.JS, 2)
+	if final := got[1]; !final.Final || final.Partial || final.FramesAccepted != 20 || final.Faces != 50 {
+		t.Fatalf("final %+v", final)
+	}
+	waitAcked(t, env.JS, uint64(len(msgs)+2))
+	if n := metrics.Stage("clusterer").Retried.Load(); n > 1 {
+		t.Errorf("%d inputs retried, want at most the end", n)
 	}
 }
 

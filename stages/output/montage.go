@@ -1,13 +1,11 @@
 package output
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"image"
 	"image/color"
 	"image/draw"
-	"image/png"
 
 	"golang.org/x/image/font"
 	"golang.org/x/image/font/basicfont"
@@ -58,14 +56,7 @@ func LabelledMontage(columns []MontageColumn, cell int) ([]byte, error) {
 			drawFit(canvas, image.Rect(left, top, left+cell, top+cell), img)
 		}
 	}
-	var buf bytes.Buffer
-	// Fastest deflate: the montage is written twice per source (quota and final result) and
-	// default compression cost more CPU than the rest of the clusterer's result.
-	enc := png.Encoder{CompressionLevel: png.BestSpeed}
-	if err := enc.Encode(&buf, canvas); err != nil {
-		return nil, fmt.Errorf("output: encoding montage: %w", err)
-	}
-	return buf.Bytes(), nil
+	return encodeOpaquePNG(canvas), nil
 }
 
 // drawLabel writes text with its baseline at y, cut to width pixels.
@@ -79,47 +70,97 @@ func drawLabel(canvas *image.RGBA, x, y, width int, text string, c color.Color) 
 	d.DrawString(text)
 }
 
-// drawFit scales src into dst keeping its aspect ratio (nearest neighbour: thumbnails only).
+// drawFit scales src into dst keeping its aspect ratio (nearest neighbour: thumbnails only),
+// centred; a thumb is copied as it is.
 func drawFit(canvas *image.RGBA, dst image.Rectangle, src image.Image) {
-	sb := src.Bounds()
-	if sb.Dx() == 0 || sb.Dy() == 0 {
-		return
+	t, ok := src.(thumb)
+	if !ok {
+		t = thumb{thumbnail(src, dst.Dx(), dst.Dy())}
 	}
-	scale := min(float64(dst.Dx())/float64(sb.Dx()), float64(dst.Dy())/float64(sb.Dy()))
-	w, h := int(float64(sb.Dx())*scale), int(float64(sb.Dy())*scale)
+	w, h := min(t.Rect.Dx(), dst.Dx()), min(t.Rect.Dy(), dst.Dy())
 	ox, oy := dst.Min.X+(dst.Dx()-w)/2, dst.Min.Y+(dst.Dy()-h)/2
 	for y := 0; y < h; y++ {
-		sy := sb.Min.Y + int(float64(y)/scale)
-		for x := 0; x < w; x++ {
-			canvas.Set(ox+x, oy+y, src.At(sb.Min.X+int(float64(x)/scale), sy))
-		}
+		copy(canvas.Pix[canvas.PixOffset(ox, oy+y):], t.Pix[y*t.Stride:y*t.Stride+4*w])
 	}
 }
 
 // ResultMontage draws a result's montage, each column headed by its person and face count,
 // fetching at most MaxMontageRows crops per person (crops that are missing or do not decode
-// are left out).
+// are left out), decoding them on every core.
 func ResultMontage(r *messages.ClusterResult, fetch Fetcher, cell int) ([]byte, error) {
+	return NewThumbnails(cell).ResultMontage(r, fetch)
+}
+
+// ResultMontage draws r's montage as the package's ResultMontage does, taking the crops an
+// earlier montage decoded from the cache.
+func (t *Thumbnails) ResultMontage(r *messages.ClusterResult, fetch Fetcher) ([]byte, error) {
+	columns, err := t.columns(r, fetch)
+	if err != nil {
+		return nil, err
+	}
+	return LabelledMontage(columns, t.cell)
+}
+
+// columns are r's montage columns: the first MaxMontageRows members of each cluster (typical
+// first) whose crop exists and decodes. Later members stand in for crops that do not, in a
+// further round (rare: one round is the rule).
+func (t *Thumbnails) columns(r *messages.ClusterResult, fetch Fetcher) ([]MontageColumn, error) {
 	columns := make([]MontageColumn, len(r.Clusters))
+	members := make([][]messages.Member, len(r.Clusters))
+	next := make([]int, len(r.Clusters))
+	rows := make([][]image.Image, len(r.Clusters)) // a column's thumbnails so far, nil where absent
 	for ci, c := range r.Clusters {
 		columns[ci] = MontageColumn{Label: montageLabel(c), Count: len(c.Members)}
-		for _, m := range typicalFirst(c) {
-			if len(columns[ci].Images) >= MaxMontageRows {
-				break
+		members[ci] = typicalFirst(c)
+	}
+	shown := func(ci int) int {
+		n := 0
+		for _, img := range rows[ci] {
+			if img != nil {
+				n++
 			}
-			if m.Image == "" {
-				continue
+		}
+		return n
+	}
+	used := map[string]bool{}
+	for {
+		var jobs []thumbJob
+		for ci := range members {
+			for need := MaxMontageRows - shown(ci); need > 0 && next[ci] < len(members[ci]); next[ci]++ {
+				m := members[ci][next[ci]]
+				if m.Image == "" {
+					continue
+				}
+				jobs = append(jobs, thumbJob{key: m.Image, member: m, column: ci})
+				need--
 			}
-			data, err := fetch(m.Image)
-			if err != nil {
-				return nil, fmt.Errorf("output: montage: image of frame %d face %d: %w", m.Frame, m.Face, err)
+		}
+		if len(jobs) == 0 {
+			break
+		}
+		for _, j := range jobs {
+			used[j.key] = true
+		}
+		if err := t.fill(jobs, fetch); err != nil {
+			return nil, err
+		}
+		for _, j := range jobs {
+			var img image.Image
+			if j.img != nil {
+				img = *j.img
 			}
-			if img, err := DecodeJPEG(data); err == nil && data != nil {
+			rows[j.column] = append(rows[j.column], img)
+		}
+	}
+	t.retain(used)
+	for ci := range columns {
+		for _, img := range rows[ci] {
+			if img != nil {
 				columns[ci].Images = append(columns[ci].Images, img)
 			}
 		}
 	}
-	return LabelledMontage(columns, cell)
+	return columns, nil
 }
 
 // typicalFirst is a cluster's members with its typical face (Cluster.Typical) first: the

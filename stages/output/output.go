@@ -60,6 +60,10 @@ func memberFile(cluster int, m messages.Member) string {
 	return filepath.ToSlash(filepath.Join("clusters", fmt.Sprint(cluster), fmt.Sprintf("frame%06d_face%d.jpg", m.Frame, m.Face)))
 }
 
+// montageCrops bounds the crops Write keeps in memory for its montage after writing them: a
+// montage shows at most MaxMontageRows per person, and any it needs beyond are fetched again.
+const montageCrops = 4096
+
 // Fetcher returns a stored object by key (nil, nil if it does not exist).
 type Fetcher func(key string) ([]byte, error)
 
@@ -80,9 +84,8 @@ func Write(dir string, r *messages.ClusterResult, fetch Fetcher) (string, error)
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return "", fmt.Errorf("output: %w", err)
 	}
-	columns := make([]MontageColumn, len(r.Clusters))
-	for ci, c := range r.Clusters {
-		columns[ci] = MontageColumn{Label: montageLabel(c), Count: len(c.Members)}
+	crops := map[string][]byte{} // fetched for the files, kept for the montage
+	for _, c := range r.Clusters {
 		cdir := filepath.Join(root, "clusters", fmt.Sprint(c.ID))
 		if err := os.MkdirAll(cdir, 0o755); err != nil {
 			return "", fmt.Errorf("output: %w", err)
@@ -101,10 +104,8 @@ func Write(dir string, r *messages.ClusterResult, fetch Fetcher) (string, error)
 			if err := os.WriteFile(filepath.Join(root, memberFile(c.ID, m)), data, 0o644); err != nil {
 				return "", fmt.Errorf("output: %w", err)
 			}
-			if len(columns[ci].Images) < MaxMontageRows {
-				if img, err := DecodeJPEG(data); err == nil {
-					columns[ci].Images = append(columns[ci].Images, img)
-				}
+			if len(crops) < montageCrops {
+				crops[m.Image] = data
 			}
 		}
 	}
@@ -135,7 +136,12 @@ func Write(dir string, r *messages.ClusterResult, fetch Fetcher) (string, error)
 			return "", fmt.Errorf("output: %w", err)
 		}
 	}
-	montage, err := LabelledMontage(columns, 96)
+	montage, err := NewThumbnails(96).ResultMontage(r, func(key string) ([]byte, error) {
+		if data, ok := crops[key]; ok {
+			return data, nil
+		}
+		return fetch(key)
+	})
 	if err != nil {
 		return "", err
 	}

@@ -259,6 +259,7 @@ func Build(ctx context.Context, name string, js jetstream.JetStream, o Options) 
 		// One worker: the clusterer's per-source state is not shared between goroutines.
 		cfg := o.loop(name, stage.StreamVectors, stage.ConsumerClusterer, Tuning{Concurrency: 1, BatchSize: 64, BatchWait: 50 * time.Millisecond})
 		cfg.Concurrency = 1
+		cfg.Eager = true
 		return &Spec{cfg, proc}, nil
 	}
 	return nil, fmt.Errorf("%w: unknown stage %q (one of %v)", ErrSetup, name, All)

@@ -106,12 +106,17 @@ func Permanent(err error) error {
 
 // Config configures one stage's loop.
 type Config struct {
-	Name         string // stage name: metrics label, dead-letter subject, logs
-	Stream       string
-	Consumer     string // durable consumer (created by Topology.Ensure)
-	Concurrency  int    // parallel workers, each pulling its own batches
-	BatchSize    int
-	BatchWait    time.Duration // longest wait to fill a batch
+	Name        string // stage name: metrics label, dead-letter subject, logs
+	Stream      string
+	Consumer    string // durable consumer (created by Topology.Ensure)
+	Concurrency int    // parallel workers, each pulling its own batches
+	BatchSize   int
+	BatchWait   time.Duration // longest wait to fill a batch
+	// Eager takes a batch as soon as one message is there (waiting up to BatchWait for it),
+	// with whatever else is waiting, for stages whose batches save nothing (the clusterer
+	// handles its inputs one by one): a last message is not held for a batch that never
+	// fills (the clusterer's final result came up to 0.1 s late).
+	Eager        bool
 	MaxDeliver   int           // attempts before a failing input is dead-lettered
 	RetryDelay   time.Duration // after the n-th failed attempt an input waits RetryDelay·2ⁿ (n ≤ 6)
 	DrainTimeout time.Duration
@@ -277,11 +282,15 @@ func (l *loop) worker(ctx, work context.Context) {
 	}
 }
 
-// fetch pulls up to BatchSize messages. When the last pull came back full, messages are likely
+// fetch pulls up to BatchSize messages. When the last pull brought messages, more are likely
 // waiting: it takes those at once instead of waiting up to BatchWait for a full batch.
 func (l *loop) fetch() (jetstream.MessageBatch, error) {
 	if l.cfg.BatchSize > 1 && l.backlog.Load() {
 		return l.cons.FetchNoWait(l.cfg.BatchSize)
+	}
+	if l.cfg.Eager {
+		// The first message ends the wait; the next pull takes the rest without waiting.
+		return l.cons.Fetch(1, jetstream.FetchMaxWait(l.cfg.BatchWait))
 	}
 	return l.cons.Fetch(l.cfg.BatchSize, jetstream.FetchMaxWait(l.cfg.BatchWait))
 }

@@ -280,8 +280,10 @@ func TestEndsBeforeLastVectors(t *testing.T) {
 		t.Fatalf("final %+v", final)
 	}
 	waitAcked(t, env.JS, uint64(len(msgs)+2))
-	if n := metrics.Stage("clusterer").Retried.Load(); n > 1 {
-		t.Errorf("%d inputs retried, want at most the end", n)
+	// The end is retried after 0.5 s and 1 s while the last vectors take 0.8 s (each vector
+	// after both ends was retried, 61 retries in all, before).
+	if n := metrics.Stage("clusterer").Retried.Load(); n > 2 {
+		t.Errorf("%d inputs retried, want the end's at most 2", n)
 	}
 }
 

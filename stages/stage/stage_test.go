@@ -243,6 +243,32 @@ func TestRunBatches(t *testing.T) {
 	}
 }
 
+// An eager stage handles a lone input without waiting for a batch that never fills, and
+// still takes what is queued as one batch.
+func TestRunEager(t *testing.T) {
+	env := stagetest.Start(t, stage.Topology{})
+	proc := &scripted{calls: map[int64]int{}, behave: func(int64, int) error { return nil }}
+	for i := int64(0); i < 16; i++ {
+		publish(t, env.JS, "frames.src1", encode(t, frame(i)), "")
+	}
+	cfg := testConfig(env)
+	cfg.Concurrency, cfg.BatchSize, cfg.Eager = 1, 8, true
+	cfg.BatchWait = 2 * time.Second
+	stop := stagetest.Run(t, env.JS, cfg, proc)
+	defer stop()
+	stagetest.Collect(t, env.JS, stage.StreamFaces, "faces.src1", 16)
+	if proc.maxBatch.Load() != 8 {
+		t.Errorf("largest batch %d, want 8", proc.maxBatch.Load())
+	}
+	start := time.Now()
+	publish(t, env.JS, "frames.src1", encode(t, frame(16)), "")
+	stagetest.Collect(t, env.JS, stage.StreamFaces, "faces.src1", 17)
+	// Not a speed check: a stage that waited for its batch would take the whole BatchWait.
+	if d := time.Since(start); d >= cfg.BatchWait/2 {
+		t.Errorf("a lone input took %v, as if waiting for a batch (BatchWait %v)", d, cfg.BatchWait)
+	}
+}
+
 func TestConfigValidate(t *testing.T) {
 	for _, tc := range []struct {
 		name string

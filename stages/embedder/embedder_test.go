@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"image"
 	"log/slog"
 	"math"
@@ -503,35 +504,40 @@ func checkTinyVectors(t testing.TB, m *embedder.Model, crops [][]byte, vecs [][]
 }
 
 // Concurrent Process calls (several stage workers) share inferences, and every vector goes
-// back to its own crop.
+// back to its own crop, also when inferences run at once and one call's crops are split
+// between them.
 func TestConcurrentCallsShareBatches(t *testing.T) {
-	man := tinyManifest(writeIdentityModel(t, []int64{-1, 3, 16, 16}), "NCHW", "RGB")
-	m := openModel(t, man, onnx.Options{Threads: 1})
-	s := newStage(t, m, embedder.Config{MaxBatch: 8, Workers: 1})
-	const callers, rounds = 4, 10
-	var wg sync.WaitGroup
-	for c := 0; c < callers; c++ {
-		wg.Go(func() {
-			for r := 0; r < rounds; r++ {
-				var crops [][]byte
-				for k := 0; k < 1+(c+r)%4; k++ {
-					crops = append(crops, testJPEG(t, 30+c*10+k, 20+r, c*100+r*10+k))
-				}
-				res := s.Process(context.Background(), inputs(frameFaces(int64(r), crops[:1]...), frameFaces(int64(r), crops[1:]...)))
-				if res[0].Err != nil || res[1].Err != nil {
-					t.Error(res[0].Err, res[1].Err)
-					return
-				}
-				vecs := append(res[0].Outputs[0].Message.(*messages.ClothVectors).Vectors, res[1].Outputs[0].Message.(*messages.ClothVectors).Vectors...)
-				checkTinyVectors(t, m, crops, vecs)
+	for _, cfg := range []embedder.Config{{MaxBatch: 8, Workers: 1}, {MaxBatch: 3, Workers: 1, Inferences: 3}} {
+		t.Run(fmt.Sprintf("batch %d, %d at once", cfg.MaxBatch, max(1, cfg.Inferences)), func(t *testing.T) {
+			man := tinyManifest(writeIdentityModel(t, []int64{-1, 3, 16, 16}), "NCHW", "RGB")
+			m := openModel(t, man, onnx.Options{Threads: 1})
+			s := newStage(t, m, cfg)
+			const callers, rounds = 4, 10
+			var wg sync.WaitGroup
+			for c := 0; c < callers; c++ {
+				wg.Go(func() {
+					for r := 0; r < rounds; r++ {
+						var crops [][]byte
+						for k := 0; k < 1+(c+r)%4; k++ {
+							crops = append(crops, testJPEG(t, 30+c*10+k, 20+r, c*100+r*10+k))
+						}
+						res := s.Process(context.Background(), inputs(frameFaces(int64(r), crops[:1]...), frameFaces(int64(r), crops[1:]...)))
+						if res[0].Err != nil || res[1].Err != nil {
+							t.Error(res[0].Err, res[1].Err)
+							return
+						}
+						vecs := append(res[0].Outputs[0].Message.(*messages.ClothVectors).Vectors, res[1].Outputs[0].Message.(*messages.ClothVectors).Vectors...)
+						checkTinyVectors(t, m, crops, vecs)
+					}
+				})
+			}
+			wg.Wait()
+			st := s.Stats()
+			t.Logf("%d images in %d inferences", st.Images, st.Inferences)
+			if st.Images != callers*rounds*10/4 {
+				t.Errorf("images %d", st.Images)
 			}
 		})
-	}
-	wg.Wait()
-	st := s.Stats()
-	t.Logf("%d images in %d inferences", st.Images, st.Inferences)
-	if st.Images != callers*rounds*10/4 {
-		t.Errorf("images %d", st.Images)
 	}
 }
 

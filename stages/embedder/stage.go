@@ -29,6 +29,11 @@ type Config struct {
 	// Workers decode and preprocess the crops of a Process call in parallel (default
 	// GOMAXPROCS, at most 8).
 	Workers int
+	// Inferences is how many inferences run at once (default 1). On a CPU, two inferences of
+	// one intra-op thread each embed more crops per CPU-second than one inference on two
+	// threads (the model's operators are small; its threads wait for each other); the next
+	// inference gathers crops while every lane is busy.
+	Inferences int
 }
 
 // DefaultMaxBatch and DefaultMaxWait are Config's defaults.
@@ -48,6 +53,9 @@ func (c *Config) setDefaults() {
 	if c.Workers == 0 {
 		c.Workers = min(runtime.GOMAXPROCS(0), 8)
 	}
+	if c.Inferences == 0 {
+		c.Inferences = 1
+	}
 }
 
 // Validate reports configuration errors.
@@ -57,6 +65,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxWait < 0 || c.Workers < 0 {
 		return errors.New("embedder: max wait and workers must not be negative")
+	}
+	if c.Inferences < 0 || c.Inferences > 64 {
+		return fmt.Errorf("embedder: inferences %d outside 0..64", c.Inferences)
 	}
 	return nil
 }
@@ -76,6 +87,8 @@ type Stage struct {
 	preparing atomic.Int64 // Process calls decoding crops that the batcher has not received yet
 
 	inferences, images atomic.Int64
+	// doneMu guards the requests' vecs, err and left, which concurrent inferences fill.
+	doneMu sync.Mutex
 
 	bufMu sync.Mutex
 	bufs  [][]float32 // reusable blobs
@@ -118,7 +131,7 @@ func (s *Stage) Stats() Stats { return Stats{Inferences: s.inferences.Load(), Im
 type request struct {
 	blob []float32 // n preprocessed images
 	n    int
-	// Written by the batcher only, read by the caller after done is closed.
+	// Written by the inferences (under Stage.doneMu), read by the caller after done is closed.
 	vecs [][]float32
 	err  error
 	left int
@@ -280,20 +293,32 @@ func (s *Stage) preprocessJPEG(dst []float32, jpeg []byte) error {
 	return s.model.Preprocess(dst, crop)
 }
 
-// pending is a request in the batcher's queue: off images of it have been sent to the model.
+// pending is a request in the batcher's queue: off images of it have gone to inferences.
 type pending struct {
 	req *request
 	off int
 }
 
-// batcher packs the requests' images into inferences of up to MaxBatch. It runs a full batch at
-// once; an incomplete one waits up to MaxWait, and only while another Process call is still
-// preparing crops.
+// part is n images of a request, from its image off, in an inference.
+type part struct {
+	req    *request
+	off, n int
+}
+
+// batcher packs the requests' images into inferences of up to MaxBatch, Inferences of them at
+// once. It runs a full batch at once; an incomplete one waits up to MaxWait, and only while
+// another Process call is still preparing crops. While every inference lane is busy, crops
+// keep joining the queue, so the next inference is as large as the queue allows.
 func (s *Stage) batcher() {
 	defer close(s.exited)
+	lanes := make(chan int, s.cfg.Inferences)
+	for i := range s.cfg.Inferences {
+		lanes <- i
+	}
+	bufs := make([][]float32, s.cfg.Inferences) // each lane's input when it mixes requests
+	var running sync.WaitGroup
 	var queue []pending
 	queued := 0
-	var buf []float32
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	take := func(r *request) {
@@ -303,7 +328,9 @@ func (s *Stage) batcher() {
 		queue = append(queue, pending{req: r})
 		queued += r.n
 	}
+	// fail ends the queued requests once the running inferences are done with them.
 	fail := func() {
+		running.Wait()
 		for _, p := range queue {
 			p.req.err = ErrClosed
 			close(p.req.done)
@@ -315,6 +342,20 @@ func (s *Stage) batcher() {
 			case r := <-s.in:
 				take(r)
 			case <-s.quit:
+				fail()
+				return
+			}
+		}
+		var lane int
+	free:
+		for {
+			select {
+			case lane = <-lanes:
+				break free
+			case r := <-s.in:
+				take(r)
+			case <-s.quit:
+				fail()
 				return
 			}
 		}
@@ -356,58 +397,77 @@ func (s *Stage) batcher() {
 		default:
 		}
 		k := min(queued, s.cfg.MaxBatch)
-		queue, buf = s.runBatch(queue, k, buf)
+		var input []float32
+		var parts []part
+		input, parts, queue, bufs[lane] = s.takeBatch(queue, k, bufs[lane])
 		queued -= k
+		running.Add(1)
+		go func() {
+			defer running.Done()
+			s.infer(input, k, parts)
+			lanes <- lane
+		}()
 	}
 }
 
-// runBatch runs the first k queued images, hands out their vectors (or the error), and
-// returns the queue without the finished requests.
-func (s *Stage) runBatch(queue []pending, k int, buf []float32) ([]pending, []float32) {
-	// One request's contiguous images go to the model as they are; a mix is copied.
+// takeBatch takes the first k queued images for an inference: their input (one request's
+// contiguous images as they are, a mix copied into buf) and the requests' parts, and returns
+// the queue without the requests whose images have all gone.
+func (s *Stage) takeBatch(queue []pending, k int, buf []float32) ([]float32, []part, []pending, []float32) {
 	var input []float32
-	if p := queue[0]; p.req.n-p.off >= k {
-		input = p.req.blob[p.off*s.per : (p.off+k)*s.per]
+	mixed := queue[0].req.n-queue[0].off < k
+	if !mixed {
+		input = queue[0].req.blob[queue[0].off*s.per : (queue[0].off+k)*s.per]
 	} else {
 		if cap(buf) < k*s.per {
 			buf = make([]float32, k*s.per)
 		}
 		input = buf[:0]
-		need := k
-		for _, p := range queue {
-			c := min(need, p.req.n-p.off)
-			input = append(input, p.req.blob[p.off*s.per:(p.off+c)*s.per]...)
-			if need -= c; need == 0 {
-				break
-			}
-		}
 	}
-	vecs, err := s.model.Infer(input, k)
-	s.inferences.Add(1)
-	s.images.Add(int64(k))
-	got := 0
-	for got < k {
+	var parts []part
+	for need := k; need > 0; {
 		p := &queue[0]
-		c := min(k-got, p.req.n-p.off)
-		if err != nil {
-			if p.req.err == nil {
-				p.req.err = err
-			}
-		} else {
-			copy(p.req.vecs[p.off:p.off+c], vecs[got:got+c])
+		c := min(need, p.req.n-p.off)
+		if mixed {
+			input = append(input, p.req.blob[p.off*s.per:(p.off+c)*s.per]...)
 		}
+		parts = append(parts, part{p.req, p.off, c})
 		p.off += c
-		p.req.left -= c
-		got += c
-		if p.req.left == 0 {
-			close(p.req.done)
+		need -= c
+		if p.off == p.req.n {
 			queue = queue[1:]
 		}
 	}
 	if len(queue) == 0 {
 		queue = nil // let the backing array go
 	}
-	return queue, buf
+	return input, parts, queue, buf
+}
+
+// infer runs one inference and hands its vectors (or its error) to the parts' requests,
+// ending each request whose images are all done.
+func (s *Stage) infer(input []float32, k int, parts []part) {
+	vecs, err := s.model.Infer(input, k)
+	s.inferences.Add(1)
+	s.images.Add(int64(k))
+	got := 0
+	for _, p := range parts {
+		s.doneMu.Lock()
+		if err != nil {
+			if p.req.err == nil {
+				p.req.err = err
+			}
+		} else {
+			copy(p.req.vecs[p.off:p.off+p.n], vecs[got:got+p.n])
+		}
+		p.req.left -= p.n
+		done := p.req.left == 0
+		s.doneMu.Unlock()
+		got += p.n
+		if done {
+			close(p.req.done)
+		}
+	}
 }
 
 func (s *Stage) getBuf(n int) []float32 {

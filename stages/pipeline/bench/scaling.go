@@ -17,8 +17,8 @@ import (
 
 // benchScaling measures the slowest stage, the clothing embedder, as separate processes of
 // bin/personcluster against a NATS server on localhost: its throughput over the same faces
-// with one replica, then two (same consumer, fresh each time), at the default threads and at
-// one intra-op thread per replica.
+// with one replica, then two (same consumer, fresh each time), with the default inferences at
+// once (two of one intra-op thread each on 2 cores) and with one inference per replica.
 func benchScaling(ctx context.Context, o options) ([]StageRow, error) {
 	if _, err := os.Stat(o.bin); err != nil {
 		return nil, fmt.Errorf("bench: scaling needs %s (make build): %w", o.bin, err)
@@ -49,7 +49,7 @@ func benchScaling(ctx context.Context, o options) ([]StageRow, error) {
 	}
 	n := len(fs)
 	var rows []StageRow
-	for _, threads := range []int{0, 1} {
+	for _, lanes := range []int{0, 1} {
 		var rates [2]float64
 		for i, replicas := range []int{1, 2} {
 			if err := js.DeleteConsumer(ctx, stage.StreamFaces, stage.ConsumerEmbedder); err != nil {
@@ -58,15 +58,15 @@ func benchScaling(ctx context.Context, o options) ([]StageRow, error) {
 			if err := topo.Ensure(ctx, js); err != nil {
 				return nil, err
 			}
-			r, err := runReplicas(ctx, o, js, b.Server.ClientURL(), threads, replicas, n)
+			r, err := runReplicas(ctx, o, js, b.Server.ClientURL(), lanes, replicas, n)
 			if err != nil {
 				return nil, err
 			}
 			rates[i] = r * float64(faces) / float64(n)
 		}
-		what := "default threads (2 per replica on 2 cores)"
-		if threads == 1 {
-			what = "1 thread per replica"
+		what := "default inferences at once (2 per replica on 2 cores)"
+		if lanes == 1 {
+			what = "1 inference at once per replica"
 		}
 		rows = append(rows, StageRow{Stage: "embedder ×2 processes", Unit: "faces/s", Rate: rates[1], Bare: "embedder ×1 process", BareR: rates[0],
 			Ratio: rates[1] / rates[0], Detail: what})
@@ -74,9 +74,10 @@ func benchScaling(ctx context.Context, o options) ([]StageRow, error) {
 	return rows, nil
 }
 
-// runReplicas starts replicas embedder processes and returns inputs/s from the first ack to
+// runReplicas starts replicas embedder processes, each running lanes inferences at once (0:
+// the default), and returns inputs/s from the first ack to
 // the last.
-func runReplicas(ctx context.Context, o options, js jetstream.JetStream, url string, threads, replicas, n int) (float64, error) {
+func runReplicas(ctx context.Context, o options, js jetstream.JetStream, url string, lanes, replicas, n int) (float64, error) {
 	var cmds []*exec.Cmd
 	defer func() {
 		for _, c := range cmds {
@@ -86,7 +87,7 @@ func runReplicas(ctx context.Context, o options, js jetstream.JetStream, url str
 	}()
 	for range replicas {
 		c := exec.Command(o.bin, pipeline.Embedder, "--nats", url, "--models", o.models, "--log-level", "error",
-			"--threads", fmt.Sprint(max(1, o.threads)), "--embedder-threads", fmt.Sprint(threads), "--device", o.device)
+			"--threads", fmt.Sprint(max(1, o.threads)), "--embedder-threads", fmt.Sprint(o.embThreads), "--embedder-inferences", fmt.Sprint(lanes), "--device", o.device)
 		if o.ortLib != "" {
 			c.Args = append(c.Args, "--ort-lib", o.ortLib)
 		}

@@ -37,6 +37,10 @@ void dlibface_landmarker_free(void* lm);
 // on error.
 int dlibface_chips(void* lm, const uint8_t* bgr, int rows, int cols, const long* rects, int n,
                    int chip_size, double padding, uint8_t* chips, long* shapes, char** err);
+// Counts the face rectangles whose landmarks from lm differ from those of dlib's own
+// shape_predictor loaded from shape_predictor_path (a check for tests). -1 on error.
+int dlibface_landmarks_differ(void* lm, const char* shape_predictor_path, const uint8_t* bgr, int rows, int cols,
+                              const long* rects, int n, char** err);
 
 #ifdef __cplusplus
 }

@@ -72,6 +72,24 @@ func (l *Landmarker) Chips(img gocv.Mat, boxes []messages.Box, withShapes bool) 
 	return chips, shapes, nil
 }
 
+// landmarksDiffer counts the boxes of img whose landmarks differ from those of dlib's own
+// shape predictor, loaded from shapePredictor (for tests: the shim lays the trees out its own
+// way).
+func (l *Landmarker) landmarksDiffer(shapePredictor string, img gocv.Mat, boxes []messages.Box) (int, error) {
+	csp := C.CString(shapePredictor)
+	defer C.free(unsafe.Pointer(csp))
+	differ := 0
+	_, err := l.call(img, boxes, false, func(ptr unsafe.Pointer, f shimFaces, cerr **C.char) C.int {
+		n := C.dlibface_landmarks_differ(ptr, csp, f.pix, f.rows, f.cols, f.rects, f.n, cerr)
+		if n < 0 {
+			return -1
+		}
+		differ = int(n)
+		return 0
+	})
+	return differ, err
+}
+
 // Close frees the shape predictor; safe to call twice.
 func (l *Landmarker) Close() error {
 	return l.free(func(p unsafe.Pointer) { C.dlibface_landmarker_free(p) })

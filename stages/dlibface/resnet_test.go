@@ -108,6 +108,48 @@ func TestResNetONNXEqualsDlib(t *testing.T) {
 	}
 }
 
+// The shim's landmarks are dlib's shape_predictor's, bit for bit: on every face HOG finds in
+// the group photos and on boxes moved, shrunk, grown and pushed past the image's edges.
+func TestLandmarksEqualDlibs(t *testing.T) {
+	cfg := resNetConfig(t)
+	lm, err := dlibface.NewLandmarker(cfg.ShapePredictor, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lm.Close()
+	hog := newDetector(t, 1)
+	checked := 0
+	for _, file := range []string{"images/two_people.jpg", "images/bbt1.jpg", "images/bbt3.jpg", "images/obama.jpg"} {
+		img := readImage(t, file)
+		dets, err := hog.Detect(img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var boxes []messages.Box
+		for _, d := range dets {
+			b := d.Box
+			w, h := b.Width(), b.Height()
+			for _, m := range [][4]int{{0, 0, 0, 0}, {w / 7, w / 9, -h / 8, 3}, {-w / 3, -w / 3, h / 3, h / 3}, {w / 4, -w / 5, 0, h / 6}} {
+				boxes = append(boxes, messages.Box{b.Top() - m[2], b.Right() + m[0], b.Bottom() + m[3], b.Left() - m[1]})
+			}
+		}
+		// A box running past the top-left corner, and one past the bottom-right.
+		boxes = append(boxes, messages.Box{-40, 90, 70, -30}, messages.Box{img.Rows() - 60, img.Cols() + 30, img.Rows() + 50, img.Cols() - 80})
+		differ, err := dlibface.LandmarksDiffer(lm, cfg.ShapePredictor, img, boxes)
+		img.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if differ != 0 {
+			t.Errorf("%s: %d of %d boxes' landmarks differ from dlib's", file, differ, len(boxes))
+		}
+		checked += len(boxes)
+	}
+	if checked < 40 {
+		t.Errorf("only %d boxes checked", checked)
+	}
+}
+
 // Chips are dlib's: the landmarks lie on the face and the chip is 150×150 RGB.
 func TestLandmarkerChips(t *testing.T) {
 	cfg := resNetConfig(t)

@@ -141,6 +141,8 @@ matrix<rgb_pixel> from_bgr(const uint8_t* bgr, int rows, int cols) {
 // How many trees ahead landmarks prefetches a leaf: a leaf's sum takes some ns, a miss to
 // memory some 100.
 constexpr size_t leaf_prefetch_distance = 8;
+// And how many trees ahead it prefetches a tree's splits while walking the trees.
+constexpr size_t split_prefetch_distance = 4;
 
 DLIBFACE_DISPATCH
 full_object_detection landmarks(const landmark_predictor& sp, const matrix<rgb_pixel>& img, const rectangle& rect) {
@@ -158,6 +160,13 @@ full_object_detection landmarks(const landmark_predictor& sp, const matrix<rgb_p
         const size_t trees = c.nsplits.size();
         chosen.resize(trees);
         for (size_t t = 0; t < trees; ++t) {
+            if (t + split_prefetch_distance < trees) {
+                // A tree's splits span a few cache lines; its walk reads one node per level.
+                const size_t ahead = t + split_prefetch_distance;
+                const char* first = reinterpret_cast<const char*>(c.splits.data() + c.split_off[ahead]);
+                const size_t bytes = c.nsplits[ahead] * sizeof(split_feature);
+                for (size_t b = 0; b < bytes; b += 64) __builtin_prefetch(first + b);
+            }
             const split_feature* splits = c.splits.data() + c.split_off[t];
             const unsigned long n = c.nsplits[t];
             unsigned long i = 0;

@@ -88,7 +88,7 @@ func modelFlags(fs *flag.FlagSet) *pipeline.Models {
 		return err
 	})
 	fs.StringVar(&m.ClothManifest, "cloth-model", "", "JSON manifest of another clothing model (default: MobileNet v1)")
-	fs.IntVar(&m.ClothMaxBatch, "cloth-batch", embedder.DefaultMaxBatch, "most clothing crops in one inference")
+	fs.IntVar(&m.ClothMaxBatch, "cloth-batch", 0, fmt.Sprintf("most clothing crops in one inference (0: %d on a GPU, %d on the CPU)", embedder.DefaultMaxBatch, pipeline.CPUClothBatch))
 	fs.DurationVar(&m.ClothMaxWait, "cloth-wait", embedder.DefaultMaxWait, "longest wait for a fuller clothing batch")
 	return m
 }

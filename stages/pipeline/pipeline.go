@@ -70,7 +70,8 @@ type Models struct {
 	Device        string       // the onnxruntime models' device: auto ("", CUDA where it runs), cpu or cuda (onnx.Device)
 	Logger        *slog.Logger // where a CUDA fallback is reported (Build sets it)
 	ClothManifest string       // JSON manifest of another clothing model
-	// ClothMaxBatch and ClothMaxWait group the embedder's crops into inferences (embedder.Config).
+	// ClothMaxBatch and ClothMaxWait group the embedder's crops into inferences (embedder.Config;
+	// ClothMaxBatch 0: ClothBatch's default).
 	ClothMaxBatch int
 	ClothMaxWait  time.Duration
 	// EmbedderInferences is how many embedder inferences run at once (embedder.Config.Inferences;
@@ -109,6 +110,24 @@ func (m Models) EmbedderIntraOp() int {
 		return m.EmbedderThreads
 	}
 	return m.Threads
+}
+
+// CPUClothBatch is the embedder's largest batch on the CPU: one intra-op thread embeds crops
+// in batches of 8 as fast as in batches of 32 (a little faster: the activations stay in the
+// caches), and two inferences of 32 grew onnxruntime's arenas to a peak RSS of 1264 MiB for
+// the pipeline on cast_public against 936 MiB with 8, at the same frame rate (2026-12-06).
+const CPUClothBatch = 8
+
+// ClothBatch is the most crops one embedder inference takes on a model on dev, defaults
+// applied: ClothMaxBatch, else embedder.DefaultMaxBatch on a GPU and CPUClothBatch on the CPU.
+func (m Models) ClothBatch(dev onnx.Device) int {
+	switch {
+	case m.ClothMaxBatch > 0:
+		return m.ClothMaxBatch
+	case dev == onnx.CUDA:
+		return embedder.DefaultMaxBatch
+	}
+	return CPUClothBatch
 }
 
 // EmbedderLanes is how many embedder inferences run at once on a model on dev, defaults
@@ -253,7 +272,7 @@ func Build(ctx context.Context, name string, js jetstream.JetStream, o Options) 
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrSetup, err)
 		}
-		proc, err := embedder.NewWithConfig(model, embedder.Config{MaxBatch: o.Models.ClothMaxBatch, MaxWait: o.Models.ClothMaxWait,
+		proc, err := embedder.NewWithConfig(model, embedder.Config{MaxBatch: o.Models.ClothBatch(model.Device()), MaxWait: o.Models.ClothMaxWait,
 			Inferences: o.Models.EmbedderLanes(model.Device())})
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrSetup, err)

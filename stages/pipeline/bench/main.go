@@ -33,6 +33,7 @@ import (
 type options struct {
 	models, video, only    string
 	threads, embThreads    int
+	clothBatch             int
 	jsonOut                bool
 	cpuprofile, memprofile string
 	child                  string
@@ -73,6 +74,7 @@ func main() {
 	flag.StringVar(&o.video, "video", "../shared/testdata/video/cast_public.mp4", "video for the pipeline and the stages")
 	flag.IntVar(&o.threads, "threads", 1, "onnxruntime intra-op threads per session (the binary's default --threads)")
 	flag.IntVar(&o.embThreads, "embedder-threads", 0, "the clothing embedder's intra-op threads (0: -threads)")
+	flag.IntVar(&o.clothBatch, "cloth-batch", 0, "most clothing crops in one inference (0: the binary's default)")
 	flag.StringVar(&o.device, "device", "auto", "where the onnxruntime models run, as the binary's --device: auto (CUDA where it runs), cpu or cuda")
 	flag.StringVar(&o.ortLib, "ort-lib", "", "libonnxruntime.so (default MODELS/lib/libonnxruntime.so; make deps-cuda puts the CUDA provider beside it)")
 	flag.StringVar(&o.only, "only", "", "comma-separated sections: reader,detector,encoder,embedder,clusterer,scaling,pipeline (default all)")
@@ -144,7 +146,7 @@ func run(ctx context.Context, o options) error {
 
 // child runs one section in a new process of this binary and decodes its JSON.
 func child(o options, section string, v any) error {
-	args := []string{"-child", section, "-models", o.models, "-video", o.video, "-threads", fmt.Sprint(o.threads), "-embedder-threads", fmt.Sprint(o.embThreads),
+	args := []string{"-child", section, "-models", o.models, "-video", o.video, "-threads", fmt.Sprint(o.threads), "-embedder-threads", fmt.Sprint(o.embThreads), "-cloth-batch", fmt.Sprint(o.clothBatch),
 		"-python", o.python, "-bin", o.bin, "-soak", o.soak.String(), "-device", o.device, "-ort-lib", o.ortLib,
 		"-soak-live", o.soakLive.String(), "-soak-every", o.soakEvery.String()}
 	if o.cpuprofile != "" {

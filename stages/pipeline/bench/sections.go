@@ -173,7 +173,8 @@ func detectAndPublish(ctx context.Context, e *env, m pipeline.Models, fs []*mess
 }
 
 func models(o options) pipeline.Models {
-	return pipeline.Models{Dir: o.models, ORTLib: o.ortLib, Threads: o.threads, EmbedderThreads: o.embThreads, Device: o.device}
+	return pipeline.Models{Dir: o.models, ORTLib: o.ortLib, Threads: o.threads, EmbedderThreads: o.embThreads, Device: o.device,
+		ClothMaxBatch: o.clothBatch}
 }
 
 // benchModelStage fills the stage's input stream (frames for the detector, the detector's

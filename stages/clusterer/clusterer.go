@@ -210,11 +210,12 @@ func (s *Stage) handle(ctx context.Context, in *stage.Input) error {
 		return err
 	}
 	if isEnd && st.eosFace != nil && st.eosCloth != nil && !st.ended() {
-		// Acked now, this end would leave the source waiting for frames no message will
-		// bring: retried instead, until the other clusterer's stored windows or final result
-		// cover them (adopt), or, failing that, dead-lettered with this reason.
-		return fmt.Errorf("clusterer: %s ended, but frame %d of %d has not reached this clusterer (waiting for another clusterer's windows)",
-			src, st.prefix, st.eosFace.Frames)
+		// Acked now, this end would leave the source waiting for frames no message might
+		// bring: retried instead, until the frames' vectors come, or the other clusterer's
+		// stored windows or final result cover them (adopt), or, failing that, dead-lettered
+		// with this reason.
+		return fmt.Errorf("clusterer: %s ended, but frame %d of %d has not reached this clusterer (its vectors are on their way, or another clusterer took them): %w",
+			src, st.prefix, st.eosFace.Frames, stage.ErrNotYet)
 	}
 	return nil
 }

@@ -87,6 +87,11 @@ type DeadLetterHandler interface {
 // ErrPermanent marks errors that retrying cannot fix; match with errors.Is.
 var ErrPermanent = errors.New("permanent")
 
+// ErrNotYet marks an input that came before what it needs (a source's end before its last
+// vectors): it is retried like any transient failure, but expected, so the retry is logged at
+// debug level, not as a warning. Wrap it: fmt.Errorf("...: %w", stage.ErrNotYet).
+var ErrNotYet = errors.New("not yet")
+
 // ErrTooLarge is the reason of an input refused for its size before decoding.
 var ErrTooLarge = errors.New("stage: message too large")
 
@@ -480,7 +485,11 @@ func (l *loop) settle(ctx context.Context, in *Input, err error) {
 	default:
 		delay := l.cfg.RetryDelay << min(in.Deliveries, 6)
 		l.m.Retried.Add(1)
-		l.log.Warn("retrying input", "subject", in.Subject, "attempt", in.Deliveries, "delay", delay, "err", err)
+		level := slog.LevelWarn
+		if errors.Is(err, ErrNotYet) {
+			level = slog.LevelDebug
+		}
+		l.log.Log(ctx, level, "retrying input", "subject", in.Subject, "attempt", in.Deliveries, "delay", delay, "err", err)
 		if nakErr := in.msg.NakWithDelay(delay); nakErr != nil {
 			l.log.Warn("nak failed; the input will be redelivered after AckWait", "err", nakErr)
 		}

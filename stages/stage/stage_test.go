@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -266,6 +268,49 @@ func TestRunEager(t *testing.T) {
 	// Not a speed check: a stage that waited for its batch would take the whole BatchWait.
 	if d := time.Since(start); d >= cfg.BatchWait/2 {
 		t.Errorf("a lone input took %v, as if waiting for a batch (BatchWait %v)", d, cfg.BatchWait)
+	}
+}
+
+// levels records the level of each log record's message.
+type levels struct {
+	mu  sync.Mutex
+	got map[string][]slog.Level
+}
+
+func (l *levels) Enabled(context.Context, slog.Level) bool { return true }
+func (l *levels) Handle(_ context.Context, r slog.Record) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.got[r.Message] = append(l.got[r.Message], r.Level)
+	return nil
+}
+func (l *levels) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l *levels) WithGroup(string) slog.Handler      { return l }
+
+// An input that came too early (ErrNotYet) is retried like any transient failure, without a
+// warning.
+func TestRunRetriesNotYetQuietly(t *testing.T) {
+	env := stagetest.Start(t, stage.Topology{})
+	proc := &scripted{calls: map[int64]int{}, behave: func(index int64, call int) error {
+		if call == 1 {
+			return fmt.Errorf("frame %d: its other half has not come: %w", index, stage.ErrNotYet)
+		}
+		return nil
+	}}
+	publish(t, env.JS, "frames.src1", encode(t, frame(0)), "")
+	logs := &levels{got: map[string][]slog.Level{}}
+	cfg := testConfig(env)
+	cfg.Logger = slog.New(logs)
+	stop := stagetest.Run(t, env.JS, cfg, proc)
+	stagetest.Collect(t, env.JS, stage.StreamFaces, "faces.src1", 1)
+	stop()
+	proc.mu.Lock()
+	calls := proc.calls[0]
+	proc.mu.Unlock()
+	logs.mu.Lock()
+	defer logs.mu.Unlock()
+	if calls != 2 || !slices.Equal(logs.got["retrying input"], []slog.Level{slog.LevelDebug}) {
+		t.Errorf("%d calls, retries logged at %v; want 2 calls, one retry at debug level", calls, logs.got["retrying input"])
 	}
 }
 

@@ -60,9 +60,10 @@ func memberFile(cluster int, m messages.Member) string {
 	return filepath.ToSlash(filepath.Join("clusters", fmt.Sprint(cluster), fmt.Sprintf("frame%06d_face%d.jpg", m.Frame, m.Face)))
 }
 
-// montageCrops bounds the crops Write keeps in memory for its montage after writing them: a
-// montage shows at most MaxMontageRows per person, and any it needs beyond are fetched again.
-const montageCrops = 4096
+// montageSpares is how many crops per person beyond MaxMontageRows Write keeps in memory for
+// its montage after writing them (stand-ins for crops that do not decode); any other crop the
+// montage needs is fetched again.
+const montageSpares = 4
 
 // Fetcher returns a stored object by key (nil, nil if it does not exist).
 type Fetcher func(key string) ([]byte, error)
@@ -90,6 +91,7 @@ func Write(dir string, r *messages.ClusterResult, fetch Fetcher) (string, error)
 		if err := os.MkdirAll(cdir, 0o755); err != nil {
 			return "", fmt.Errorf("output: %w", err)
 		}
+		kept := 0
 		for _, m := range typicalFirst(c) {
 			if m.Image == "" {
 				continue
@@ -104,8 +106,9 @@ func Write(dir string, r *messages.ClusterResult, fetch Fetcher) (string, error)
 			if err := os.WriteFile(filepath.Join(root, memberFile(c.ID, m)), data, 0o644); err != nil {
 				return "", fmt.Errorf("output: %w", err)
 			}
-			if len(crops) < montageCrops {
+			if kept < MaxMontageRows+montageSpares {
 				crops[m.Image] = data
+				kept++
 			}
 		}
 	}

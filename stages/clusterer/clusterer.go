@@ -20,8 +20,6 @@ import (
 	"log/slog"
 	"sort"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -842,11 +840,6 @@ func (s *Stage) storeMontage(ctx context.Context, src string, st *sourceState, r
 
 // storeCrops puts each member's upper-body crop in the object store.
 func (s *Stage) storeCrops(ctx context.Context, src string, st *sourceState, res *messages.ClusterResult) error {
-	type crop struct {
-		key  string
-		data []byte
-	}
-	var todo []crop
 	for ci := range res.Clusters {
 		for mi := range res.Clusters[ci].Members {
 			m := &res.Clusters[ci].Members[mi]
@@ -855,44 +848,20 @@ func (s *Stage) storeCrops(ctx context.Context, src string, st *sourceState, res
 				continue
 			}
 			m.Image = fmt.Sprintf("%s/faces/%06d-%d.jpg", src, m.Seq, m.Face)
-			if !st.stored[m.Image] { // else stored by the source's first result
-				todo = append(todo, crop{m.Image, f.face.Bodies[m.Face]})
+			if st.stored[m.Image] { // by the source's first result
+				continue
 			}
-		}
-	}
-	// Several puts at once: each waits for the server's acks (0.1 ms a crop, one after the
-	// other, was 70 ms of cast_public's final result).
-	errs := make([]error, len(todo))
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range min(len(todo), cropPuts) {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= len(todo) {
-					return
-				}
-				if _, err := s.images.PutBytes(ctx, todo[i].key, todo[i].data); err != nil {
-					errs[i] = fmt.Errorf("clusterer: storing %s: %w", todo[i].key, err)
-				}
+			if _, err := s.images.PutBytes(ctx, m.Image, f.face.Bodies[m.Face]); err != nil {
+				return fmt.Errorf("clusterer: storing %s: %w", m.Image, err)
 			}
-		})
-	}
-	wg.Wait()
-	for i, c := range todo {
-		if errs[i] != nil {
-			return errs[i]
+			if st.stored == nil {
+				st.stored = map[string]bool{}
+			}
+			st.stored[m.Image] = true
 		}
-		if st.stored == nil {
-			st.stored = map[string]bool{}
-		}
-		st.stored[c.key] = true
 	}
 	return nil
 }
-
-// cropPuts is how many crops storeCrops puts at once.
-const cropPuts = 8
 
 // state returns a source's state, rebuilding it from the vectors stream after a restart.
 func (s *Stage) state(ctx context.Context, src string) (*sourceState, error) {

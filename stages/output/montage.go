@@ -107,26 +107,16 @@ func (t *Thumbnails) ResultMontage(r *messages.ClusterResult, fetch Fetcher) ([]
 func (t *Thumbnails) columns(r *messages.ClusterResult, fetch Fetcher) ([]MontageColumn, error) {
 	columns := make([]MontageColumn, len(r.Clusters))
 	members := make([][]messages.Member, len(r.Clusters))
-	next := make([]int, len(r.Clusters))
-	rows := make([][]image.Image, len(r.Clusters)) // a column's thumbnails so far, nil where absent
+	next := make([]int, len(r.Clusters)) // each column's next member to try
 	for ci, c := range r.Clusters {
 		columns[ci] = MontageColumn{Label: montageLabel(c), Count: len(c.Members)}
 		members[ci] = typicalFirst(c)
-	}
-	shown := func(ci int) int {
-		n := 0
-		for _, img := range rows[ci] {
-			if img != nil {
-				n++
-			}
-		}
-		return n
 	}
 	used := map[string]bool{}
 	for {
 		var jobs []thumbJob
 		for ci := range members {
-			for need := MaxMontageRows - shown(ci); need > 0 && next[ci] < len(members[ci]); next[ci]++ {
+			for need := MaxMontageRows - len(columns[ci].Images); need > 0 && next[ci] < len(members[ci]); next[ci]++ {
 				m := members[ci][next[ci]]
 				if m.Image == "" {
 					continue
@@ -144,22 +134,14 @@ func (t *Thumbnails) columns(r *messages.ClusterResult, fetch Fetcher) ([]Montag
 		if err := t.fill(jobs, fetch); err != nil {
 			return nil, err
 		}
+		// A column's jobs are in member order, and a round's after the round before.
 		for _, j := range jobs {
-			var img image.Image
-			if j.img != nil {
-				img = *j.img
+			if j.img.RGBA != nil {
+				columns[j.column].Images = append(columns[j.column].Images, j.img)
 			}
-			rows[j.column] = append(rows[j.column], img)
 		}
 	}
 	t.retain(used)
-	for ci := range columns {
-		for _, img := range rows[ci] {
-			if img != nil {
-				columns[ci].Images = append(columns[ci].Images, img)
-			}
-		}
-	}
 	return columns, nil
 }
 

@@ -7,8 +7,6 @@ import (
 	"hash/adler32"
 	"hash/crc32"
 	"image"
-	"runtime"
-	"sync"
 )
 
 // pngStripRows is how many rows one worker filters and compresses at a time.
@@ -25,49 +23,34 @@ func encodeOpaquePNG(img *image.RGBA) []byte {
 	strips := (h + pngStripRows - 1) / pngStripRows
 	raw := make([][]byte, strips)  // filtered rows, for the checksum
 	comp := make([][]byte, strips) // their deflate stream
-	var next sync.Mutex
-	k := 0
-	var wg sync.WaitGroup
-	for range min(strips, runtime.GOMAXPROCS(0)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			prev := make([]byte, 3*w)
-			cur := make([]byte, 3*w)
-			var buf bytes.Buffer
-			zw, _ := flate.NewWriter(&buf, flate.BestSpeed)
-			for {
-				next.Lock()
-				s := k
-				k++
-				next.Unlock()
-				if s >= strips {
-					return
-				}
-				y0, y1 := s*pngStripRows, min(h, (s+1)*pngStripRows)
-				out := make([]byte, 0, (y1-y0)*(1+3*w))
-				clear(prev)
-				if y0 > 0 {
-					rgbRow(prev, img, y0-1)
-				}
-				for y := y0; y < y1; y++ {
-					rgbRow(cur, img, y)
-					out = appendPaeth(out, cur, prev)
-					prev, cur = cur, prev
-				}
-				buf.Reset()
-				zw.Reset(&buf)
-				_, _ = zw.Write(out) // a bytes.Buffer does not fail
-				if s == strips-1 {
-					_ = zw.Close()
-				} else {
-					_ = zw.Flush()
-				}
-				raw[s], comp[s] = out, bytes.Clone(buf.Bytes())
+	onEveryCore(strips, func() func(int) {
+		prev := make([]byte, 3*w)
+		cur := make([]byte, 3*w)
+		var buf bytes.Buffer
+		zw, _ := flate.NewWriter(&buf, flate.BestSpeed)
+		return func(s int) {
+			y0, y1 := s*pngStripRows, min(h, (s+1)*pngStripRows)
+			out := make([]byte, 0, (y1-y0)*(1+3*w))
+			clear(prev)
+			if y0 > 0 {
+				rgbRow(prev, img, y0-1)
 			}
-		}()
-	}
-	wg.Wait()
+			for y := y0; y < y1; y++ {
+				rgbRow(cur, img, y)
+				out = appendPaeth(out, cur, prev)
+				prev, cur = cur, prev
+			}
+			buf.Reset()
+			zw.Reset(&buf)
+			_, _ = zw.Write(out) // a bytes.Buffer does not fail
+			if s == strips-1 {
+				_ = zw.Close()
+			} else {
+				_ = zw.Flush()
+			}
+			raw[s], comp[s] = out, bytes.Clone(buf.Bytes())
+		}
+	})
 	var png bytes.Buffer
 	png.WriteString("\x89PNG\r\n\x1a\n")
 	var ihdr [13]byte

@@ -6,6 +6,7 @@ import (
 	"image/color"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/personcluster/personcluster/messages"
 )
@@ -31,57 +32,40 @@ type thumbJob struct {
 	key    string
 	member messages.Member
 	column int
-	row    int
-	img    *thumb
+	img    thumb // img.RGBA nil: missing or not decodable
 	err    error
 }
 
 // fill sets each job's thumbnail: from the cache, or fetched, decoded and scaled, the missing
 // ones on every core, and adds them to the cache. A crop that is missing or does not decode is
-// left nil; the first fetch error (in job order) is returned.
+// left without one; the first fetch error (in job order) is returned.
 func (t *Thumbnails) fill(jobs []thumbJob, fetch Fetcher) error {
 	t.mu.Lock()
 	var todo []int
 	for i := range jobs {
 		if img, ok := t.m[jobs[i].key]; ok {
-			jobs[i].img = &img
+			jobs[i].img = img
 		} else {
 			todo = append(todo, i)
 		}
 	}
 	t.mu.Unlock()
-	workers := min(len(todo), runtime.GOMAXPROCS(0))
-	var next sync.Mutex
-	k := 0
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				next.Lock()
-				if k >= len(todo) {
-					next.Unlock()
-					return
-				}
-				j := &jobs[todo[k]]
-				k++
-				next.Unlock()
-				data, err := fetch(j.key)
-				if err != nil {
-					j.err = err
-					continue
-				}
-				if data == nil {
-					continue
-				}
-				if img, err := DecodeJPEG(data); err == nil {
-					j.img = &thumb{thumbnail(img, t.cell, t.cell)}
-				}
+	onEveryCore(len(todo), func() func(int) {
+		return func(k int) {
+			j := &jobs[todo[k]]
+			data, err := fetch(j.key)
+			if err != nil {
+				j.err = err
+				return
 			}
-		}()
-	}
-	wg.Wait()
+			if data == nil {
+				return
+			}
+			if img, err := DecodeJPEG(data); err == nil {
+				j.img = thumb{thumbnail(img, t.cell, t.cell)}
+			}
+		}
+	})
 	var first error
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -89,11 +73,31 @@ func (t *Thumbnails) fill(jobs []thumbJob, fetch Fetcher) error {
 		if j.err != nil && first == nil {
 			first = fmt.Errorf("output: montage: image of frame %d face %d: %w", j.member.Frame, j.member.Face, j.err)
 		}
-		if j.img != nil {
-			t.m[j.key] = *j.img
+		if j.img.RGBA != nil {
+			t.m[j.key] = j.img
 		}
 	}
 	return first
+}
+
+// onEveryCore runs items 0..n-1 on up to GOMAXPROCS goroutines, each made by worker (which
+// sets up what one goroutine reuses from item to item) and taking the next item when done.
+func onEveryCore(n int, worker func() func(item int)) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(n, runtime.GOMAXPROCS(0)) {
+		wg.Go(func() {
+			do := worker()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				do(i)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // retain forgets every thumbnail but those of keys: the cache holds one montage's crops.

@@ -119,8 +119,8 @@ type Config struct {
 	BatchWait   time.Duration // longest wait to fill a batch
 	// Eager takes a batch as soon as one message is there (waiting up to BatchWait for it),
 	// with whatever else is waiting, for stages whose batches save nothing (the clusterer
-	// handles its inputs one by one): a last message is not held for a batch that never
-	// fills (the clusterer's final result came up to 0.1 s late).
+	// handles its inputs one by one): a last message is not held up to BatchWait for a batch
+	// that never fills.
 	Eager        bool
 	MaxDeliver   int           // attempts before a failing input is dead-lettered
 	RetryDelay   time.Duration // after the n-th failed attempt an input waits RetryDelay·2ⁿ (n ≤ 6)

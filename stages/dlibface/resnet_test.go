@@ -108,15 +108,21 @@ func TestResNetONNXEqualsDlib(t *testing.T) {
 	}
 }
 
+func newLandmarker(t *testing.T, shapePredictor string) *dlibface.Landmarker {
+	t.Helper()
+	lm, err := dlibface.NewLandmarker(shapePredictor, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = lm.Close() })
+	return lm
+}
+
 // The shim's landmarks are dlib's shape_predictor's, bit for bit: on every face HOG finds in
 // the group photos and on boxes moved, shrunk, grown and pushed past the image's edges.
 func TestLandmarksEqualDlibs(t *testing.T) {
 	cfg := resNetConfig(t)
-	lm, err := dlibface.NewLandmarker(cfg.ShapePredictor, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lm.Close()
+	lm := newLandmarker(t, cfg.ShapePredictor)
 	hog := newDetector(t, 1)
 	checked := 0
 	for _, file := range []string{"images/two_people.jpg", "images/bbt1.jpg", "images/bbt3.jpg", "images/obama.jpg"} {
@@ -153,11 +159,7 @@ func TestLandmarksEqualDlibs(t *testing.T) {
 // Chips are dlib's: the landmarks lie on the face and the chip is 150×150 RGB.
 func TestLandmarkerChips(t *testing.T) {
 	cfg := resNetConfig(t)
-	lm, err := dlibface.NewLandmarker(cfg.ShapePredictor, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lm.Close()
+	lm := newLandmarker(t, cfg.ShapePredictor)
 	img := readImage(t, "images/obama.jpg")
 	defer img.Close()
 	box := messages.Box{142, 617, 409, 349}

@@ -228,46 +228,38 @@ func TestRunDrainsInFlightWork(t *testing.T) {
 	}
 }
 
-// Dynamic batching: with a batch size of 8, queued inputs arrive together.
+// Dynamic batching: with a batch size of 8, queued inputs arrive together, also for an eager
+// stage, which in addition handles a lone input without waiting for a batch that never fills.
 func TestRunBatches(t *testing.T) {
-	env := stagetest.Start(t, stage.Topology{})
-	proc := &scripted{calls: map[int64]int{}, behave: func(int64, int) error { return nil }}
-	for i := int64(0); i < 16; i++ {
-		publish(t, env.JS, "frames.src1", encode(t, frame(i)), "")
-	}
-	cfg := testConfig(env)
-	cfg.Concurrency, cfg.BatchSize = 1, 8
-	stop := stagetest.Run(t, env.JS, cfg, proc)
-	stagetest.Collect(t, env.JS, stage.StreamFaces, "faces.src1", 16)
-	stop()
-	if proc.maxBatch.Load() != 8 {
-		t.Errorf("largest batch %d, want 8", proc.maxBatch.Load())
-	}
-}
-
-// An eager stage handles a lone input without waiting for a batch that never fills, and
-// still takes what is queued as one batch.
-func TestRunEager(t *testing.T) {
-	env := stagetest.Start(t, stage.Topology{})
-	proc := &scripted{calls: map[int64]int{}, behave: func(int64, int) error { return nil }}
-	for i := int64(0); i < 16; i++ {
-		publish(t, env.JS, "frames.src1", encode(t, frame(i)), "")
-	}
-	cfg := testConfig(env)
-	cfg.Concurrency, cfg.BatchSize, cfg.Eager = 1, 8, true
-	cfg.BatchWait = 2 * time.Second
-	stop := stagetest.Run(t, env.JS, cfg, proc)
-	defer stop()
-	stagetest.Collect(t, env.JS, stage.StreamFaces, "faces.src1", 16)
-	if proc.maxBatch.Load() != 8 {
-		t.Errorf("largest batch %d, want 8", proc.maxBatch.Load())
-	}
-	start := time.Now()
-	publish(t, env.JS, "frames.src1", encode(t, frame(16)), "")
-	stagetest.Collect(t, env.JS, stage.StreamFaces, "faces.src1", 17)
-	// Not a speed check: a stage that waited for its batch would take the whole BatchWait.
-	if d := time.Since(start); d >= cfg.BatchWait/2 {
-		t.Errorf("a lone input took %v, as if waiting for a batch (BatchWait %v)", d, cfg.BatchWait)
+	for _, eager := range []bool{false, true} {
+		t.Run(fmt.Sprintf("eager %v", eager), func(t *testing.T) {
+			env := stagetest.Start(t, stage.Topology{})
+			proc := &scripted{calls: map[int64]int{}, behave: func(int64, int) error { return nil }}
+			for i := int64(0); i < 16; i++ {
+				publish(t, env.JS, "frames.src1", encode(t, frame(i)), "")
+			}
+			cfg := testConfig(env)
+			cfg.Concurrency, cfg.BatchSize, cfg.Eager = 1, 8, eager
+			if eager {
+				cfg.BatchWait = 2 * time.Second
+			}
+			stop := stagetest.Run(t, env.JS, cfg, proc)
+			defer stop()
+			stagetest.Collect(t, env.JS, stage.StreamFaces, "faces.src1", 16)
+			if proc.maxBatch.Load() != 8 {
+				t.Errorf("largest batch %d, want 8", proc.maxBatch.Load())
+			}
+			if !eager {
+				return
+			}
+			start := time.Now()
+			publish(t, env.JS, "frames.src1", encode(t, frame(16)), "")
+			stagetest.Collect(t, env.JS, stage.StreamFaces, "faces.src1", 17)
+			// Not a speed check: a stage that waited for its batch would take the whole BatchWait.
+			if d := time.Since(start); d >= cfg.BatchWait/2 {
+				t.Errorf("a lone input took %v, as if waiting for a batch (BatchWait %v)", d, cfg.BatchWait)
+			}
+		})
 	}
 }
 

@@ -148,6 +148,11 @@ func Open(spec Spec, opts Options) (*Session, error) {
 			return nil, fmt.Errorf("%w: %s has no output %q (it has %s)", ErrModel, spec.Path, name, names(outs))
 		}
 	}
+	if len(outs) > len(spec.Outputs) {
+		if model, err = Prune(model, spec.Outputs); err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrModel, spec.Path, err)
+		}
+	}
 	var sess *ort.DynamicAdvancedSession
 	if device != CPU {
 		// The CUDA provider is a separate library that the core loads when it is appended,

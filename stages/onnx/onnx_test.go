@@ -179,6 +179,81 @@ func FuzzFreeDims(f *testing.F) {
 	})
 }
 
+// The clothing backbone has a second, 1024-channel head after the 512-channel one the embedder
+// uses: asked for "embedding" alone, the session runs without that head's weights and gives
+// the same numbers, bit for bit.
+func TestPruneDropsTheHeadsNotAskedFor(t *testing.T) {
+	initLibrary(t)
+	path := filepath.Join(testenv.ModelsDir(t), "cloth", "mobilenet_v1_backbone.onnx")
+	model, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pruned, err := onnx.Prune(model, []string{"embedding"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if headWeights := 512 * 1024 * 4; len(model)-len(pruned) < headWeights {
+		t.Errorf("pruned model %d bytes of %d: want the 1024-channel head's %d bytes of weights gone", len(pruned), len(model), headWeights)
+	}
+	spec := onnx.Spec{Path: path, Input: "input", Shape: []int64{-1, 3, 224, 224}, Outputs: []string{"embedding", "embedding_1024"}}
+	both, err := onnx.Open(spec, onnx.Options{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer both.Close()
+	spec.Outputs = spec.Outputs[:1]
+	one, err := onnx.Open(spec, onnx.Options{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer one.Close()
+	shape := []int64{2, 3, 224, 224}
+	data := make([]float32, 2*3*224*224)
+	for i := range data {
+		data[i] = float32(i*7919%255)/127.5 - 1
+	}
+	want, _, err := both.Run(shape, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, shapes, err := one.Run(shape, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || !slices.Equal(shapes[0], []int64{2, 512}) || !slices.Equal(got[0], want[0]) {
+		t.Errorf("pruned session: %d outputs, shape %v, equal to the whole graph's: %v", len(got), shapes[0], slices.Equal(got[0], want[0]))
+	}
+}
+
+func TestPruneRefusesWhatIsNotProtobuf(t *testing.T) {
+	for _, bad := range [][]byte{[]byte("not a model"), {0x3a, 0x05, 0x01}, {0x3a, 0x80}} {
+		if _, err := onnx.Prune(bad, []string{"out"}); err == nil || !strings.HasPrefix(err.Error(), "onnx: ") {
+			t.Errorf("Prune(%q) = %v, want an onnx: error", bad, err)
+		}
+	}
+}
+
+func FuzzPrune(f *testing.F) {
+	f.Add([]byte("not a model"))
+	// A graph of one node "n" (input "x", output "y") and the output "y".
+	f.Add([]byte{0x3a, 0x0d, 0x0a, 0x06, 0x0a, 0x01, 'x', 0x12, 0x01, 'y', 0x62, 0x03, 0x0a, 0x01, 'y'})
+	f.Fuzz(func(t *testing.T, model []byte) {
+		out, err := onnx.Prune(model, []string{"y"})
+		if err != nil {
+			return
+		}
+		// What it wrote parses again, and pruning twice changes nothing more.
+		again, err := onnx.Prune(out, []string{"y"})
+		if err != nil {
+			t.Fatalf("its own output refused: %v", err)
+		}
+		if !slices.Equal(again, out) {
+			t.Fatalf("pruning twice differs")
+		}
+	})
+}
+
 // Where the CUDA provider cannot run (CI and this machine: the provider library is not beside
 // libonnxruntime.so, no GPU), "cuda" falls back to the CPU with a warning naming the model and
 // "auto" falls back without one; both then run.

@@ -61,8 +61,8 @@ func (t *Thumbnails) fill(jobs []thumbJob, fetch Fetcher) error {
 			if data == nil {
 				return
 			}
-			if img, err := DecodeJPEG(data); err == nil {
-				j.img = thumb{thumbnail(img, t.cell, t.cell)}
+			if img, err := DecodeThumbnail(data, t.cell, t.cell); err == nil {
+				j.img = thumb{img}
 			}
 		}
 	})
@@ -116,6 +116,12 @@ func (t *Thumbnails) retain(keys map[string]bool) {
 // stretch to 96).
 type thumb struct{ *image.RGBA }
 
+// fit is the size of a width×height image scaled by scale to fit w×h, keeping its aspect ratio.
+func fit(width, height, w, h int) (tw, th int, scale float64) {
+	scale = min(float64(w)/float64(width), float64(h)/float64(height))
+	return int(float64(width) * scale), int(float64(height) * scale), scale
+}
+
 // thumbnail scales src to fit w×h keeping its aspect ratio, by nearest neighbour, exactly as
 // a montage draws it into a w×h cell.
 func thumbnail(src image.Image, w, h int) *image.RGBA {
@@ -123,8 +129,7 @@ func thumbnail(src image.Image, w, h int) *image.RGBA {
 	if sb.Dx() == 0 || sb.Dy() == 0 || w <= 0 || h <= 0 {
 		return image.NewRGBA(image.Rectangle{})
 	}
-	scale := min(float64(w)/float64(sb.Dx()), float64(h)/float64(sb.Dy()))
-	tw, th := int(float64(sb.Dx())*scale), int(float64(sb.Dy())*scale)
+	tw, th, scale := fit(sb.Dx(), sb.Dy(), w, h)
 	dst := image.NewRGBA(image.Rect(0, 0, tw, th))
 	xs := make([]int, tw)
 	for x := range xs {

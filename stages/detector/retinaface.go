@@ -112,7 +112,7 @@ func NewRetinaFace(cfg RetinaFaceConfig) (*RetinaFace, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	spec := onnx.Spec{Path: cfg.Path, Input: "data", Shape: []int64{1, 3, -1, -1}, Outputs: retinaOutputs(), FreeDims: []int{2, 3}}
+	spec := onnx.Spec{Path: cfg.Path, Input: "data", Shape: []int64{1, 3, -1, -1}, Outputs: retinaOutputs(), FreeDims: []int{2, 3}, FoldInput: true}
 	sess, err := onnx.Open(spec, onnx.Options{Threads: cfg.Threads, Device: cfg.Device, Logger: cfg.Logger})
 	if err != nil {
 		return nil, fmt.Errorf("detector: RetinaFace wants input \"data\" [1 3 H W] (RGB, 0..255) and outputs face_rpn_{cls_prob_reshape,bbox_pred}_stride{32,16,8}: %w", err)
@@ -159,7 +159,8 @@ func (r *RetinaFace) Detect(img gocv.Mat) ([]Detection, error) {
 		buf = new([]float32)
 	}
 	defer r.blobs.Put(buf)
-	blob, err := vision.AppendBlob((*buf)[:0], canvas, vision.BlobOptions{Width: inW, Height: inH, Scale: 1, RGB: true, Interp: gocv.InterpolationLinear})
+	blob, err := vision.AppendBlob((*buf)[:0], canvas, vision.BlobOptions{Width: inW, Height: inH, Scale: 1, RGB: true, Interp: gocv.InterpolationLinear,
+		Channel: r.sess.InputAffine().Apply})
 	*buf = blob
 	if err != nil {
 		return nil, fmt.Errorf("detector: preparing input: %w", err)

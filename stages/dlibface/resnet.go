@@ -134,6 +134,7 @@ type ResNetONNX struct {
 	sess  *onnx.Session
 	batch int
 	once  sync.Once
+	lut   [3][256]float32 // a chip's RGB bytes to the network's input, its normalisation included
 }
 
 // NewResNetONNX loads the shape predictor and the network, checking the network's shape.
@@ -146,13 +147,19 @@ func NewResNetONNX(cfg ResNetConfig) (*ResNetONNX, error) {
 	if err != nil {
 		return nil, err
 	}
-	sess, err := onnx.Open(onnx.Spec{Path: cfg.Model, Input: "input", Shape: []int64{-1, 3, chipSize, chipSize}, Outputs: []string{"embedding"}},
+	sess, err := onnx.Open(onnx.Spec{Path: cfg.Model, Input: "input", Shape: []int64{-1, 3, chipSize, chipSize}, Outputs: []string{"embedding"}, FoldInput: true},
 		onnx.Options{Threads: cfg.Threads, Device: cfg.Device, Logger: cfg.Logger})
 	if err != nil {
 		lm.Close()
 		return nil, fmt.Errorf("dlibface: %s wants input \"input\" [N,3,150,150] (RGB 0..255 of dlib's chip) and output \"embedding\" [N,128]: %w", ResNetONNXFile, err)
 	}
-	return &ResNetONNX{lm: lm, sess: sess, batch: cfg.MaxBatch}, nil
+	e := &ResNetONNX{lm: lm, sess: sess, batch: cfg.MaxBatch}
+	for c := range e.lut {
+		for v := range e.lut[c] {
+			e.lut[c][v] = sess.InputAffine().Apply(c, float32(v))
+		}
+	}
+	return e, nil
 }
 
 // Name says which descriptor this is: dlib's, whatever runs its network.
@@ -184,11 +191,11 @@ func (e *ResNetONNX) EncodeBatch(faces []encoder.Face) ([][]float32, error) {
 			return nil, fmt.Errorf("face %d: %w", i, err)
 		}
 		dst := blob[i*per : (i+1)*per]
-		// Packed RGB rows to planar RGB, 0..255 (the graph subtracts dlib's means).
+		// Packed RGB rows to planar RGB, with dlib's means and scale taken out of the graph.
 		for p := 0; p < plane; p++ {
-			dst[p] = float32(chip[3*p])
-			dst[plane+p] = float32(chip[3*p+1])
-			dst[2*plane+p] = float32(chip[3*p+2])
+			dst[p] = e.lut[0][chip[3*p]]
+			dst[plane+p] = e.lut[1][chip[3*p+1]]
+			dst[2*plane+p] = e.lut[2][chip[3*p+2]]
 		}
 	}
 	out, err := encoder.RunChunks(e.sess, []int64{3, chipSize, chipSize}, e.batch, blob, len(faces), DescriptorLen)

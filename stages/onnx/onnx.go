@@ -95,6 +95,9 @@ type Spec struct {
 	// declares fixed but the graph computes at any size: they are freed in memory before the
 	// model is loaded (see FreeDims). For fully convolutional graphs only.
 	FreeDims []int
+	// FoldInput takes the Sub and Mul by constants that the graph begins with out of it
+	// (FoldInputAffine): the caller applies Session.InputAffine while it builds the input.
+	FoldInput bool
 }
 
 // Session is one loaded model. Run is safe for concurrent use (onnxruntime sessions are).
@@ -104,6 +107,7 @@ type Session struct {
 	spec     Spec
 	outShape [][]int64
 	device   Device
+	affine   InputAffine
 }
 
 // Open loads a model after checking that it has the expected input and outputs, so a wrong
@@ -148,7 +152,13 @@ func Open(spec Spec, opts Options) (*Session, error) {
 			return nil, fmt.Errorf("%w: %s has no output %q (it has %s)", ErrModel, spec.Path, name, names(outs))
 		}
 	}
-	if len(outs) > len(spec.Outputs) {
+	var affine InputAffine
+	if spec.FoldInput {
+		if model, affine, err = FoldInputAffine(model, spec.Input); err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrModel, spec.Path, err)
+		}
+	}
+	if len(outs) > len(spec.Outputs) || spec.FoldInput {
 		if model, err = Prune(model, spec.Outputs); err != nil {
 			return nil, fmt.Errorf("%w: %s: %v", ErrModel, spec.Path, err)
 		}
@@ -180,7 +190,7 @@ func Open(spec Spec, opts Options) (*Session, error) {
 			return nil, err
 		}
 	}
-	return &Session{sess: sess, spec: spec, outShape: outShape, device: device}, nil
+	return &Session{sess: sess, spec: spec, outShape: outShape, device: device, affine: affine}, nil
 }
 
 // CUDAProviderFile is the library of onnxruntime's CUDA provider, which onnxruntime loads from
@@ -282,6 +292,10 @@ func names(infos []ort.InputOutputInfo) string {
 
 // Device reports where the session runs.
 func (s *Session) Device() Device { return s.device }
+
+// InputAffine returns the normalisation taken out of the graph (Spec.FoldInput), which the
+// caller must apply to the input: the identity where there was none.
+func (s *Session) InputAffine() InputAffine { return s.affine }
 
 // Spec returns what the session was opened with.
 func (s *Session) Spec() Spec { return s.spec }

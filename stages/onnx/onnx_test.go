@@ -226,6 +226,99 @@ func TestPruneDropsTheHeadsNotAskedFor(t *testing.T) {
 	}
 }
 
+// RetinaFace and dlib's ResNet begin with a Sub and a Mul by constants; folded out, the graph
+// fed the input those constants make gives the same numbers, bit for bit.
+func TestFoldInputAffine(t *testing.T) {
+	initLibrary(t)
+	models := testenv.ModelsDir(t)
+	for _, tc := range []struct {
+		spec     onnx.Spec
+		shape    []int64
+		sub, mul []float32
+	}{
+		{onnx.Spec{Path: filepath.Join(models, "face", "dlib_resnet_v1.onnx"), Input: "input", Shape: []int64{-1, 3, 150, 150}, Outputs: []string{"embedding"}},
+			[]int64{2, 3, 150, 150}, []float32{122.782, 117.001, 104.298}, []float32{1.0 / 256}},
+		{onnx.Spec{Path: filepath.Join(models, "face", "retinaface-mnet025-640.onnx"), Input: "data", Shape: []int64{1, 3, -1, -1},
+			Outputs: []string{"face_rpn_cls_prob_reshape_stride8", "face_rpn_bbox_pred_stride32"}, FreeDims: []int{2, 3}},
+			[]int64{1, 3, 96, 160}, nil, nil},
+	} {
+		t.Run(filepath.Base(tc.spec.Path), func(t *testing.T) {
+			whole, err := onnx.Open(tc.spec, onnx.Options{Threads: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer whole.Close()
+			if a := whole.InputAffine(); a.Sub != nil || a.Mul != nil {
+				t.Errorf("without FoldInput: %+v, want the identity", a)
+			}
+			tc.spec.FoldInput = true
+			folded, err := onnx.Open(tc.spec, onnx.Options{Threads: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer folded.Close()
+			a := folded.InputAffine()
+			if len(a.Sub) == 0 || len(a.Mul) == 0 || (tc.sub != nil && (!slices.Equal(a.Sub, tc.sub) || !slices.Equal(a.Mul, tc.mul))) {
+				t.Fatalf("folded %+v, want sub %v mul %v", a, tc.sub, tc.mul)
+			}
+			n := tc.shape[0] * tc.shape[1] * tc.shape[2] * tc.shape[3]
+			plane := tc.shape[2] * tc.shape[3]
+			raw, normalised := make([]float32, n), make([]float32, n)
+			for i := range raw {
+				raw[i] = float32(i * 7919 % 256)
+				normalised[i] = a.Apply(int(int64(i)/plane%tc.shape[1]), raw[i])
+			}
+			want, _, err := whole.Run(tc.shape, raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _, err := folded.Run(tc.shape, normalised)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range want {
+				if !slices.Equal(got[i], want[i]) {
+					t.Errorf("output %s differs from the whole graph's", tc.spec.Outputs[i])
+				}
+			}
+		})
+	}
+}
+
+func TestFoldInputAffineLeavesOtherGraphsAlone(t *testing.T) {
+	model, err := os.ReadFile(filepath.Join(testenv.ModelsDir(t), "cloth", "mobilenet_v1_backbone.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, a, err := onnx.FoldInputAffine(model, "input")
+	if err != nil || a.Sub != nil || a.Mul != nil || !slices.Equal(out, model) {
+		t.Errorf("a graph beginning with a convolution: affine %+v, changed %v, %v", a, !slices.Equal(out, model), err)
+	}
+	if _, _, err := onnx.FoldInputAffine([]byte("not a model"), "input"); err == nil || !strings.HasPrefix(err.Error(), "onnx: ") {
+		t.Errorf("not protobuf: %v", err)
+	}
+}
+
+func FuzzFoldInputAffine(f *testing.F) {
+	f.Add([]byte("not a model"))
+	// A graph: "y" = Sub("x", "c"), "c" a float initializer of one value.
+	f.Add([]byte{0x3a, 0x1f, 0x0a, 0x0e, 0x0a, 0x01, 'x', 0x0a, 0x01, 'c', 0x12, 0x01, 'y', 0x22, 0x03, 'S', 'u', 'b',
+		0x2a, 0x0d, 0x08, 0x01, 0x10, 0x01, 0x42, 0x01, 'c', 0x4a, 0x04, 0, 0, 0x80, 0x3f})
+	f.Fuzz(func(t *testing.T, model []byte) {
+		out, a, err := onnx.FoldInputAffine(model, "x")
+		if err != nil {
+			return
+		}
+		if (a.Sub == nil) != (a.Mul == nil) {
+			t.Fatalf("half an affine: %+v", a)
+		}
+		// What it wrote parses again; folding again finds nothing more to fold, or folds less.
+		if _, _, err := onnx.FoldInputAffine(out, "x"); err != nil {
+			t.Fatalf("its own output refused: %v", err)
+		}
+	})
+}
+
 func TestPruneRefusesWhatIsNotProtobuf(t *testing.T) {
 	for _, bad := range [][]byte{[]byte("not a model"), {0x3a, 0x05, 0x01}, {0x3a, 0x80}} {
 		if _, err := onnx.Prune(bad, []string{"out"}); err == nil || !strings.HasPrefix(err.Error(), "onnx: ") {

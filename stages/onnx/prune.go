@@ -42,20 +42,7 @@ type protoNode struct {
 func pruneGraph(graph []byte, keep []string) ([]byte, error) {
 	var nodes []protoNode
 	if _, err := rewriteFields(graph, is(graphNode), func(_ protowire.Number, node []byte) ([]byte, error) {
-		var n protoNode
-		_, err := rewriteFields(node, func(num protowire.Number) bool {
-			return num == nodeInput || num == nodeOutput || num == nodeOpType
-		}, func(num protowire.Number, v []byte) ([]byte, error) {
-			switch num {
-			case nodeInput:
-				n.inputs = append(n.inputs, string(v))
-			case nodeOutput:
-				n.outputs = append(n.outputs, string(v))
-			default:
-				n.opType = string(v)
-			}
-			return v, nil
-		})
+		n, err := parseNode(node)
 		nodes = append(nodes, n)
 		return node, err
 	}); err != nil {

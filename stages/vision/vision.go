@@ -156,10 +156,14 @@ type BlobOptions struct {
 	RGB           bool // swap OpenCV's BGR to RGB
 	Grey          bool // single channel
 	Interp        gocv.InterpolationFlags
+	// Channel, where set, maps each value of plane c of the blob (after the RGB swap) once
+	// more: a model's own input normalisation, taken out of its graph (onnx.InputAffine).
+	Channel func(c int, v float32) float32
 }
 
 // AppendBlob resizes img (8-bit grey, BGR or BGRA) and appends its NCHW float32 values to dst:
-// one plane per channel (BGR, RGB with o.RGB, one grey plane with o.Grey), (p − Mean)·Scale.
+// one plane per channel (BGR, RGB with o.RGB, one grey plane with o.Grey), (p − Mean)·Scale,
+// then through o.Channel.
 func AppendBlob(dst []float32, img gocv.Mat, o BlobOptions) ([]float32, error) {
 	if img.Empty() {
 		return dst, ErrEmpty
@@ -198,28 +202,36 @@ func AppendBlob(dst []float32, img gocv.Mat, o BlobOptions) ([]float32, error) {
 	if len(pix) < ch*n {
 		return dst, fmt.Errorf("vision: %d pixel bytes for %dx%dx%d", len(pix), o.Width, o.Height, ch)
 	}
-	// A lookup table: every 8-bit value maps to one float, computed once.
-	var lut [256]float32
-	for v := range lut {
-		lut[v] = float32((float64(v) - o.Mean) * o.Scale)
+	// Lookup tables, one per plane: every 8-bit value maps to one float, computed once.
+	var luts [3][256]float32
+	for c := range ch {
+		for v := range luts[c] {
+			luts[c][v] = float32((float64(v) - o.Mean) * o.Scale)
+			if o.Channel != nil {
+				luts[c][v] = o.Channel(c, luts[c][v])
+			}
+		}
 	}
 	start := len(dst)
 	dst = append(dst, make([]float32, ch*n)...)
 	out := dst[start:]
 	if ch == 1 {
 		for i, p := range pix[:n] {
-			out[i] = lut[p]
+			out[i] = luts[0][p]
 		}
 		return dst, nil
 	}
+	// Source channel k (BGR) goes to plane k, or 2−k with the RGB swap.
 	p0, p1, p2 := out[:n], out[n:2*n], out[2*n:3*n]
+	l0, l1, l2 := &luts[0], &luts[1], &luts[2]
 	if o.RGB {
 		p0, p2 = p2, p0
+		l0, l2 = l2, l0
 	}
 	pix = pix[:3*n]
 	for i := 0; i < n; i++ {
 		px := pix[3*i : 3*i+3 : 3*i+3]
-		p0[i], p1[i], p2[i] = lut[px[0]], lut[px[1]], lut[px[2]]
+		p0[i], p1[i], p2[i] = l0[px[0]], l1[px[1]], l2[px[2]]
 	}
 	return dst, nil
 }

@@ -162,6 +162,16 @@ func TestAppendBlob(t *testing.T) {
 	if !equalFloats(got, wantRGB) {
 		t.Errorf("RGB blob %v, want %v", got, wantRGB)
 	}
+	// Channel maps each plane of the blob (RGB order here) once more.
+	opts.Channel = func(c int, v float32) float32 { return (v - float32(c)) * float32(c+1) }
+	got, _ = AppendBlob(nil, img, opts)
+	for i := range wantRGB {
+		c := i / 4
+		wantRGB[i] = (wantRGB[i] - float32(c)) * float32(c+1)
+	}
+	if !equalFloats(got, wantRGB) {
+		t.Errorf("RGB blob with Channel %v, want %v", got, wantRGB)
+	}
 	opts = BlobOptions{Width: 2, Height: 2, Scale: 1.0 / 256, Grey: true, Interp: gocv.InterpolationLinear}
 	got, _ = AppendBlob(nil, img, opts)
 	if len(got) != 4 {

@@ -34,6 +34,7 @@ type options struct {
 	models, video, only    string
 	threads, embThreads    int
 	clothBatch             int
+	runs                   int
 	jsonOut                bool
 	cpuprofile, memprofile string
 	child                  string
@@ -75,6 +76,7 @@ func main() {
 	flag.IntVar(&o.threads, "threads", 1, "onnxruntime intra-op threads per session (the binary's default --threads)")
 	flag.IntVar(&o.embThreads, "embedder-threads", 0, "the clothing embedder's intra-op threads (0: -threads)")
 	flag.IntVar(&o.clothBatch, "cloth-batch", 0, "most clothing crops in one inference (0: the binary's default)")
+	flag.IntVar(&o.runs, "runs", 3, "timed pipeline runs (after one warm-up); the table shows the median run")
 	flag.StringVar(&o.device, "device", "auto", "where the onnxruntime models run, as the binary's --device: auto (CUDA where it runs), cpu or cuda")
 	flag.StringVar(&o.ortLib, "ort-lib", "", "libonnxruntime.so (default MODELS/lib/libonnxruntime.so; make deps-cuda puts the CUDA provider beside it)")
 	flag.StringVar(&o.only, "only", "", "comma-separated sections: reader,detector,encoder,embedder,clusterer,scaling,pipeline (default all)")
@@ -146,7 +148,7 @@ func run(ctx context.Context, o options) error {
 
 // child runs one section in a new process of this binary and decodes its JSON.
 func child(o options, section string, v any) error {
-	args := []string{"-child", section, "-models", o.models, "-video", o.video, "-threads", fmt.Sprint(o.threads), "-embedder-threads", fmt.Sprint(o.embThreads), "-cloth-batch", fmt.Sprint(o.clothBatch),
+	args := []string{"-child", section, "-models", o.models, "-video", o.video, "-threads", fmt.Sprint(o.threads), "-embedder-threads", fmt.Sprint(o.embThreads), "-cloth-batch", fmt.Sprint(o.clothBatch), "-runs", fmt.Sprint(o.runs),
 		"-python", o.python, "-bin", o.bin, "-soak", o.soak.String(), "-device", o.device, "-ort-lib", o.ortLib,
 		"-soak-live", o.soakLive.String(), "-soak-every", o.soakEvery.String()}
 	if o.cpuprofile != "" {
@@ -265,11 +267,18 @@ func print(o options, rep *Report) error {
 	}
 	if p := rep.Pipeline; p != nil {
 		fmt.Println()
-		fmt.Fprintln(tw, "pipeline (one process)\tframes\taccepted\tfaces\tseconds\taccepted/s\tfaces/s\tp50 ms\tp95 ms\tpeak RSS MiB\tCPU util\tCPU ms/accepted\tof which kernel\tpage faults\t")
+		fmt.Fprintf(tw, "pipeline (one process, median of %d)\tframes\taccepted\tfaces\tseconds\taccepted/s\tfaces/s\tp50 ms\tp95 ms\tpeak RSS MiB\tCPU util\tCPU ms/accepted\tof which kernel\tpage faults\t\n", max(1, len(p.RunSeconds)))
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.2f\t%.1f\t%.1f\t%.0f\t%.0f\t%.0f\t%.0f%%\t%.1f\t%.0f%%\t%d\t\n", baseName(p.Video), p.Frames, p.Accepted, p.Faces,
 			p.Seconds, p.AcceptedPerSec, p.FacesPerSec, p.LatencyP50ms, p.LatencyP95ms, p.PeakRSSMiB, 100*p.CPUUtil, 1000*p.CPUSeconds/float64(max(1, p.Accepted)),
 			100*p.SysSeconds/max(p.CPUSeconds, 1e-9), p.MinorFaults)
 		tw.Flush()
+		if len(p.RunSeconds) > 1 {
+			var runs []string
+			for _, sec := range p.RunSeconds {
+				runs = append(runs, fmt.Sprintf("%.2f s (%.1f/s)", sec, float64(p.Accepted)/sec))
+			}
+			fmt.Printf("runs: %s; peak RSS over all of them\n", strings.Join(runs, ", "))
+		}
 	}
 	return nil
 }

@@ -22,8 +22,7 @@ type RetinaFaceConfig struct {
 	Path string
 	// Size is the input's longer side (640 for mnet.25_v2.onnx, 512 for _v1). The image is
 	// scaled to fit a Size×Size square, as insightface does, but the input is shaped like the
-	// image: its shorter side is padded at the right or bottom only up to a multiple of 32 (a
-	// 16:9 frame is a 640×384 input, 60% of the square's work). The graph is fully
+	// image, unpadded (a 16:9 frame is a 640×360 input, 56% of the square's work). The graph is fully
 	// convolutional; the file declares its 640×640 export size, which is freed when it loads.
 	Size int
 	// Threshold is the face probability a candidate needs; default 0.5.
@@ -121,12 +120,15 @@ func NewRetinaFace(cfg RetinaFaceConfig) (*RetinaFace, error) {
 }
 
 // inputSize is the input RetinaFace gets for a width×height image: the image scaled to fit
-// size×size, each side rounded up to the multiple of 32 the coarsest stride needs.
+// size×size, at least 32 pixels a side. The sides need not be multiples of the strides: each
+// stride's map has ceil(side/stride) cells and the network crops its upsampled maps to the
+// finer ones, so a 16:9 frame is a 640×360 input, not 640×384 (6% less work and no black
+// band below the frame).
 func inputSize(width, height, size int) (scale float64, scaledW, scaledH, inW, inH int) {
 	scale = float64(size) / float64(max(width, height))
 	scaledW = max(1, min(size, int(math.Round(float64(width)*scale))))
 	scaledH = max(1, min(size, int(math.Round(float64(height)*scale))))
-	return scale, scaledW, scaledH, (scaledW + 31) / 32 * 32, (scaledH + 31) / 32 * 32
+	return scale, scaledW, scaledH, max(32, scaledW), max(32, scaledH)
 }
 
 // Name says which detector this is.
@@ -182,7 +184,7 @@ func DecodeRetina(outs [][]float32, inW, inH int, scale float64, width, height i
 	}
 	var cands []candidate
 	for l, h := range retinaHeads {
-		fw, fh := inW/h.stride, inH/h.stride
+		fw, fh := (inW+h.stride-1)/h.stride, (inH+h.stride-1)/h.stride
 		plane := fw * fh
 		cls, deltas := outs[2*l], outs[2*l+1]
 		if len(cls) != 4*plane || len(deltas) != 8*plane {

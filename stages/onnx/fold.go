@@ -48,7 +48,7 @@ func (a InputAffine) Apply(c int, v float32) float32 {
 // FoldInputAffine returns a copy of an ONNX model without the Sub and Mul by constants that its
 // input goes through first (RetinaFace's mean and scale, dlib's channel means and 1/256), and
 // those constants. onnxruntime spends a pass over the whole input on each (0.5 ms of
-// RetinaFace's 14 on a 640×384 frame) that costs nothing where the caller converts bytes to
+// RetinaFace's 14 on a 640×384 input) that costs nothing where the caller converts bytes to
 // floats through a lookup table anyway. A graph that does not begin so is returned as it is,
 // with the identity.
 func FoldInputAffine(model []byte, input string) ([]byte, InputAffine, error) {

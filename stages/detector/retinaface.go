@@ -148,20 +148,25 @@ func (r *RetinaFace) Detect(img gocv.Mat) ([]Detection, error) {
 	width, height := img.Cols(), img.Rows()
 	scale, sw, sh, inW, inH := inputSize(width, height, r.cfg.Size)
 
-	// The scaled image at the top left of a black canvas.
-	canvas := gocv.NewMatWithSize(inH, inW, gocv.MatTypeCV8UC3)
-	defer canvas.Close()
-	canvas.SetTo(gocv.NewScalar(0, 0, 0, 0))
-	region := canvas.Region(image.Rect(0, 0, sw, sh))
-	gocv.Resize(img, &region, image.Pt(sw, sh), 0, 0, gocv.InterpolationLinear)
-	region.Close()
+	// AppendBlob scales the image to the input; one under 32 pixels a side goes at the top left
+	// of a black canvas first.
+	src := img
+	if sw != inW || sh != inH {
+		canvas := gocv.NewMatWithSize(inH, inW, gocv.MatTypeCV8UC3)
+		defer canvas.Close()
+		canvas.SetTo(gocv.NewScalar(0, 0, 0, 0))
+		region := canvas.Region(image.Rect(0, 0, sw, sh))
+		gocv.Resize(img, &region, image.Pt(sw, sh), 0, 0, gocv.InterpolationLinear)
+		region.Close()
+		src = canvas
+	}
 
 	buf, _ := r.blobs.Get().(*[]float32)
 	if buf == nil {
 		buf = new([]float32)
 	}
 	defer r.blobs.Put(buf)
-	blob, err := vision.AppendBlob((*buf)[:0], canvas, vision.BlobOptions{Width: inW, Height: inH, Scale: 1, RGB: true, Interp: gocv.InterpolationLinear,
+	blob, err := vision.AppendBlob((*buf)[:0], src, vision.BlobOptions{Width: inW, Height: inH, Scale: 1, RGB: true, Interp: gocv.InterpolationLinear,
 		Channel: r.sess.InputAffine().Apply})
 	*buf = blob
 	if err != nil {

@@ -330,8 +330,19 @@ func (g *gram) norms() {
 	}
 }
 
-// euclidRow turns Gram values gv[k] = x_i·x_{j0+k} into distances.
+// euclidRow turns Gram values gv[k] = x_i·x_{j0+k} into distances: four at
+// a time where the CPU has AVX2 (the same operations, so the same bits; the
+// row again in Go if any of them needs the exact path), the rest in Go.
 func (g *gram) euclidRow(dst, gv []float64, i, j0 int) {
+	if n := len(gv) &^ 3; n > 0 && euclidRowVector(dst[:n], gv[:n], g.sq[j0:j0+n], g.sq[i]) {
+		g.euclidRowGo(dst[n:], gv[n:], i, j0+n)
+		return
+	}
+	g.euclidRowGo(dst, gv, i, j0)
+}
+
+// euclidRowGo is euclidRow's loop in Go, the reference.
+func (g *gram) euclidRowGo(dst, gv []float64, i, j0 int) {
 	sqi, sqj := g.sq[i], g.sq[j0:j0+len(gv)]
 	dst = dst[:len(gv)]
 	for k, v := range gv {

@@ -65,31 +65,14 @@ func FoldInputAffine(model []byte, input string) ([]byte, InputAffine, error) {
 }
 
 func foldGraph(graph []byte, input string) ([]byte, InputAffine, error) {
-	var nodes []protoNode
-	tensors := map[string][]byte{}
-	var outputs []string
-	if _, err := rewriteFields(graph, func(n protowire.Number) bool {
-		return n == graphNode || n == graphInitializer || n == graphOutput
-	}, func(num protowire.Number, v []byte) ([]byte, error) {
-		switch num {
-		case graphNode:
-			n, err := parseNode(v)
-			nodes = append(nodes, n)
-			return v, err
-		case graphInitializer:
-			tensors[fieldString(v, tensorName)] = v
-		default:
-			outputs = append(outputs, fieldString(v, valueInfoName))
-		}
-		return v, nil
-	}); err != nil {
+	g, err := parseGraph(graph)
+	if err != nil {
 		return nil, InputAffine{}, err
 	}
-	for _, n := range nodes {
-		if n.opType == "If" || n.opType == "Loop" || n.opType == "Scan" {
-			return graph, InputAffine{}, nil // subgraphs may name the folded value
-		}
+	if g.hasSubgraphs() {
+		return graph, InputAffine{}, nil
 	}
+	nodes, tensors, outputs := g.nodes, g.initializers, g.outputs
 	consumers := func(name string) []int {
 		var idx []int
 		for i, n := range nodes {
@@ -150,24 +133,6 @@ func foldGraph(graph []byte, input string) ([]byte, InputAffine, error) {
 		})
 	})
 	return out, InputAffine{Sub: sub, Mul: mul}, err
-}
-
-func parseNode(node []byte) (protoNode, error) {
-	var n protoNode
-	_, err := rewriteFields(node, func(num protowire.Number) bool {
-		return num == nodeInput || num == nodeOutput || num == nodeOpType
-	}, func(num protowire.Number, v []byte) ([]byte, error) {
-		switch num {
-		case nodeInput:
-			n.inputs = append(n.inputs, string(v))
-		case nodeOutput:
-			n.outputs = append(n.outputs, string(v))
-		default:
-			n.opType = string(v)
-		}
-		return v, nil
-	})
-	return n, err
 }
 
 // channelConstant reads a float tensor that broadcasts over an NCHW input by channel: one

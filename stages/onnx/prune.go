@@ -1,6 +1,7 @@
 package onnx
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 
@@ -39,27 +40,65 @@ type protoNode struct {
 	opType          string
 }
 
-func pruneGraph(graph []byte, keep []string) ([]byte, error) {
-	var nodes []protoNode
-	if _, err := rewriteFields(graph, is(graphNode), func(_ protowire.Number, node []byte) ([]byte, error) {
-		n, err := parseNode(node)
-		nodes = append(nodes, n)
-		return node, err
-	}); err != nil {
-		return nil, err
-	}
-	initializers := map[string]bool{}
-	if _, err := rewriteFields(graph, is(graphInitializer), func(_ protowire.Number, t []byte) ([]byte, error) {
-		initializers[fieldString(t, tensorName)] = true
-		return t, nil
-	}); err != nil {
-		return nil, err
-	}
-	for _, n := range nodes {
-		if n.opType == "If" || n.opType == "Loop" || n.opType == "Scan" {
-			return graph, nil
+// protoGraph is what Prune and FoldInputAffine read of a GraphProto: its nodes in order, its
+// initializers (TensorProto bytes) by name, and the names of its outputs.
+type protoGraph struct {
+	nodes        []protoNode
+	initializers map[string][]byte
+	outputs      []string
+}
+
+func parseGraph(graph []byte) (protoGraph, error) {
+	g := protoGraph{initializers: map[string][]byte{}}
+	err := eachField(graph, func(num protowire.Number, v []byte) error {
+		switch num {
+		case graphNode:
+			n, err := parseNode(v)
+			g.nodes = append(g.nodes, n)
+			return err
+		case graphInitializer:
+			g.initializers[fieldString(v, tensorName)] = v
+		case graphOutput:
+			g.outputs = append(g.outputs, fieldString(v, valueInfoName))
 		}
+		return nil
+	})
+	return g, err
+}
+
+func parseNode(node []byte) (protoNode, error) {
+	var n protoNode
+	err := eachField(node, func(num protowire.Number, v []byte) error {
+		switch num {
+		case nodeInput:
+			n.inputs = append(n.inputs, string(v))
+		case nodeOutput:
+			n.outputs = append(n.outputs, string(v))
+		case nodeOpType:
+			n.opType = string(v)
+		}
+		return nil
+	})
+	return n, err
+}
+
+// hasSubgraphs tells whether a node carries subgraphs (If, Loop, Scan), which may name values of
+// the outer graph: rewriting such a graph by its node inputs alone would be wrong.
+func (g protoGraph) hasSubgraphs() bool {
+	return slices.ContainsFunc(g.nodes, func(n protoNode) bool {
+		return n.opType == "If" || n.opType == "Loop" || n.opType == "Scan"
+	})
+}
+
+func pruneGraph(graph []byte, keep []string) ([]byte, error) {
+	g, err := parseGraph(graph)
+	if err != nil {
+		return nil, err
 	}
+	if g.hasSubgraphs() {
+		return graph, nil
+	}
+	nodes := g.nodes
 	// Walk back from the kept outputs: nodes are topologically sorted in a valid model, but a
 	// fixed point does not rely on it.
 	needed := make(map[string]bool, len(keep))
@@ -85,7 +124,8 @@ func pruneGraph(graph []byte, keep []string) ([]byte, error) {
 	}, func(num protowire.Number, v []byte) ([]byte, error) {
 		switch num {
 		case graphInput: // older files list their weights among the inputs too
-			if name := fieldString(v, valueInfoName); initializers[name] && !needed[name] {
+			name := fieldString(v, valueInfoName)
+			if _, weight := g.initializers[name]; weight && !needed[name] {
 				return nil, nil
 			}
 			return v, nil
@@ -109,15 +149,42 @@ func pruneGraph(graph []byte, keep []string) ([]byte, error) {
 	})
 }
 
+// eachField calls fn with the number and contents of every length-delimited field of a
+// protobuf message, without copying it (rewriteFields copies: reading a model's weights
+// through it copied every tensor).
+func eachField(msg []byte, fn func(protowire.Number, []byte) error) error {
+	for len(msg) > 0 {
+		num, typ, tagLen := protowire.ConsumeTag(msg)
+		if tagLen < 0 {
+			return fmt.Errorf("%w: %v", errProtobuf, protowire.ParseError(tagLen))
+		}
+		valLen := protowire.ConsumeFieldValue(num, typ, msg[tagLen:])
+		if valLen < 0 {
+			return fmt.Errorf("%w: field %d: %v", errProtobuf, num, protowire.ParseError(valLen))
+		}
+		if typ == protowire.BytesType {
+			content, _ := protowire.ConsumeBytes(msg[tagLen : tagLen+valLen])
+			if err := fn(num, content); err != nil {
+				return err
+			}
+		}
+		msg = msg[tagLen+valLen:]
+	}
+	return nil
+}
+
+// errFound stops eachField at the field fieldString looks for.
+var errFound = errors.New("found")
+
 // fieldString returns the first string field numbered num of a protobuf message ("" if none).
 func fieldString(msg []byte, num protowire.Number) string {
 	var s string
-	found := false
-	rewriteFields(msg, is(num), func(_ protowire.Number, v []byte) ([]byte, error) {
-		if !found {
-			s, found = string(v), true
+	eachField(msg, func(n protowire.Number, v []byte) error {
+		if n != num {
+			return nil
 		}
-		return v, nil
+		s = string(v)
+		return errFound
 	})
 	return s
 }

@@ -16,8 +16,8 @@ func DecodeThumbnail(data []byte, w, h int) (*image.RGBA, error) {
 	if err != nil {
 		return nil, fmt.Errorf("output: reading a JPEG header: %w", err)
 	}
-	if cfg.Width > MaxThumbnailSide || cfg.Height > MaxThumbnailSide {
-		return nil, fmt.Errorf("%w: %dx%d, at most %d per side", ErrImageTooLarge, cfg.Width, cfg.Height, MaxThumbnailSide)
+	if err := checkThumbnailSize(cfg.Width, cfg.Height); err != nil {
+		return nil, err
 	}
 	img, err := jpeg.Decode(bytes.NewReader(data))
 	if err != nil {

@@ -11,15 +11,16 @@ import (
 
 // DecodeThumbnail decodes a crop for a montage and scales it to fit w×h. It decodes at the
 // smallest of libjpeg's reduced sizes (1/2, 1/4, 1/8: scaled in the DCT, a fraction of a whole
-// decode) that is still at least the thumbnail's size: decoding the crops was most of a montage's time (0.33 CPU-s of the pipeline's 19 on
-// cast_public with Go's image/jpeg at full size).
+// decode) that is still at least the thumbnail's size: decoding the crops was most of a
+// montage's time (0.33 CPU-s of the pipeline's 19 on cast_public with Go's image/jpeg at full
+// size).
 func DecodeThumbnail(data []byte, w, h int) (*image.RGBA, error) {
 	width, height, err := vision.JPEGSize(data)
 	if err != nil {
 		return nil, fmt.Errorf("output: reading a JPEG header: %w", err)
 	}
-	if width > MaxThumbnailSide || height > MaxThumbnailSide {
-		return nil, fmt.Errorf("%w: %dx%d, at most %d per side", ErrImageTooLarge, width, height, MaxThumbnailSide)
+	if err := checkThumbnailSize(width, height); err != nil {
+		return nil, err
 	}
 	tw, th, scale := fit(width, height, w, h)
 	factor := 1

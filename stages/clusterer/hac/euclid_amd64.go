@@ -9,7 +9,8 @@ var hasAVX2 = cpu.X86.HasAVX2
 // Gram path (its sum of squared norms within range and not 0, the Gram value
 // not within gramExactRatio of it); if not, dst holds garbage and the caller
 // computes the row in Go. VSQRTPD takes four roots in about the time SQRTSD
-// takes one: the roots were a fifth of the distances' user time.
+// takes one (4.3× on a row in cache), though at n = 10,000 the distances'
+// user time stayed 1.45 CPU-s: writing the 400 MB bounds that pass.
 func euclidRowVector(dst, gv, sqj []float64, sqi float64) bool {
 	if !hasAVX2 || len(gv) == 0 || len(dst) < len(gv) || len(sqj) < len(gv) || len(gv)%4 != 0 {
 		return false

@@ -9,15 +9,6 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
-// More fields of onnx.proto, for FoldInputAffine.
-const (
-	tensorDims      protowire.Number = 1 // TensorProto.dims
-	tensorDataType  protowire.Number = 2 // TensorProto.data_type
-	tensorFloatData protowire.Number = 4 // TensorProto.float_data
-	tensorRawData   protowire.Number = 9 // TensorProto.raw_data
-	tensorFloat                      = 1 // TensorProto.FLOAT
-)
-
 // InputAffine is the (x − Sub)·Mul that a model's graph applied to its input first, taken out
 // of the graph for the caller to apply while it builds the input: one value for every channel
 // or one per channel of an NCHW input. The zero InputAffine is the identity.

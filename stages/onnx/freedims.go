@@ -1,28 +1,11 @@
 package onnx
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 
 	"google.golang.org/protobuf/encoding/protowire"
 )
-
-// The numbers of the fields of onnx.proto that FreeDims walks through.
-const (
-	modelGraph      protowire.Number = 7  // ModelProto.graph
-	graphInput      protowire.Number = 11 // GraphProto.input
-	graphOutput     protowire.Number = 12 // GraphProto.output
-	graphValueInfo  protowire.Number = 13 // GraphProto.value_info
-	valueInfoType   protowire.Number = 2  // ValueInfoProto.type
-	typeTensor      protowire.Number = 1  // TypeProto.tensor_type
-	tensorTypeShape protowire.Number = 2  // TypeProto.Tensor.shape
-	shapeDim        protowire.Number = 1  // TensorShapeProto.dim
-	dimensionParam  protowire.Number = 2  // TensorShapeProto.Dimension.dim_param
-)
-
-// errProtobuf marks a model file whose bytes are not the protobuf FreeDims expects.
-var errProtobuf = errors.New("not an ONNX protobuf")
 
 // FreeDims returns a copy of an ONNX model whose graph inputs and outputs declare the
 // dimensions at the given indices free (named "free<i>") instead of the fixed sizes the file
@@ -60,43 +43,6 @@ func FreeDims(model []byte, dims ...int) ([]byte, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("onnx: freeing dimensions %v: %w", dims, err)
-	}
-	return out, nil
-}
-
-func is(n protowire.Number) func(protowire.Number) bool {
-	return func(m protowire.Number) bool { return m == n }
-}
-
-// rewriteFields copies the protobuf message msg, passing the contents of every length-delimited
-// field whose number match accepts through edit (which returns nil to drop the field).
-func rewriteFields(msg []byte, match func(protowire.Number) bool, edit func(protowire.Number, []byte) ([]byte, error)) ([]byte, error) {
-	out := make([]byte, 0, len(msg))
-	for len(msg) > 0 {
-		num, typ, tagLen := protowire.ConsumeTag(msg)
-		if tagLen < 0 {
-			return nil, fmt.Errorf("%w: %v", errProtobuf, protowire.ParseError(tagLen))
-		}
-		valLen := protowire.ConsumeFieldValue(num, typ, msg[tagLen:])
-		if valLen < 0 {
-			return nil, fmt.Errorf("%w: field %d: %v", errProtobuf, num, protowire.ParseError(valLen))
-		}
-		field := msg[:tagLen+valLen]
-		msg = msg[tagLen+valLen:]
-		if typ != protowire.BytesType || !match(num) {
-			out = append(out, field...)
-			continue
-		}
-		content, _ := protowire.ConsumeBytes(field[tagLen:])
-		edited, err := edit(num, content)
-		if err != nil {
-			return nil, err
-		}
-		if edited == nil {
-			continue
-		}
-		out = protowire.AppendTag(out, num, protowire.BytesType)
-		out = protowire.AppendBytes(out, edited)
 	}
 	return out, nil
 }

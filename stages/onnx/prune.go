@@ -1,22 +1,10 @@
 package onnx
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 
 	"google.golang.org/protobuf/encoding/protowire"
-)
-
-// More fields of onnx.proto, for Prune.
-const (
-	graphNode        protowire.Number = 1 // GraphProto.node
-	graphInitializer protowire.Number = 5 // GraphProto.initializer
-	nodeInput        protowire.Number = 1 // NodeProto.input
-	nodeOutput       protowire.Number = 2 // NodeProto.output
-	nodeOpType       protowire.Number = 4 // NodeProto.op_type
-	valueInfoName    protowire.Number = 1 // ValueInfoProto.name
-	tensorName       protowire.Number = 8 // TensorProto.name
 )
 
 // Prune returns a copy of an ONNX model that computes only the named graph outputs: the other
@@ -147,44 +135,4 @@ func pruneGraph(graph []byte, keep []string) ([]byte, error) {
 			return v, nil
 		}
 	})
-}
-
-// eachField calls fn with the number and contents of every length-delimited field of a
-// protobuf message, without copying it (rewriteFields copies: reading a model's weights
-// through it copied every tensor).
-func eachField(msg []byte, fn func(protowire.Number, []byte) error) error {
-	for len(msg) > 0 {
-		num, typ, tagLen := protowire.ConsumeTag(msg)
-		if tagLen < 0 {
-			return fmt.Errorf("%w: %v", errProtobuf, protowire.ParseError(tagLen))
-		}
-		valLen := protowire.ConsumeFieldValue(num, typ, msg[tagLen:])
-		if valLen < 0 {
-			return fmt.Errorf("%w: field %d: %v", errProtobuf, num, protowire.ParseError(valLen))
-		}
-		if typ == protowire.BytesType {
-			content, _ := protowire.ConsumeBytes(msg[tagLen : tagLen+valLen])
-			if err := fn(num, content); err != nil {
-				return err
-			}
-		}
-		msg = msg[tagLen+valLen:]
-	}
-	return nil
-}
-
-// errFound stops eachField at the field fieldString looks for.
-var errFound = errors.New("found")
-
-// fieldString returns the first string field numbered num of a protobuf message ("" if none).
-func fieldString(msg []byte, num protowire.Number) string {
-	var s string
-	eachField(msg, func(n protowire.Number, v []byte) error {
-		if n != num {
-			return nil
-		}
-		s = string(v)
-		return errFound
-	})
-	return s
 }

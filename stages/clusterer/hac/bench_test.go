@@ -38,7 +38,7 @@ func BenchmarkLinkage(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	work := newCondensed(n) // huge pages, as Pdist gives them
+	work := newCondensed(n) // the pages Pdist gives it
 	for _, m := range Methods {
 		b.Run(m, func(b *testing.B) {
 			for b.Loop() {

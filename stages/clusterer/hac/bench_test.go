@@ -38,7 +38,7 @@ func BenchmarkLinkage(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	work := newCondensed(n) // the pages Pdist gives it
+	work := newCondensed(n) // huge pages, as Pdist gives them
 	for _, m := range Methods {
 		b.Run(m, func(b *testing.B) {
 			for b.Loop() {

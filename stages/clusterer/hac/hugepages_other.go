@@ -7,6 +7,3 @@ func newCondensed(n int) []float64 { return make([]float64, CondensedLen(n)) }
 
 // newReadBuffer returns an empty buffer of capacity size for a file's text.
 func newReadBuffer(size int) []byte { return make([]byte, 0, size) }
-
-// CondensedPages says which pages a large condensed array gets here.
-func CondensedPages() string { return "the system's default" }

@@ -80,8 +80,8 @@ func main() {
 	if ct := os.Getenv("OPENBLAS_CORETYPE"); ct != "" {
 		fmt.Fprintf(stdout, "OPENBLAS_CORETYPE=%s in the environment: OpenBLAS runs that core's kernels (peak included), not the ones it would pick for this CPU\n", ct)
 	}
-	fmt.Fprintf(stdout, "BLAS: %s\nfloat64 peak: OpenBLAS DGEMM 2000³ %.1f GFLOP/s (%.1f per CPU-second) here now; theoretical %.1f (%s)\ncondensed matrix pages: %s\n\n",
-		hac.BLAS(), g.peak, g.peakCPU, g.theoretical, g.peakHow, hac.CondensedPages())
+	fmt.Fprintf(stdout, "BLAS: %s\nfloat64 peak: OpenBLAS DGEMM 2000³ %.1f GFLOP/s (%.1f per CPU-second) here now; theoretical %.1f (%s)\n\n",
+		hac.BLAS(), g.peak, g.peakCPU, g.theoretical, g.peakHow)
 	var rows [][]string
 	for _, f := range splitInts(*ns) {
 		n := f

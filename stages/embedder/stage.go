@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/personcluster/personcluster/messages"
+	"github.com/personcluster/personcluster/stages/internal/parallel"
 	"github.com/personcluster/personcluster/stages/stage"
 	"github.com/personcluster/personcluster/stages/vision"
 )
@@ -257,27 +258,7 @@ func (s *Stage) preprocessAll(batch []*stage.Input, jobs []job, blob []float32) 
 		face := batch[jb.input].Message.(*messages.FrameFaces).Faces[jb.face]
 		errs[k] = s.preprocessJPEG(blob[k*s.per:(k+1)*s.per], face.ClothJPEG)
 	}
-	workers := min(s.cfg.Workers, len(jobs))
-	if workers <= 1 {
-		for k := range jobs {
-			work(k)
-		}
-		return errs
-	}
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		wg.Go(func() {
-			for {
-				k := int(next.Add(1)) - 1
-				if k >= len(jobs) {
-					return
-				}
-				work(k)
-			}
-		})
-	}
-	wg.Wait()
+	parallel.Each(len(jobs), s.cfg.Workers, func() func(int) { return work })
 	return errs
 }
 

@@ -7,6 +7,9 @@ import (
 	"hash/adler32"
 	"hash/crc32"
 	"image"
+	"runtime"
+
+	"github.com/personcluster/personcluster/stages/internal/parallel"
 )
 
 // pngStripRows is how many rows one worker filters and compresses at a time.
@@ -23,7 +26,7 @@ func encodeOpaquePNG(img *image.RGBA) []byte {
 	strips := (h + pngStripRows - 1) / pngStripRows
 	raw := make([][]byte, strips)  // filtered rows, for the checksum
 	comp := make([][]byte, strips) // their deflate stream
-	onEveryCore(strips, func() func(int) {
+	parallel.Each(strips, runtime.GOMAXPROCS(0), func() func(int) {
 		prev := make([]byte, 3*w)
 		cur := make([]byte, 3*w)
 		var buf bytes.Buffer

@@ -6,9 +6,9 @@ import (
 	"image/color"
 	"runtime"
 	"sync"
-	"sync/atomic"
 
 	"github.com/personcluster/personcluster/messages"
+	"github.com/personcluster/personcluster/stages/internal/parallel"
 )
 
 // Thumbnails holds crops decoded and scaled to a montage's cell, by object key, so that the
@@ -50,7 +50,7 @@ func (t *Thumbnails) fill(jobs []thumbJob, fetch Fetcher) error {
 		}
 	}
 	t.mu.Unlock()
-	onEveryCore(len(todo), func() func(int) {
+	parallel.Each(len(todo), runtime.GOMAXPROCS(0), func() func(int) {
 		return func(k int) {
 			j := &jobs[todo[k]]
 			data, err := fetch(j.key)
@@ -78,26 +78,6 @@ func (t *Thumbnails) fill(jobs []thumbJob, fetch Fetcher) error {
 		}
 	}
 	return first
-}
-
-// onEveryCore runs items 0..n-1 on up to GOMAXPROCS goroutines, each made by worker (which
-// sets up what one goroutine reuses from item to item) and taking the next item when done.
-func onEveryCore(n int, worker func() func(item int)) {
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range min(n, runtime.GOMAXPROCS(0)) {
-		wg.Go(func() {
-			do := worker()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= n {
-					return
-				}
-				do(i)
-			}
-		})
-	}
-	wg.Wait()
 }
 
 // retain forgets every thumbnail but those of keys: the cache holds one montage's crops.

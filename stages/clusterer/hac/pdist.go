@@ -4,11 +4,11 @@ import (
 	"fmt"
 	"math"
 	"runtime"
-	"sync"
-	"sync/atomic"
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas64"
+
+	"github.com/personcluster/personcluster/stages/internal/parallel"
 )
 
 // Metric names accepted by Pdist.
@@ -292,23 +292,10 @@ func onBlocks(n int, body func(b, lo, hi int)) {
 // counter: later blocks (shorter rows of the upper triangle) are smaller, so this balances
 // better than a static split.
 func onWorkers(blocks, scratchLen int, body func(block int, scratch []float64)) {
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), blocks) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			scratch := make([]float64, scratchLen)
-			for {
-				b := int(next.Add(1) - 1)
-				if b >= blocks {
-					return
-				}
-				body(b, scratch)
-			}
-		}()
-	}
-	wg.Wait()
+	parallel.Each(blocks, runtime.GOMAXPROCS(0), func() func(int) {
+		scratch := make([]float64, scratchLen)
+		return func(b int) { body(b, scratch) }
+	})
 }
 
 // norms fills g.sq and, for cosine, g.norm.

@@ -83,7 +83,7 @@ func runWholeTasks(ns []int, seed uint64, method string, sim float64, bin, pytho
 		os.Remove(npyPath)
 		os.Remove(hac.SidecarPath(npyPath))
 	}
-	fmt.Fprintln(stdout, "Whole task, reading included (personcluster cluster FILE vs scipy's load + pdist + linkage + fcluster):")
+	fmt.Fprintf(stdout, "Whole task, reading included (personcluster cluster FILE vs scipy's load + pdist + linkage + fcluster), each process after a %v pause:\n", settle)
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "n\tfile\tscipy s\tof which load s\tgo s\tspeedup\tscipy CPU-s\tgo CPU-s\tCPU ratio\tgo peak RSS MB\tscipy peak RSS MB\tsame clusters\t")
 	for _, r := range rows {

@@ -55,6 +55,9 @@ type goResult struct {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == launchArg {
+		os.Exit(launch(os.Args[2:]))
+	}
 	ns := flag.String("n", "1000,4000", "comma-separated numbers of points (in-process steps against scipy's)")
 	seed := flag.Uint64("seed", 1, "data seed")
 	method := flag.String("method", "average", "linkage method")
@@ -66,6 +69,7 @@ func main() {
 	bin := flag.String("bin", "bin/personcluster", "the personcluster binary, for -whole and -mem")
 	reps := flag.Int("reps", 1, "runs of each whole task (the fastest counts)")
 	pureGo := flag.Bool("pure-go", false, "also time the distances with gonum's pure-Go BLAS")
+	flag.DurationVar(&settle, "settle", 10*time.Second, "pause before the in-process runs of n ≥ 4000 and each timed process of the whole task and the memory run (see settle in whole.go; 0: none)")
 	jsonOut := flag.Bool("json", false, "print the goal rows as JSON on stdout (the tables go to stderr)")
 	flag.Parse()
 	if *jsonOut {
@@ -86,6 +90,9 @@ func main() {
 	for _, f := range splitInts(*ns) {
 		n := f
 		pts := synth.Fingerprints(n, *seed)
+		if n >= 4000 { // matrices of 64 MB and more: see settle
+			pause()
+		}
 		gr, err := runGo(pts, *method, *sim)
 		if err != nil {
 			fail(err)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"runtime"
@@ -57,23 +56,27 @@ func writeCases(dir string, pts [][]float64, method string, sim float64) (jsonPa
 	return jsonPath, npyPath, hac.WriteNPYCase(npyPath, c)
 }
 
+// settle is the pause before each timed process. On a VM whose balloon
+// reports free memory to the host, memory a process freed stays backed for
+// a few seconds, and the next process's first touches of it are ~5× as
+// cheap: `personcluster cluster` on the 10k JSON case spent 0.76–1.35 s in
+// the kernel two seconds after another run and 1.37–1.45 s after eight. A
+// pause gives every process memory as cold as a single run's.
+var settle time.Duration
+
+func pause() { time.Sleep(settle) }
+
 // runGoCluster runs `bin cluster path` reps times: the fastest wall time,
 // its peak RSS and its answer.
 func runGoCluster(bin, path string, reps int) (*wholeRun, error) {
 	var best *wholeRun
 	for range max(1, reps) {
-		cmd := exec.Command(bin, "cluster", path)
-		cmd.Stderr = os.Stderr
-		t0 := time.Now()
-		out, err := cmd.Output()
-		el := time.Since(t0).Seconds()
+		pause()
+		out, l, err := runLaunched(bin, "cluster", path)
 		if err != nil {
 			return nil, fmt.Errorf("%s cluster %s: %w", bin, path, err)
 		}
-		r := &wholeRun{seconds: el, cpu: (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds()}
-		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-			r.maxRSS = int64(ru.Maxrss) * 1024
-		}
+		r := &wholeRun{seconds: l.Seconds, cpu: l.CPU, maxRSS: l.MaxRSS}
 		if err := json.Unmarshal(out, &r.output); err != nil {
 			return nil, fmt.Errorf("personcluster cluster output: %w", err)
 		}
@@ -88,9 +91,8 @@ func runGoCluster(bin, path string, reps int) (*wholeRun, error) {
 func runScipyWhole(python, script, path string, reps int) (*wholeRun, error) {
 	var best *wholeRun
 	for range max(1, reps) {
-		cmd := exec.Command(python, script, "--case", path)
-		cmd.Stderr = os.Stderr
-		out, err := cmd.Output()
+		pause()
+		out, _, err := runLaunched(python, script, "--case", path)
 		if err != nil {
 			return nil, fmt.Errorf("%s %s --case %s: %w", python, script, path, err)
 		}

@@ -134,6 +134,11 @@ func DecodeCase(r io.Reader) (*Case, error) {
 			return nil, err
 		}
 	}
+	return caseFromJSON(&cj)
+}
+
+// caseFromJSON is the case of cj, with its parameters checked.
+func caseFromJSON(cj *caseJSON) (*Case, error) {
 	c := cj.toCase()
 	if err := c.Params().Validate(); err != nil {
 		return nil, fmt.Errorf("%w (case %q)", err, c.Name)
@@ -161,11 +166,28 @@ func ReadCaseFile(path string) (*Case, error) {
 		return nil, fmt.Errorf("hac: %w", err)
 	}
 	defer f.Close()
-	c, err := DecodeCase(f)
+	fi, err := f.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("%w (file %s)", err, path)
+		return nil, fmt.Errorf("hac: %w", err)
 	}
-	if fi, err := f.Stat(); err == nil && fi.Size() >= collectAfterRead {
+	var c *Case
+	if fi.Mode().IsRegular() && fi.Size() >= streamMin {
+		c, err = streamCaseFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("%w (file %s)", err, path)
+		}
+		if c == nil { // not the plain form: read again, the ordinary way
+			if _, err := f.Seek(0, io.SeekStart); err != nil {
+				return nil, fmt.Errorf("hac: %w", err)
+			}
+		}
+	}
+	if c == nil {
+		if c, err = DecodeCase(f); err != nil {
+			return nil, fmt.Errorf("%w (file %s)", err, path)
+		}
+	}
+	if fi.Size() >= collectAfterRead {
 		// The file's text is garbage now: collected at once, its pages go
 		// to what clustering allocates next (the Gram copy of the points)
 		// instead of fresh memory (10k × 640 case: peak RSS 645 → 595 MB).
@@ -252,12 +274,41 @@ func readMaybeGzip(r io.Reader) ([]byte, error) {
 		text, err = io.ReadAll(src)
 	}
 	if err != nil {
-		if errors.Is(err, gzip.ErrChecksum) || errors.Is(err, gzip.ErrHeader) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil, fmt.Errorf("%w: gzip: %w", ErrBadInput, err)
-		}
-		return nil, fmt.Errorf("hac: read: %w", err)
+		return nil, readError(err)
 	}
 	return text, nil
+}
+
+// readError wraps an error met reading a case's text: gzip's (a corrupt
+// or truncated stream) as bad input, others as they are.
+func readError(err error) error {
+	if errors.Is(err, gzip.ErrChecksum) || errors.Is(err, gzip.ErrHeader) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("%w: gzip: %w", ErrBadInput, err)
+	}
+	return fmt.Errorf("hac: read: %w", err)
+}
+
+// streamCaseFile is streamCase on a case file, plain or gzip-compressed;
+// c is nil where the text is not in the plain form.
+func streamCaseFile(f *os.File) (c *Case, err error) {
+	br := bufio.NewReaderSize(f, 1<<16)
+	var src io.Reader = br
+	if magic, err := br.Peek(2); err == nil && magic[0] == 0x1f && magic[1] == 0x8b {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, fmt.Errorf("%w: gzip: %w", ErrBadInput, err)
+		}
+		defer zr.Close()
+		src = zr
+	}
+	cj, ok, err := streamCase(src, runtime.GOMAXPROCS(0))
+	if err != nil {
+		return nil, readError(err)
+	}
+	if !ok {
+		return nil, nil
+	}
+	return caseFromJSON(&cj)
 }
 
 // readSized reads all of r, the buffered start of a file whose Stat gives

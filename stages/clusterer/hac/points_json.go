@@ -180,7 +180,8 @@ var exactPow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 
 // is below 2⁵³ and the power within ±22, both are exact float64s and one
 // multiplication or division rounds correctly (Clinger's fast path): most
 // of the 16-significant-digit numbers that Python and Go print for
-// fingerprint components. Anything else goes to strconv.ParseFloat.
+// fingerprint components. Up to 19 digits, wideDecimal rounds most of the
+// rest; anything else goes to strconv.ParseFloat.
 func parseNumber(b []byte, i int) (v float64, end int, ok bool) {
 	start := i
 	neg := i < len(b) && b[i] == '-'
@@ -252,6 +253,11 @@ func parseNumber(b []byte, i int) (v float64, end int, ok bool) {
 			v = -v
 		}
 		return v, i, true
+	}
+	if !slow {
+		if v, ok := wideDecimal(w, e10, neg); ok {
+			return v, i, true
+		}
 	}
 	v, err := strconv.ParseFloat(unsafe.String(&b[start], i-start), 64)
 	if err != nil {

@@ -28,7 +28,7 @@ func clusterGoalRows(o options) ([]StageRow, error) {
 	if goTool == "" {
 		goTool = "go"
 	}
-	cmd := exec.Command(goTool, "run", "./stages/clusterer/hac/bench", "-n", "10000", "-whole", "10000",
+	cmd := exec.Command(goTool, "run", "./stages/clusterer/hac/bench", "-n", "10000", "-whole", "10000", "-reps", "3",
 		"-mem", strconv.Itoa(memN), "-json", "-python", o.python, "-bin", o.bin)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()

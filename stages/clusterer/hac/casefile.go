@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"unsafe"
 
@@ -247,11 +248,30 @@ func decodeJSONText(text []byte, v any) error {
 	// them into a string first. sonic only reads them, and with ConfigStd
 	// (CopyString) nothing it returns refers to them.
 	if err := sonic.ConfigStd.UnmarshalFromString(unsafe.String(unsafe.SliceData(text), len(text)), v); err != nil {
-		// sonic's messages quote the text over several lines: keep the first.
-		msg, _, _ := strings.Cut(strings.TrimSpace(err.Error()), "\n")
-		return fmt.Errorf("%w: decode JSON: %s", ErrBadInput, msg)
+		return fmt.Errorf("%w: decode JSON: %s", ErrBadInput, shortMessage(err))
 	}
 	return nil
+}
+
+// maxMessage bounds a decoder message quoted in an error (runes).
+const maxMessage = 200
+
+// shortMessage is the first line of err's message, at most maxMessage
+// runes. sonic quotes a syntax error's message (%q) with the text around
+// the error on further lines, and at the end of the text "around" is all
+// of it: a case file cut short gave a message of its whole size.
+func shortMessage(err error) string {
+	msg := strings.TrimSpace(err.Error())
+	if strings.HasPrefix(msg, `"`) {
+		if u, err := strconv.Unquote(msg); err == nil {
+			msg = u
+		}
+	}
+	msg, _, _ = strings.Cut(strings.TrimSpace(msg), "\n")
+	if r := []rune(msg); len(r) > maxMessage {
+		msg = string(r[:maxMessage]) + "…"
+	}
+	return msg
 }
 
 // readMaybeGzip reads all of r, gunzipped if it starts with gzip's magic.

@@ -208,3 +208,31 @@ func FuzzStreamCase(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, text []byte) { checkCaseStream(t, text) })
 }
+
+// A case file cut short, streamed or read whole, is bad input with a short
+// message: sonic's own quotes the text around the error, which at the end
+// of the text is all of it.
+func TestReadCaseFileCutShort(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes case files of ~20 MB")
+	}
+	big := writeBigCase(t, "big.json", 1000, 1000, "", false)
+	text, err := os.ReadFile(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for _, cut := range []int{len(text) - 1, len(text) / 2, 100} {
+		path := filepath.Join(dir, fmt.Sprintf("cut%d.json", cut))
+		if err := os.WriteFile(path, text[:cut], 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := ReadCaseFile(path)
+		if !errors.Is(err, ErrBadInput) {
+			t.Fatalf("cut at %d: %v, want %v", cut, err, ErrBadInput)
+		}
+		if msg := err.Error(); len(msg) > 500 || strings.Contains(msg, "\n") {
+			t.Errorf("cut at %d: a message of %d bytes: %.300s", cut, len(msg), msg)
+		}
+	}
+}

@@ -119,19 +119,23 @@ func rowsEnd(text []byte, i int) int {
 }
 
 // stringEnd is the end of the JSON string starting at text[i] (after its
-// closing quote), or −1; plain is false where it has escapes.
+// closing quote), or −1; plain is false where it has escapes or bytes
+// outside ASCII (a key such as "pointſ" is "points" to encoding/json's
+// case folding but not to sonic's: such texts take the ordinary path).
 func stringEnd(text []byte, i int) (end int, plain bool) {
 	if i == len(text) || text[i] != '"' {
 		return -1, false
 	}
 	plain = true
 	for i++; i < len(text); i++ {
-		switch text[i] {
-		case '"':
+		switch c := text[i]; {
+		case c == '"':
 			return i + 1, plain
-		case '\\':
+		case c == '\\':
 			plain = false
 			i++
+		case c >= 0x80:
+			plain = false
 		}
 	}
 	return -1, false

@@ -51,6 +51,9 @@ var caseFastTexts = []struct {
 	{`[[1,2]]`, false},
 	{`{"name": "no points"}`, false},
 	{`{"points": [[1e400]]}`, false},
+	{`{"pointſ": [[1]]}`, false},
+	{`{"points": [[1]], "pointſ": [[2]]}`, false},
+	{`{"größe": 1, "points": [[1]]}`, false},
 	{``, false},
 }
 

@@ -19,8 +19,9 @@ import (
 // the file again the ordinary way, which also gives the ordinary errors.
 
 const (
-	// streamChunk is the size of each read; streamBuffers of them are in
-	// use at once (one being filled, the others being parsed).
+	// streamChunk is the size of each read. While a chunk is read the one
+	// before it is parsed; the buffer of the one before that is waited for
+	// and reused, so streamBuffers exist at most.
 	streamChunk   = 4 << 20
 	streamBuffers = 3
 	// streamMin: smaller files are read whole (a chunk or two gains nothing).
@@ -281,6 +282,9 @@ func pointsOpen(text []byte) (at int, more bool) {
 			return -1, true
 		}
 		if text[i] == '}' {
+			return -1, false
+		}
+		if text[i] != '"' {
 			return -1, false
 		}
 		keyEnd, plain := stringEnd(text, i)

@@ -76,6 +76,35 @@ func TestStreamCase(t *testing.T) {
 	}
 }
 
+// pointsOpen finds the points' '[' in a text's head, asks for more where
+// the head may go on, and says no at once where the text cannot be a plain
+// case (without reading 64 MB to find out).
+func TestPointsOpen(t *testing.T) {
+	for _, tc := range []struct {
+		text string
+		at   int
+		more bool
+	}{
+		{`{"points": [[1]]}`, 11, false},
+		{`{"name": "x", "POINTS":[`, 23, false},
+		{`{"name": "x", "poi`, -1, true},
+		{`{"name": "x`, -1, true},
+		{`{"sim": 0.5`, -1, true},
+		{`{"sim": 0.5,`, -1, true},
+		{`  `, -1, true},
+		{`{"a": 1 x`, -1, false},
+		{`{a: 1}`, -1, false},
+		{`{"points": null}`, -1, false},
+		{`{"p\u006fints": [[1]]}`, -1, false},
+		{`[[1, 2]]`, -1, false},
+		{`{"name": "x"}`, -1, false},
+	} {
+		if at, more := pointsOpen([]byte(tc.text)); at != tc.at || more != tc.more {
+			t.Errorf("pointsOpen(%q) = %d, %v; want %d, %v", tc.text, at, more, tc.at, tc.more)
+		}
+	}
+}
+
 // A read error is returned as it is (a second read would meet it again),
 // not taken for text that is not in the plain form.
 func TestStreamCaseReadError(t *testing.T) {

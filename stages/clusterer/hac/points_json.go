@@ -151,7 +151,10 @@ func parseRows(b []byte) ([][]float64, bool) {
 			rows = append(rows, []float64{}) // empty, not nil, as encoding/json
 		} else {
 			if len(slab) < len(row) {
-				slab = make([]float64, max(len(row), 1<<16))
+				// Numbers take two bytes at least (with their comma), so
+				// the rest of b bounds what a slab can still hold: a short
+				// piece gets a short slab, not 512 KB kept alive by its rows.
+				slab = make([]float64, max(len(row), min(1<<16, (len(b)-i)/2+1)))
 			}
 			r := slab[:len(row):len(row)]
 			slab = slab[len(row):]
@@ -235,7 +238,9 @@ func parseNumber(b []byte, i int) (v float64, end int, ok bool) {
 		}
 		j, exp := i, 0
 		for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
-			exp = min(exp*10+int(b[i]-'0'), 1<<20) // beyond any float64 anyway
+			if exp < 10000 { // strconv's cap, so a number with ten thousand leading zeros reads as it does there
+				exp = exp*10 + int(b[i]-'0')
+			}
 		}
 		if i == j {
 			return 0, -1, false

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -125,6 +126,31 @@ func TestParseNumber(t *testing.T) {
 		"3.0e+0", "3E-0", "1.5,", "2]", "7 ", "00", "01", "-", "+1", ".5", "1.", "1e", "1e+", "1.e3", "-.5", "", "x",
 	} {
 		checkParseNumber(t, []byte(s))
+	}
+	// Exponents past strconv's cap of ten thousand, made up by as many
+	// leading zeros: the value is strconv's, not the mathematical one.
+	for _, s := range []string{
+		"0." + strings.Repeat("0", 10010) + "1e10015", "0." + strings.Repeat("0", 99999) + "1e100005",
+		"1" + strings.Repeat("0", 400) + "e-395", "0.1e9999", "0.1e10000", "1e99999",
+	} {
+		checkParseNumber(t, []byte(s))
+	}
+}
+
+// A short piece of rows is carved from a slab its own size, not one of 512
+// KB that its rows would keep alive (the streaming reader cuts a case into
+// many pieces).
+func TestParseRowsShortPieceSlab(t *testing.T) {
+	piece := []byte("[1.5,2.5,3.5],[4.5,5.5,6.5]")
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	rows, ok := parseRows(piece)
+	runtime.ReadMemStats(&after)
+	if !ok || len(rows) != 2 {
+		t.Fatalf("parseRows: %v %v", rows, ok)
+	}
+	if n := after.TotalAlloc - before.TotalAlloc; n > 4096 {
+		t.Errorf("parseRows of %d bytes allocated %d bytes", len(piece), n)
 	}
 }
 

@@ -59,7 +59,6 @@ const panelRows = 256
 // threaded BLAS would leave its workers spinning through the conversion.
 func (g *gram) runNative(out []float64, impl blas.Float64) {
 	n := g.n
-	g.norms()
 	nPanels := (n - 1 + panelRows - 1) / panelRows
 	workers := min(runtime.GOMAXPROCS(0), nPanels)
 	if nativeThreads != nil && workers > 1 {

@@ -110,20 +110,11 @@ func Pdist(points [][]float64, metric string) ([]float64, error) {
 		return nil, err
 	}
 	g := &gram{points: points, n: n, dim: dim, cosine: metric == MetricCosine}
-	g.x = make([]float64, n*dim)
-	if g.cosine {
-		for i, p := range points {
-			copy(g.x[i*dim:], p)
-		}
-	} else {
-		centre := centreOf(points, dim)
-		for i, p := range points {
-			row := g.x[i*dim : (i+1)*dim]
-			for k, v := range p {
-				row[k] = v - centre[k]
-			}
-		}
+	var centre []float64
+	if !g.cosine {
+		centre = centreOf(points, dim)
 	}
+	g.fill(centre)
 	out := newCondensed(n)
 	g.run(out)
 	if rep := duplicateOf(points); rep != nil {
@@ -203,19 +194,8 @@ type gram struct {
 // (Sterbenz). Otherwise each centred coordinate is off by ≤ ε/2 of itself,
 // the same order as the Gram path's own error.
 func centreOf(points [][]float64, dim int) []float64 {
-	n := float64(len(points))
-	mean := make([]float64, dim)
-	for _, p := range points {
-		for k, v := range p {
-			mean[k] += v / n // divided first: no overflow for huge coordinates
-		}
-	}
-	spread := make([]float64, dim)
-	for _, p := range points {
-		for k, v := range p {
-			spread[k] = math.Max(spread[k], math.Abs(v-mean[k]))
-		}
-	}
+	mean := meanOf(points, dim)
+	spread := spreadOf(points, mean)
 	for k := range mean {
 		switch {
 		case spread[k] == 0:
@@ -231,6 +211,95 @@ func centreOf(points [][]float64, dim int) []float64 {
 	return mean
 }
 
+// prepRows: the rows per work item of the passes over the points (spreadOf,
+// fill), which run on every core; meanCols: the coordinates per work item
+// of the mean.
+const (
+	prepRows = 256
+	meanCols = 64
+)
+
+// onRowBlocks calls body(lo, hi) for blocks of prepRows rows of n, on all cores.
+func onRowBlocks(n int, body func(lo, hi int)) {
+	parallel.Each((n+prepRows-1)/prepRows, runtime.GOMAXPROCS(0), func() func(int) {
+		return func(b int) { body(b*prepRows, min(n, (b+1)*prepRows)) }
+	})
+}
+
+// meanOf is the points' mean per coordinate, each coordinate summed over
+// the points in order (a block of coordinates per work item, on all cores:
+// the serial loop's sums, bit for bit).
+func meanOf(points [][]float64, dim int) []float64 {
+	n := float64(len(points))
+	mean := make([]float64, dim)
+	parallel.Each((dim+meanCols-1)/meanCols, runtime.GOMAXPROCS(0), func() func(int) {
+		return func(b int) {
+			k0, k1 := b*meanCols, min(dim, (b+1)*meanCols)
+			m := mean[k0:k1]
+			for _, p := range points {
+				for k, v := range p[k0:k1] {
+					m[k] += v / n // divided first: no overflow for huge coordinates
+				}
+			}
+		}
+	})
+	return mean
+}
+
+// spreadOf is max |p[k] − mean[k]| over the points, per coordinate: each
+// block of rows on its own, then the blocks' maxima (a maximum, NaN
+// included, does not depend on the order it is taken in).
+func spreadOf(points [][]float64, mean []float64) []float64 {
+	dim := len(mean)
+	blocks := make([]float64, (len(points)+prepRows-1)/prepRows*dim)
+	onRowBlocks(len(points), func(lo, hi int) {
+		s := blocks[lo/prepRows*dim:][:dim]
+		for _, p := range points[lo:hi] {
+			for k, v := range p {
+				s[k] = math.Max(s[k], math.Abs(v-mean[k]))
+			}
+		}
+	})
+	spread := make([]float64, dim)
+	for b := 0; b < len(blocks); b += dim {
+		for k, v := range blocks[b : b+dim] {
+			spread[k] = math.Max(spread[k], v)
+		}
+	}
+	return spread
+}
+
+// fill sets g.x to the points less centre (nil: the points themselves),
+// row-major, and the norms (g.sq, and for cosine g.norm), on all cores.
+func (g *gram) fill(centre []float64) {
+	n, dim := g.n, g.dim
+	g.x = make([]float64, n*dim)
+	g.sq = make([]float64, n)
+	if g.cosine {
+		g.norm = make([]float64, n)
+	}
+	onRowBlocks(n, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			p, row := g.points[i], g.x[i*dim:(i+1)*dim]
+			if centre == nil {
+				copy(row, p)
+			} else {
+				for k, v := range p {
+					row[k] = v - centre[k]
+				}
+			}
+			s := 0.0
+			for _, v := range row {
+				s += float64(v * v)
+			}
+			g.sq[i] = s
+			if g.cosine {
+				g.norm[i] = math.Sqrt(dot2(p, p))
+			}
+		}
+	})
+}
+
 // run fills out, the condensed distances: through the native BLAS when one
 // is registered (runNative), else by gonum's Go Dgemm in small tiles, one
 // goroutine per core.
@@ -240,7 +309,6 @@ func (g *gram) run(out []float64) {
 		return
 	}
 	n, dim, x := g.n, g.dim, g.x
-	g.norms()
 	// Work items are row blocks; later blocks have shorter rows, so a shared
 	// counter balances them better than a static split.
 	nBlocks := (n - 1 + tileRows - 1) / tileRows
@@ -296,25 +364,6 @@ func onWorkers(blocks, scratchLen int, body func(block int, scratch []float64)) 
 		scratch := make([]float64, scratchLen)
 		return func(b int) { body(b, scratch) }
 	})
-}
-
-// norms fills g.sq and, for cosine, g.norm.
-func (g *gram) norms() {
-	n, dim, x := g.n, g.dim, g.x
-	g.sq = make([]float64, n)
-	for i := range n {
-		s := 0.0
-		for _, v := range x[i*dim : (i+1)*dim] {
-			s += float64(v * v)
-		}
-		g.sq[i] = s
-	}
-	if g.cosine {
-		g.norm = make([]float64, n)
-		for i, p := range g.points {
-			g.norm[i] = math.Sqrt(dot2(p, p))
-		}
-	}
 }
 
 // euclidRow turns Gram values gv[k] = x_i·x_{j0+k} into distances: four at

@@ -22,7 +22,10 @@ func cmdCluster(args []string) error {
 		fmt.Fprintln(os.Stderr, "usage: personcluster cluster [flags] FILE(.json|.json.gz|.npy)")
 		return errUsage
 	}
-	c, err := hac.ReadCaseFile(fs.Arg(0))
+	prog := new(hac.Progress)
+	stop := clusterProgress(os.Stderr, prog, isTerminal(os.Stderr))
+	defer stop()
+	c, err := hac.ReadCaseFileProgress(fs.Arg(0), prog)
 	if err != nil {
 		return err
 	}
@@ -43,7 +46,8 @@ func cmdCluster(args []string) error {
 	if set["alpha"] {
 		c.Alpha = *alpha
 	}
-	r, err := c.Run()
+	r, err := c.RunProgress(prog)
+	stop()
 	if err != nil {
 		return err
 	}

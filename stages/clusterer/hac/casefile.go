@@ -60,7 +60,12 @@ func (c *Case) Params() Params {
 
 // Run clusters the case.
 func (c *Case) Run() (*Result, error) {
-	return Cluster(c.Points, c.Timestamps, c.Params())
+	return c.RunProgress(nil)
+}
+
+// RunProgress is Run counting its distances and linkage in prog.
+func (c *Case) RunProgress(prog *Progress) (*Result, error) {
+	return ClusterProgress(c.Points, c.Timestamps, c.Params(), prog)
 }
 
 // Output is the case answer of r.
@@ -158,6 +163,12 @@ const collectAfterRead = 64 << 20
 // NumPy's .npy format (told by its magic bytes). A large file in the plain
 // form is streamed (streamCase) rather than read whole.
 func ReadCaseFile(path string) (*Case, error) {
+	return ReadCaseFileProgress(path, nil)
+}
+
+// ReadCaseFileProgress is ReadCaseFile counting the bytes of a JSON case it
+// has read in prog (a .npy file reads in a moment and is not counted).
+func ReadCaseFileProgress(path string, prog *Progress) (*Case, error) {
 	if ok, err := isNPY(path); err != nil {
 		return nil, err
 	} else if ok {
@@ -172,9 +183,14 @@ func ReadCaseFile(path string) (*Case, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hac: %w", err)
 	}
+	var r io.Reader = f
+	if prog != nil {
+		r = progressFile{f, prog}
+	}
+	prog.begin(stepReading, fi.Size())
 	var c *Case
 	if fi.Mode().IsRegular() && fi.Size() >= streamMin {
-		c, err = streamCaseFile(f)
+		c, err = streamCaseFile(r)
 		if err != nil {
 			return nil, fmt.Errorf("%w (file %s)", err, path)
 		}
@@ -182,10 +198,11 @@ func ReadCaseFile(path string) (*Case, error) {
 			if _, err := f.Seek(0, io.SeekStart); err != nil {
 				return nil, fmt.Errorf("hac: %w", err)
 			}
+			prog.begin(stepReading, fi.Size())
 		}
 	}
 	if c == nil {
-		if c, err = DecodeCase(f); err != nil {
+		if c, err = DecodeCase(r); err != nil {
 			return nil, fmt.Errorf("%w (file %s)", err, path)
 		}
 	}
@@ -312,7 +329,7 @@ func readError(err error) error {
 
 // streamCaseFile is streamCase on a case file, plain or gzip-compressed;
 // c is nil where the text is not in the plain form.
-func streamCaseFile(f *os.File) (c *Case, err error) {
+func streamCaseFile(f io.Reader) (c *Case, err error) {
 	br := bufio.NewReaderSize(f, 1<<16)
 	var src io.Reader = br
 	if magic, err := br.Peek(2); err == nil && magic[0] == 0x1f && magic[1] == 0x8b {

@@ -18,7 +18,7 @@ func ClusterAtInPlace(d []float64, n int, t float64, p Params) (*Result, error) 
 	if math.IsNaN(t) || math.IsInf(t, 0) || t < 0 {
 		return nil, fmt.Errorf("%w: cut height %v is not a finite, non-negative number", ErrBadParam, t)
 	}
-	return cutOwned(d, n, t, p)
+	return cutOwned(d, n, t, p, nil)
 }
 
 // MaxDistance is the largest value of condensed distances (0 for none): the

@@ -11,7 +11,7 @@ import (
 //
 // The priority queue reproduces SciPy's binary heap operation for operation,
 // because which of two equal candidates it returns first decides ties.
-func genericLinkage(d []float64, n int, m method) (LinkageMatrix, error) {
+func genericLinkage(d []float64, n int, m method, prog *Progress) (LinkageMatrix, error) {
 	z := make(LinkageMatrix, n-1)
 	off := offsets(n)
 	size := make([]int, n)
@@ -58,6 +58,7 @@ func genericLinkage(d []float64, n int, m method) (LinkageMatrix, error) {
 			idX, idY = idY, idX
 		}
 		z[k] = [4]float64{float64(idX), float64(idY), dist, float64(nx + ny)}
+		prog.add(int64(n - k))
 		size[x] = 0
 		size[y] = nx + ny
 		clusterID[y] = n + k

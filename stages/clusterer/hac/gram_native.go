@@ -89,4 +89,5 @@ func (g *gram) panel(out, buf []float64, impl blas.Float64, r0, r1 int) {
 			g.euclidRow(dst, gv, i, i+1)
 		}
 	}
+	g.rowsDone(r0, r1)
 }

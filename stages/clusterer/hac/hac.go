@@ -108,18 +108,23 @@ type Result struct {
 // p.Metric, the timestamp blend if timestamps is non-nil, linkage, the cut
 // at max(d)·(1−p.Sim) and the p.MinCSize filter.
 func Cluster(points [][]float64, timestamps []float64, p Params) (*Result, error) {
+	return ClusterProgress(points, timestamps, p, nil)
+}
+
+// ClusterProgress is Cluster that counts its distances and linkage in prog.
+func ClusterProgress(points [][]float64, timestamps []float64, p Params, prog *Progress) (*Result, error) {
 	if err := p.validate(true); err != nil {
 		return nil, err
 	}
 	if timestamps != nil && len(timestamps) != len(points) {
 		return nil, fmt.Errorf("%w: %d timestamps for %d points", ErrBadInput, len(timestamps), len(points))
 	}
-	d, err := Pdist(points, p.Metric)
+	d, err := pdist(points, p.Metric, prog)
 	if err != nil {
 		return nil, err
 	}
 	// d is ours: let the linkage work in it instead of holding a copy.
-	return clusterOwned(d, len(points), timestamps, p)
+	return clusterOwned(d, len(points), timestamps, p, prog)
 }
 
 // ClusterCondensed is Cluster on precomputed condensed distances (SciPy's
@@ -131,7 +136,7 @@ func ClusterCondensed(d []float64, n int, timestamps []float64, p Params) (*Resu
 	}
 	own := newCondensed(n)
 	copy(own, d)
-	return clusterOwned(own, n, timestamps, p)
+	return clusterOwned(own, n, timestamps, p, nil)
 }
 
 // ClusterCondensedInPlace is ClusterCondensed that uses d as the linkage's
@@ -141,7 +146,7 @@ func ClusterCondensedInPlace(d []float64, n int, timestamps []float64, p Params)
 	if err := checkCondensedArgs(d, n, timestamps, p); err != nil {
 		return nil, err
 	}
-	return clusterOwned(d, n, timestamps, p)
+	return clusterOwned(d, n, timestamps, p, nil)
 }
 
 func checkCondensedArgs(d []float64, n int, timestamps []float64, p Params) error {
@@ -164,19 +169,19 @@ func checkCondensedArgs(d []float64, n int, timestamps []float64, p Params) erro
 
 // clusterOwned runs blend, cut, linkage and filter on d, which it may
 // overwrite. Parameters and d are already validated.
-func clusterOwned(d []float64, n int, timestamps []float64, p Params) (*Result, error) {
+func clusterOwned(d []float64, n int, timestamps []float64, p Params, prog *Progress) (*Result, error) {
 	if timestamps != nil {
 		if err := BlendTimestamps(d, timestamps, p.Alpha); err != nil {
 			return nil, err
 		}
 	}
 	// The threshold comes from d before the linkage reuses d's storage.
-	return cutOwned(d, n, Threshold(d, p.Sim), p)
+	return cutOwned(d, n, Threshold(d, p.Sim), p, prog)
 }
 
 // cutOwned runs the linkage on d, which it may overwrite, cuts at t and filters.
-func cutOwned(d []float64, n int, t float64, p Params) (*Result, error) {
-	z, err := LinkageInPlace(d, n, p.Method)
+func cutOwned(d []float64, n int, t float64, p Params, prog *Progress) (*Result, error) {
+	z, err := linkageInPlace(d, n, p.Method, prog)
 	if err != nil {
 		return nil, err
 	}

@@ -60,15 +60,20 @@ func Linkage(condensed []float64, n int, method string) (LinkageMatrix, error) {
 		return nil, err
 	}
 	if m == methodSingle { // reads condensed only
-		return finishLinkage(mstSingle(condensed, n), n)
+		return finishLinkage(mstSingle(condensed, n, nil), n)
 	}
-	return linkageOwned(slices.Clone(condensed), n, m)
+	return linkageOwned(slices.Clone(condensed), n, m, nil)
 }
 
 // LinkageInPlace is Linkage that uses condensed as its working matrix
 // instead of a copy (halving peak memory); condensed's contents are
 // undefined afterwards.
 func LinkageInPlace(condensed []float64, n int, method string) (LinkageMatrix, error) {
+	return linkageInPlace(condensed, n, method, nil)
+}
+
+// linkageInPlace is LinkageInPlace counting its merges in prog.
+func linkageInPlace(condensed []float64, n int, method string, prog *Progress) (LinkageMatrix, error) {
 	m, err := parseMethod(method)
 	if err != nil {
 		return nil, err
@@ -76,22 +81,23 @@ func LinkageInPlace(condensed []float64, n int, method string) (LinkageMatrix, e
 	if err := checkCondensed(condensed, n); err != nil {
 		return nil, err
 	}
+	prog.begin(stepLinkage, linkageWork(n))
 	if m == methodSingle {
-		return finishLinkage(mstSingle(condensed, n), n)
+		return finishLinkage(mstSingle(condensed, n, prog), n)
 	}
-	return linkageOwned(condensed, n, m)
+	return linkageOwned(condensed, n, m, prog)
 }
 
-func linkageOwned(d []float64, n int, m method) (LinkageMatrix, error) {
+func linkageOwned(d []float64, n int, m method, prog *Progress) (LinkageMatrix, error) {
 	switch m {
 	case methodComplete, methodAverage, methodWeighted, methodWard:
-		z, err := nnChain(d, n, m)
+		z, err := nnChain(d, n, m, prog)
 		if err != nil {
 			return nil, err
 		}
 		return finishLinkage(z, n)
 	default:
-		z, err := genericLinkage(d, n, m)
+		z, err := genericLinkage(d, n, m, prog)
 		if err != nil {
 			return nil, err
 		}
@@ -175,7 +181,7 @@ func offsets(n int) []int {
 
 // mstSingle is SciPy's mst_single_linkage (Prim's algorithm from point 0);
 // rows hold the two observations and the height, unsorted.
-func mstSingle(d []float64, n int) LinkageMatrix {
+func mstSingle(d []float64, n int, prog *Progress) LinkageMatrix {
 	z := make(LinkageMatrix, n-1)
 	off := offsets(n)
 	dist := make([]float64, n) // distance of each point to the tree
@@ -211,6 +217,7 @@ func mstSingle(d []float64, n int) LinkageMatrix {
 		z[k] = [4]float64{float64(x), float64(y), cur, 0}
 		rest = slices.Delete(rest, yPos, yPos+1)
 		x = y
+		prog.add(int64(n - k))
 	}
 	return z
 }

@@ -16,7 +16,7 @@ import (
 // order of comparisons: the active clusters are kept as an ascending list,
 // so a scan visits exactly the clusters SciPy visits, in the same order,
 // and the condensed index arithmetic is hoisted out of the loops.
-func nnChain(d []float64, n int, m method) (LinkageMatrix, error) {
+func nnChain(d []float64, n int, m method, prog *Progress) (LinkageMatrix, error) {
 	z := make(LinkageMatrix, n-1)
 	off := offsets(n)
 	size := make([]int, n)
@@ -108,6 +108,7 @@ func nnChain(d []float64, n int, m method) (LinkageMatrix, error) {
 				updateDistances(d, off, active, size, lo, hi, cur, nx, ny, m, bounds[c], bounds[c+1])
 			})
 		}
+		prog.add(int64(n - k))
 	}
 	return z, nil
 }

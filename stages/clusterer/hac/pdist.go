@@ -102,6 +102,11 @@ func firstNonFinite(d []float64) int {
 // gramExactRatio, where the Gram rounding matters, are recomputed with
 // SciPy's own summation.
 func Pdist(points [][]float64, metric string) ([]float64, error) {
+	return pdist(points, metric, nil)
+}
+
+// pdist is Pdist counting the distances it has computed in prog.
+func pdist(points [][]float64, metric string, prog *Progress) ([]float64, error) {
 	if err := checkMetricName(metric); err != nil {
 		return nil, err
 	}
@@ -109,7 +114,8 @@ func Pdist(points [][]float64, metric string) ([]float64, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &gram{points: points, n: n, dim: dim, cosine: metric == MetricCosine}
+	prog.begin(stepDistances, int64(CondensedLen(n)))
+	g := &gram{points: points, n: n, dim: dim, cosine: metric == MetricCosine, prog: prog}
 	var centre []float64
 	if !g.cosine {
 		centre = centreOf(points, dim)
@@ -184,6 +190,12 @@ type gram struct {
 	cosine bool
 	sq     []float64 // ‖x_i‖²
 	norm   []float64 // cosine: ‖p_i‖ as SciPy computes it
+	prog   *Progress // counts the distances done (nil: not counted)
+}
+
+// rowsDone counts the distances of rows [r0, r1) as done.
+func (g *gram) rowsDone(r0, r1 int) {
+	g.prog.add(int64(r1-r0)*int64(g.n-1) - int64(r0+r1-1)*int64(r1-r0)/2)
 }
 
 // centreOf is the per-coordinate mean rounded to a power of two no larger
@@ -337,6 +349,7 @@ func (g *gram) run(out []float64) {
 				}
 			}
 		}
+		g.rowsDone(r0, r1)
 	})
 }
 

@@ -183,10 +183,7 @@ func ReadCaseFileProgress(path string, prog *Progress) (*Case, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hac: %w", err)
 	}
-	var r io.Reader = f
-	if prog != nil {
-		r = progressFile{f, prog}
-	}
+	r := progressFile{f, prog}
 	prog.begin(stepReading, fi.Size())
 	var c *Case
 	if fi.Mode().IsRegular() && fi.Size() >= streamMin {
@@ -293,22 +290,18 @@ func shortMessage(err error) string {
 
 // readMaybeGzip reads all of r, gunzipped if it starts with gzip's magic.
 func readMaybeGzip(r io.Reader) ([]byte, error) {
-	br := bufio.NewReaderSize(r, 1<<16)
-	var src io.Reader = br
-	if magic, err := br.Peek(2); err == nil && magic[0] == 0x1f && magic[1] == 0x8b {
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			return nil, fmt.Errorf("%w: gzip: %w", ErrBadInput, err)
-		}
+	src, zr, err := textReader(r)
+	if err != nil {
+		return nil, err
+	}
+	if zr != nil {
 		defer zr.Close()
-		src = zr
 	}
 	var text []byte
-	var err error
-	if st, ok := r.(interface{ Stat() (os.FileInfo, error) }); ok && src == io.Reader(br) {
+	if st, ok := r.(interface{ Stat() (os.FileInfo, error) }); ok && zr == nil {
 		// A plain file: one buffer of its size (io.ReadAll would grow one
 		// step by step, copying and zeroing several times the file).
-		text, err = readSized(br, st)
+		text, err = readSized(src, st)
 	} else {
 		text, err = io.ReadAll(src)
 	}
@@ -327,18 +320,29 @@ func readError(err error) error {
 	return fmt.Errorf("hac: read: %w", err)
 }
 
-// streamCaseFile is streamCase on a case file, plain or gzip-compressed;
-// c is nil where the text is not in the plain form.
-func streamCaseFile(f io.Reader) (c *Case, err error) {
-	br := bufio.NewReaderSize(f, 1<<16)
-	var src io.Reader = br
+// textReader is r buffered and, where it starts with gzip's magic bytes,
+// gunzipped: zr is then the gzip reader (for Close), else nil.
+func textReader(r io.Reader) (src io.Reader, zr *gzip.Reader, err error) {
+	br := bufio.NewReaderSize(r, 1<<16)
 	if magic, err := br.Peek(2); err == nil && magic[0] == 0x1f && magic[1] == 0x8b {
 		zr, err := gzip.NewReader(br)
 		if err != nil {
-			return nil, fmt.Errorf("%w: gzip: %w", ErrBadInput, err)
+			return nil, nil, fmt.Errorf("%w: gzip: %w", ErrBadInput, err)
 		}
+		return zr, zr, nil
+	}
+	return br, nil, nil
+}
+
+// streamCaseFile is streamCase on a case file, plain or gzip-compressed;
+// c is nil where the text is not in the plain form.
+func streamCaseFile(f io.Reader) (c *Case, err error) {
+	src, zr, err := textReader(f)
+	if err != nil {
+		return nil, err
+	}
+	if zr != nil {
 		defer zr.Close()
-		src = zr
 	}
 	cj, ok, err := streamCase(src, runtime.GOMAXPROCS(0))
 	if err != nil {

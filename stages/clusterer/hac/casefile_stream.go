@@ -51,12 +51,11 @@ func streamCaseChunks(r io.Reader, workers, chunk int) (cj caseJSON, ok bool, er
 	if !ok || err != nil {
 		return caseJSON{}, false, err
 	}
-	rest := make([]byte, 0, at+len("null")+len(suffix))
-	rest = append(append(append(rest, prefix...), "null"...), suffix...)
-	// The rest must hold exactly one "points" member, where the rows were:
-	// findPoints sees an empty array there (and rejects a repeated key).
-	check := append(append(append([]byte(nil), prefix...), "[]"...), suffix...)
-	if start, _, found := findPoints(check); !found || start != at {
+	// The rest, with an empty array where the rows were, must hold exactly
+	// one "points" member, there (findPoints rejects a repeated key).
+	rest := make([]byte, 0, at+len("[]")+len(suffix))
+	rest = append(append(append(rest, prefix...), "[]"...), suffix...)
+	if start, _, found := findPoints(rest); !found || start != at {
 		return caseJSON{}, false, nil
 	}
 	var other caseJSON

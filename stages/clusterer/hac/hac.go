@@ -208,7 +208,7 @@ func maxOf(d []float64) float64 {
 		return d[0]
 	}
 	maxes := make([]float64, numBlocks(len(d)))
-	onBlocks(len(d), func(b, lo, hi int) {
+	onBlocks(len(d), passBlock, func(b, lo, hi int) {
 		m := math.Inf(-1)
 		for _, v := range d[lo:hi] {
 			if v > m {

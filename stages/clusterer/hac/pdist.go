@@ -60,7 +60,7 @@ func checkCondensed(d []float64, n int) error {
 // firstNonFinite is the index of d's first NaN or ±Inf, or -1, on all cores.
 func firstNonFinite(d []float64) int {
 	first := make([]int, numBlocks(len(d)))
-	onBlocks(len(d), func(b, lo, hi int) {
+	onBlocks(len(d), passBlock, func(b, lo, hi int) {
 		first[b] = -1
 		for k, v := range d[lo:hi] {
 			if v-v != 0 { // NaN or ±Inf; one compare per value
@@ -231,13 +231,6 @@ const (
 	meanCols = 64
 )
 
-// onRowBlocks calls body(lo, hi) for blocks of prepRows rows of n, on all cores.
-func onRowBlocks(n int, body func(lo, hi int)) {
-	parallel.Each((n+prepRows-1)/prepRows, runtime.GOMAXPROCS(0), func() func(int) {
-		return func(b int) { body(b*prepRows, min(n, (b+1)*prepRows)) }
-	})
-}
-
 // meanOf is the points' mean per coordinate, each coordinate summed over
 // the points in order (a block of coordinates per work item, on all cores:
 // the serial loop's sums, bit for bit).
@@ -264,8 +257,8 @@ func meanOf(points [][]float64, dim int) []float64 {
 func spreadOf(points [][]float64, mean []float64) []float64 {
 	dim := len(mean)
 	blocks := make([]float64, (len(points)+prepRows-1)/prepRows*dim)
-	onRowBlocks(len(points), func(lo, hi int) {
-		s := blocks[lo/prepRows*dim:][:dim]
+	onBlocks(len(points), prepRows, func(b, lo, hi int) {
+		s := blocks[b*dim:][:dim]
 		for _, p := range points[lo:hi] {
 			for k, v := range p {
 				s[k] = math.Max(s[k], math.Abs(v-mean[k]))
@@ -290,7 +283,7 @@ func (g *gram) fill(centre []float64) {
 	if g.cosine {
 		g.norm = make([]float64, n)
 	}
-	onRowBlocks(n, func(lo, hi int) {
+	onBlocks(n, prepRows, func(_, lo, hi int) {
 		for i := lo; i < hi; i++ {
 			p, row := g.points[i], g.x[i*dim:(i+1)*dim]
 			if centre == nil {
@@ -360,11 +353,11 @@ const passBlock = 1 << 20
 // numBlocks is how many blocks of passBlock values cover n.
 func numBlocks(n int) int { return (n + passBlock - 1) / passBlock }
 
-// onBlocks calls body(b, lo, hi) for each block [lo, hi) of passBlock values
+// onBlocks calls body(b, lo, hi) for each block [lo, hi) of size items
 // covering 0..n-1, on all cores.
-func onBlocks(n int, body func(b, lo, hi int)) {
-	onWorkers(numBlocks(n), 0, func(b int, _ []float64) {
-		body(b, b*passBlock, min(n, (b+1)*passBlock))
+func onBlocks(n, size int, body func(b, lo, hi int)) {
+	onWorkers((n+size-1)/size, 0, func(b int, _ []float64) {
+		body(b, b*size, min(n, (b+1)*size))
 	})
 }
 

@@ -323,10 +323,12 @@ func cmdIngest(ctx context.Context, args []string) error {
 	if *cancel != "" {
 		return cancelSource(ctx, js, *cancel)
 	}
-	if err := reader.CheckNew(ctx, js, request.Source); err != nil {
+	if err := retryJetStream(ctx, "ingest", func(ctx context.Context) error { return reader.CheckNew(ctx, js, request.Source) }, reader.ErrSourceExists); err != nil {
 		return err
 	}
-	if err := pipeline.Ingest(ctx, js, &request); err != nil {
+	// A repeated publish is deduplicated by the request's message id, so one whose ack was
+	// lost in a failover may be sent again.
+	if err := retryJetStream(ctx, "ingest", func(ctx context.Context) error { return pipeline.Ingest(ctx, js, &request) }); err != nil {
 		return err
 	}
 	fmt.Println(request.Source)
@@ -356,10 +358,13 @@ func connectIngest(ctx context.Context, client *broker.ClientConfig) (*nats.Conn
 	if err != nil {
 		return nil, nil, err
 	}
-	_, err = js.Stream(ctx, stage.StreamIngest)
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		err = (stage.Topology{}).Ensure(ctx, js)
-	}
+	err = retryJetStream(ctx, "ingest", func(ctx context.Context) error {
+		_, err := js.Stream(ctx, stage.StreamIngest)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			err = (stage.Topology{}).Ensure(ctx, js)
+		}
+		return err
+	})
 	if err != nil {
 		nc.Close()
 		return nil, nil, fmt.Errorf("ingest: %w", err)
@@ -367,8 +372,47 @@ func connectIngest(ctx context.Context, client *broker.ClientConfig) (*nats.Conn
 	return nc, js, nil
 }
 
+// jetStreamRetryWait bounds how long a command retries a step that NATS did not answer: a
+// JetStream cluster that lost a node answers again once the others have elected new leaders
+// for its streams, within seconds. jetStreamAttempt bounds one try: a request that reached a
+// node as it died is never answered.
+var (
+	jetStreamRetryWait = time.Minute
+	jetStreamAttempt   = 3 * time.Second
+)
+
+// retryJetStream runs step, a step safe to repeat, until it succeeds, fails with one of the
+// final errors (a verdict, not an outage; a missing stream or bucket and a closed connection
+// always are), is refused permission, or jetStreamRetryWait passes. The first failure is said
+// on stderr, so a wait through a failover is not silent.
+func retryJetStream(ctx context.Context, command string, step func(context.Context) error, final ...error) error {
+	final = append(final, jetstream.ErrStreamNotFound, jetstream.ErrBucketNotFound, nats.ErrConnectionClosed)
+	var verdict error
+	said := false
+	err := broker.RetryJetStream(ctx, jetStreamRetryWait, jetStreamAttempt, func(ctx context.Context) error {
+		err := step(ctx)
+		for _, f := range final {
+			if errors.Is(err, f) {
+				verdict = err
+				return nil
+			}
+		}
+		if err != nil && !said {
+			said = true
+			fmt.Fprintf(os.Stderr, "personcluster %s: NATS did not answer (%v); retrying for up to %v\n", command, err, jetStreamRetryWait)
+		}
+		return err
+	})
+	if verdict != nil {
+		return verdict
+	}
+	return err
+}
+
 func cancelSource(ctx context.Context, js jetstream.JetStream, source string) error {
-	if err := reader.Cancel(ctx, js, source); err != nil {
+	err := retryJetStream(ctx, "ingest --cancel", func(ctx context.Context) error { return reader.Cancel(ctx, js, source) },
+		reader.ErrUnknownSource, reader.ErrFinished, messages.ErrBadSourceID)
+	if err != nil {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "cancelling %s: its reader stops within a second and reports \"cancelled\" on status.%s\n", source, source)

@@ -170,3 +170,70 @@ func TestIngestKeepsTopology(t *testing.T) {
 		t.Errorf("frames stream max bytes %d after ingest, want %d", info.Config.MaxBytes, 64<<20)
 	}
 }
+
+// A JetStream that stops answering for a while, as a cluster does while it elects new leaders
+// after losing a node, delays ingest and cancel instead of failing them; one that never comes
+// back fails them after the retry wait, saying so.
+func TestIngestWaitsForJetStream(t *testing.T) {
+	env := stagetest.Start(t, stage.Topology{})
+	url := env.Server.ClientURL()
+	video := filepath.Join(t.TempDir(), "clip.mp4")
+	if err := os.WriteFile(video, []byte("not really"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	defer func(wait, attempt time.Duration) { jetStreamRetryWait, jetStreamAttempt = wait, attempt }(jetStreamRetryWait, jetStreamAttempt)
+	jetStreamAttempt = 300 * time.Millisecond
+	jsConfig := *env.Server.JetStreamConfig()
+	// The config names the server's own folder in the store, which Enable adds (to the config
+	// it is given) again.
+	storeDir := filepath.Dir(jsConfig.StoreDir)
+	outage := func(d time.Duration) <-chan error {
+		if err := env.Server.DisableJetStream(); err != nil {
+			t.Fatal(err)
+		}
+		back := make(chan error, 1)
+		if d > 0 {
+			time.AfterFunc(d, func() {
+				cfg := jsConfig
+				cfg.StoreDir = storeDir
+				back <- env.Server.EnableJetStream(&cfg)
+			})
+		}
+		return back
+	}
+
+	back := outage(1500 * time.Millisecond)
+	started := time.Now()
+	out, err := runIngest(t, "--nats", url, "--source", "late", video)
+	if err != nil || out != "late" {
+		t.Fatalf("ingest through a JetStream outage: %q, %v", out, err)
+	}
+	if err := <-back; err != nil {
+		t.Fatal(err)
+	}
+	if waited := time.Since(started); waited < time.Second {
+		t.Errorf("ingest returned after %v, before JetStream was back", waited)
+	}
+	ctx := context.Background()
+	st, err := env.JS.Stream(ctx, stage.StreamIngest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.GetLastMsgForSubject(ctx, "ingest.late"); err != nil {
+		t.Errorf("the request of late is not stored: %v", err)
+	}
+
+	back = outage(time.Second)
+	if _, err := runIngest(t, "--nats", url, "--cancel", "late"); err != nil {
+		t.Fatalf("cancel through a JetStream outage: %v", err)
+	}
+	if err := <-back; err != nil {
+		t.Fatal(err)
+	}
+
+	jetStreamRetryWait = time.Second
+	outage(0)
+	if _, err := runIngest(t, "--nats", url, "--source", "never", video); err == nil || !strings.Contains(err.Error(), "JetStream not ready") {
+		t.Errorf("ingest with JetStream gone: %v, want it to give up saying JetStream is not ready", err)
+	}
+}

@@ -247,10 +247,16 @@ const PublishAckTimeout = 10 * time.Second
 // passes: a JetStream cluster answers only once its nodes have elected a meta leader, and a
 // replicated stream can be created only once enough nodes are up.
 func WaitJetStream(ctx context.Context, wait time.Duration, fn func(ctx context.Context) error) error {
+	return RetryJetStream(ctx, wait, 10*time.Second, fn)
+}
+
+// RetryJetStream is WaitJetStream with each try of fn given at most attempt: a request that
+// reached a node as it died is never answered, and is better sent again than waited for.
+func RetryJetStream(ctx context.Context, wait, attempt time.Duration, fn func(ctx context.Context) error) error {
 	deadline := time.Now().Add(wait)
 	delay := 250 * time.Millisecond
 	for {
-		attempt, cancel := context.WithTimeout(ctx, 10*time.Second)
+		attempt, cancel := context.WithTimeout(ctx, attempt)
 		err := fn(attempt)
 		cancel()
 		if err == nil {

@@ -323,7 +323,7 @@ func cmdIngest(ctx context.Context, args []string) error {
 	if *cancel != "" {
 		return cancelSource(ctx, js, *cancel)
 	}
-	if err := retryJetStream(ctx, "ingest", func(ctx context.Context) error { return reader.CheckNew(ctx, js, request.Source) }, reader.ErrSourceExists); err != nil {
+	if err := retryJetStream(ctx, "ingest", func(ctx context.Context) error { return reader.CheckNew(ctx, js, request.Source) }); err != nil {
 		return err
 	}
 	// A repeated publish is deduplicated by the request's message id, so one whose ack was
@@ -381,21 +381,17 @@ var (
 	jetStreamAttempt   = 3 * time.Second
 )
 
-// retryJetStream runs step, a step safe to repeat, until it succeeds, fails with one of the
-// final errors (a verdict, not an outage; a missing stream or bucket and a closed connection
-// always are), is refused permission, or jetStreamRetryWait passes. The first failure is said
-// on stderr, so a wait through a failover is not silent.
-func retryJetStream(ctx context.Context, command string, step func(context.Context) error, final ...error) error {
-	final = append(final, jetstream.ErrStreamNotFound, jetstream.ErrBucketNotFound, nats.ErrConnectionClosed)
+// retryJetStream runs step, a step safe to repeat, again while it fails for want of an answer
+// (broker.IsTransient), for up to jetStreamRetryWait; any other error is a verdict and returned
+// at once. The first retry is said on stderr, so a wait through a failover is not silent.
+func retryJetStream(ctx context.Context, command string, step func(context.Context) error) error {
 	var verdict error
 	said := false
 	err := broker.RetryJetStream(ctx, jetStreamRetryWait, jetStreamAttempt, func(ctx context.Context) error {
 		err := step(ctx)
-		for _, f := range final {
-			if errors.Is(err, f) {
-				verdict = err
-				return nil
-			}
+		if err != nil && !broker.IsTransient(err) {
+			verdict = err
+			return nil
 		}
 		if err != nil && !said {
 			said = true
@@ -410,8 +406,7 @@ func retryJetStream(ctx context.Context, command string, step func(context.Conte
 }
 
 func cancelSource(ctx context.Context, js jetstream.JetStream, source string) error {
-	err := retryJetStream(ctx, "ingest --cancel", func(ctx context.Context) error { return reader.Cancel(ctx, js, source) },
-		reader.ErrUnknownSource, reader.ErrFinished, messages.ErrBadSourceID)
+	err := retryJetStream(ctx, "ingest --cancel", func(ctx context.Context) error { return reader.Cancel(ctx, js, source) })
 	if err != nil {
 		return err
 	}

@@ -274,6 +274,28 @@ func RetryJetStream(ctx context.Context, wait, attempt time.Duration, fn func(ct
 	}
 }
 
+// IsTransient tells whether err is one a JetStream outage gives and waiting can fix: a
+// request left unanswered (a timeout, no responders, no response from the stream), a
+// connection between servers, or JetStream saying it is unavailable for now (code 503), as it
+// does while a cluster elects the leaders of a lost node's streams. A verdict (a stream that
+// does not exist, a refused permission, a bad request) is not.
+func IsTransient(err error) bool {
+	if err == nil || isPermanentJSError(err) {
+		return false
+	}
+	for _, t := range []error{context.DeadlineExceeded, nats.ErrTimeout, nats.ErrNoResponders, nats.ErrNoServers,
+		nats.ErrConnectionReconnecting, nats.ErrDisconnected, jetstream.ErrNoStreamResponse, jetstream.ErrJetStreamNotEnabled} {
+		if errors.Is(err, t) {
+			return true
+		}
+	}
+	var api jetstream.JetStreamError
+	if errors.As(err, &api) && api.APIError() != nil {
+		return api.APIError().Code == 503
+	}
+	return false
+}
+
 // isPermanentJSError is an error waiting cannot fix: a refused permission.
 func isPermanentJSError(err error) bool {
 	return errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrPermissionViolation)

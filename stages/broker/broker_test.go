@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -100,4 +101,36 @@ func TestConnectInProcess(t *testing.T) {
 		t.Fatalf("JetStream: %v", err)
 	}
 	e.Close() // and again, deferred: safe twice
+}
+
+// IsTransient: what an outage gives is retried, a verdict is not.
+func TestIsTransient(t *testing.T) {
+	cases := []struct {
+		err  error
+		want bool
+	}{
+		{nil, false},
+		{context.DeadlineExceeded, true},
+		{fmt.Errorf("reader: opening PC_INGEST: %w", context.DeadlineExceeded), true},
+		{nats.ErrTimeout, true},
+		{nats.ErrNoResponders, true},
+		{nats.ErrNoServers, true},
+		{nats.ErrConnectionReconnecting, true},
+		{jetstream.ErrNoStreamResponse, true},
+		{jetstream.ErrJetStreamNotEnabled, true},
+		{&jetstream.APIError{Code: 503, ErrorCode: 10008, Description: "JetStream system temporarily unavailable"}, true},
+		{fmt.Errorf("x: %w", &jetstream.APIError{Code: 503, ErrorCode: 10008}), true},
+		{context.Canceled, false},
+		{jetstream.ErrStreamNotFound, false},
+		{jetstream.ErrBucketNotFound, false},
+		{&jetstream.APIError{Code: 400, ErrorCode: 10003, Description: "bad request"}, false},
+		{nats.ErrPermissionViolation, false},
+		{fmt.Errorf("%w: deadline too", nats.ErrAuthorization), false},
+		{errors.New("reader: source id already in use"), false},
+	}
+	for _, c := range cases {
+		if got := IsTransient(c.err); got != c.want {
+			t.Errorf("IsTransient(%v) = %v, want %v", c.err, got, c.want)
+		}
+	}
 }

@@ -315,21 +315,29 @@ func cmdIngest(ctx context.Context, args []string) error {
 			return fmt.Errorf("ingest request: %w", err)
 		}
 	}
-	nc, js, err := connectIngest(ctx, client)
+	command := "ingest"
+	if *cancel != "" {
+		command = "ingest --cancel"
+	}
+	retry := newJetStreamRetry(command)
+	nc, js, err := connectIngest(ctx, client, retry)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
 	if *cancel != "" {
-		return cancelSource(ctx, js, *cancel)
+		return cancelSource(ctx, js, retry, *cancel)
 	}
-	if err := retryJetStream(ctx, "ingest", func(ctx context.Context) error { return reader.CheckNew(ctx, js, request.Source) }); err != nil {
-		return err
+	if err := retry.do(ctx, func(ctx context.Context) error { return reader.CheckNew(ctx, js, request.Source) }); err != nil {
+		return fmt.Errorf("ingest: %w", err)
 	}
-	// A repeated publish is deduplicated by the request's message id, so one whose ack was
-	// lost in a failover may be sent again.
-	if err := retryJetStream(ctx, "ingest", func(ctx context.Context) error { return pipeline.Ingest(ctx, js, &request) }); err != nil {
-		return err
+	// A repeated publish is deduplicated by the request's message id (PC_INGEST keeps ids for
+	// longer than jetStreamRetryWait), so one whose ack was lost in a failover may be sent again.
+	if err := retry.do(ctx, func(ctx context.Context) error { return pipeline.Ingest(ctx, js, &request) }); err != nil {
+		if broker.IsTransient(err) {
+			return fmt.Errorf("ingest: %w (the request may have been stored all the same: ingest with the same --source says whether it is queued)", err)
+		}
+		return fmt.Errorf("ingest: %w", err)
 	}
 	fmt.Println(request.Source)
 	fmt.Fprintf(os.Stderr, "queued %s as %s; follow it with: personcluster watch --nats %s %s\n", messages.Redacted(request.URI), request.Source, messages.Redacted(client.URL), request.Source)
@@ -353,18 +361,29 @@ func ingestURI(uri string) string {
 
 // connectIngest connects and makes sure the streams exist. A deployment that has them keeps
 // its own sizing: only a server without them gets the default topology.
-func connectIngest(ctx context.Context, client *broker.ClientConfig) (*nats.Conn, jetstream.JetStream, error) {
+func connectIngest(ctx context.Context, client *broker.ClientConfig, retry *jetStreamRetry) (*nats.Conn, jetstream.JetStream, error) {
 	nc, js, err := connect(ctx, client, nil)
 	if err != nil {
 		return nil, nil, err
 	}
-	err = retryJetStream(ctx, "ingest", func(ctx context.Context) error {
+	lookup := func(ctx context.Context) error {
 		_, err := js.Stream(ctx, stage.StreamIngest)
-		if errors.Is(err, jetstream.ErrStreamNotFound) {
-			err = (stage.Topology{}).Ensure(ctx, js)
-		}
 		return err
-	})
+	}
+	err = retry.do(ctx, lookup)
+	if errors.Is(err, jetstream.ErrStreamNotFound) && retry.said {
+		// A server that has just come back may answer before it has loaded its streams from
+		// its store: look once more before creating them.
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+		err = retry.do(ctx, lookup)
+	}
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		// Creating the streams takes longer than a lookup: the tries get WaitJetStream's time.
+		err = broker.WaitJetStream(ctx, time.Until(retry.deadline), func(ctx context.Context) error { return (stage.Topology{}).Ensure(ctx, js) })
+	}
 	if err != nil {
 		nc.Close()
 		return nil, nil, fmt.Errorf("ingest: %w", err)
@@ -372,43 +391,45 @@ func connectIngest(ctx context.Context, client *broker.ClientConfig) (*nats.Conn
 	return nc, js, nil
 }
 
-// jetStreamRetryWait bounds how long a command retries a step that NATS did not answer: a
-// JetStream cluster that lost a node answers again once the others have elected new leaders
-// for its streams, within seconds. jetStreamAttempt bounds one try: a request that reached a
-// node as it died is never answered.
+// jetStreamRetryWait bounds how long a command retries the steps that JetStream left
+// unanswered: a cluster that lost a node answers again once the others have elected new
+// leaders for its streams, within seconds. jetStreamTry bounds one try: a request that reached
+// a node as it died is never answered. Tests change both (so they must not run in parallel).
 var (
 	jetStreamRetryWait = time.Minute
-	jetStreamAttempt   = 3 * time.Second
+	jetStreamTry       = 3 * time.Second
 )
 
-// retryJetStream runs step, a step safe to repeat, again while it fails for want of an answer
-// (broker.IsTransient), for up to jetStreamRetryWait; any other error is a verdict and returned
-// at once. The first retry is said on stderr, so a wait through a failover is not silent.
-func retryJetStream(ctx context.Context, command string, step func(context.Context) error) error {
-	var verdict error
-	said := false
-	err := broker.RetryJetStream(ctx, jetStreamRetryWait, jetStreamAttempt, func(ctx context.Context) error {
-		err := step(ctx)
-		if err != nil && !broker.IsTransient(err) {
-			verdict = err
-			return nil
-		}
-		if err != nil && !said {
-			said = true
-			fmt.Fprintf(os.Stderr, "personcluster %s: NATS did not answer (%v); retrying for up to %v\n", command, err, jetStreamRetryWait)
-		}
-		return err
-	})
-	if verdict != nil {
-		return verdict
-	}
-	return err
+// jetStreamRetry runs a command's steps, each safe to repeat, again while they fail for want
+// of an answer (broker.IsTransient), all of them within one jetStreamRetryWait; any other
+// error is a verdict, returned at once. The first retry is said once on stderr, so a wait
+// through a failover is not silent.
+type jetStreamRetry struct {
+	command  string
+	deadline time.Time
+	said     bool
 }
 
-func cancelSource(ctx context.Context, js jetstream.JetStream, source string) error {
-	err := retryJetStream(ctx, "ingest --cancel", func(ctx context.Context) error { return reader.Cancel(ctx, js, source) })
-	if err != nil {
-		return err
+func newJetStreamRetry(command string) *jetStreamRetry {
+	return &jetStreamRetry{command: command, deadline: time.Now().Add(jetStreamRetryWait)}
+}
+
+func (r *jetStreamRetry) do(ctx context.Context, step func(context.Context) error) error {
+	return broker.RetryJetStream(ctx, r.deadline, jetStreamTry, step, func(err error) bool {
+		if !broker.IsTransient(err) {
+			return false
+		}
+		if !r.said {
+			r.said = true
+			fmt.Fprintf(os.Stderr, "personcluster %s: JetStream unavailable (%v); retrying until %s\n", r.command, err, r.deadline.Format(time.TimeOnly))
+		}
+		return true
+	})
+}
+
+func cancelSource(ctx context.Context, js jetstream.JetStream, retry *jetStreamRetry, source string) error {
+	if err := retry.do(ctx, func(ctx context.Context) error { return reader.Cancel(ctx, js, source) }); err != nil {
+		return fmt.Errorf("ingest --cancel: %w", err)
 	}
 	fmt.Fprintf(os.Stderr, "cancelling %s: its reader stops within a second and reports \"cancelled\" on status.%s\n", source, source)
 	return nil

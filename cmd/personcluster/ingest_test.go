@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -13,7 +14,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/personcluster/personcluster/messages"
+	"github.com/personcluster/personcluster/stages/broker"
+	"github.com/personcluster/personcluster/stages/pipeline"
 	"github.com/personcluster/personcluster/stages/reader"
 	"github.com/personcluster/personcluster/stages/stage"
 	"github.com/personcluster/personcluster/stages/stage/stagetest"
@@ -172,17 +178,18 @@ func TestIngestKeepsTopology(t *testing.T) {
 }
 
 // A JetStream that stops answering for a while, as a cluster does while it elects new leaders
-// after losing a node, delays ingest and cancel instead of failing them; one that never comes
-// back fails them after the retry wait, saying so.
+// after losing a node, delays ingest and cancel instead of failing them; a request sent again
+// is stored once; one that never comes back fails them after the retry wait, saying why.
+// (The test changes the retry globals: it must not run in parallel.)
 func TestIngestWaitsForJetStream(t *testing.T) {
+	defer func(wait, try time.Duration) { jetStreamRetryWait, jetStreamTry = wait, try }(jetStreamRetryWait, jetStreamTry)
+	jetStreamTry = 300 * time.Millisecond
 	env := stagetest.Start(t, stage.Topology{})
 	url := env.Server.ClientURL()
 	video := filepath.Join(t.TempDir(), "clip.mp4")
 	if err := os.WriteFile(video, []byte("not really"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	defer func(wait, attempt time.Duration) { jetStreamRetryWait, jetStreamAttempt = wait, attempt }(jetStreamRetryWait, jetStreamAttempt)
-	jetStreamAttempt = 300 * time.Millisecond
 	jsConfig := *env.Server.JetStreamConfig()
 	// The config names the server's own folder in the store, which Enable adds (to the config
 	// it is given) again.
@@ -201,9 +208,21 @@ func TestIngestWaitsForJetStream(t *testing.T) {
 		}
 		return back
 	}
+	ctx := context.Background()
+	stored := func(source string) uint64 {
+		t.Helper()
+		st, err := env.JS.Stream(ctx, stage.StreamIngest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := st.Info(ctx, jetstream.WithSubjectFilter("ingest."+source))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.State.Subjects["ingest."+source]
+	}
 
 	back := outage(1500 * time.Millisecond)
-	started := time.Now()
 	out, err := runIngest(t, "--nats", url, "--source", "late", video)
 	if err != nil || out != "late" {
 		t.Fatalf("ingest through a JetStream outage: %q, %v", out, err)
@@ -211,16 +230,24 @@ func TestIngestWaitsForJetStream(t *testing.T) {
 	if err := <-back; err != nil {
 		t.Fatal(err)
 	}
-	if waited := time.Since(started); waited < time.Second {
-		t.Errorf("ingest returned after %v, before JetStream was back", waited)
+	if n := stored("late"); n != 1 {
+		t.Fatalf("%d requests of late stored, want 1", n)
 	}
-	ctx := context.Background()
-	st, err := env.JS.Stream(ctx, stage.StreamIngest)
+
+	// The publish itself through an outage, sent again: deduplicated by its id.
+	req, err := messages.DecodeAs[*messages.IngestRequest](lastIngest(t, env, "late"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.GetLastMsgForSubject(ctx, "ingest.late"); err != nil {
-		t.Errorf("the request of late is not stored: %v", err)
+	back = outage(time.Second)
+	if err := newJetStreamRetry("ingest").do(ctx, func(ctx context.Context) error { return pipeline.Ingest(ctx, env.JS, req) }); err != nil {
+		t.Fatalf("publishing through an outage: %v", err)
+	}
+	if err := <-back; err != nil {
+		t.Fatal(err)
+	}
+	if n := stored("late"); n != 1 {
+		t.Errorf("%d requests of late stored after sending it again, want 1", n)
 	}
 
 	back = outage(time.Second)
@@ -230,10 +257,70 @@ func TestIngestWaitsForJetStream(t *testing.T) {
 	if err := <-back; err != nil {
 		t.Fatal(err)
 	}
+	kv, err := env.JS.KeyValue(ctx, stage.SourcesBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, _, err := reader.LoadProgress(ctx, kv, "late"); err != nil || p == nil || !p.Cancel {
+		t.Errorf("progress of late after cancel: %+v, %v", p, err)
+	}
+	if _, err := runIngest(t, "--nats", url, "--cancel", "late"); err != nil {
+		t.Errorf("cancelling again: %v, want nil", err)
+	}
 
 	jetStreamRetryWait = time.Second
 	outage(0)
-	if _, err := runIngest(t, "--nats", url, "--source", "never", video); err == nil || !strings.Contains(err.Error(), "JetStream not ready") {
-		t.Errorf("ingest with JetStream gone: %v, want it to give up saying JetStream is not ready", err)
+	_, err = runIngest(t, "--nats", url, "--source", "never", video)
+	if err == nil || !strings.HasPrefix(err.Error(), "ingest: ") || !broker.IsTransient(err) {
+		t.Errorf("ingest with JetStream gone: %v, want an ingest error wrapping the outage's", err)
+	}
+}
+
+func lastIngest(t *testing.T, env *stagetest.Env, source string) []byte {
+	t.Helper()
+	st, err := env.JS.Stream(context.Background(), stage.StreamIngest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := st.GetLastMsgForSubject(context.Background(), "ingest."+source)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw.Data
+}
+
+// jetStreamRetry tries again what an outage gives, within one deadline for all the steps, and
+// returns a verdict at once.
+func TestJetStreamRetry(t *testing.T) {
+	defer func(wait, try time.Duration) { jetStreamRetryWait, jetStreamTry = wait, try }(jetStreamRetryWait, jetStreamTry)
+	jetStreamRetryWait, jetStreamTry = 2*time.Second, 100*time.Millisecond
+	ctx := context.Background()
+	r := newJetStreamRetry("test")
+	calls := 0
+	err := r.do(ctx, func(ctx context.Context) error {
+		if calls++; calls < 3 {
+			<-ctx.Done() // unanswered
+			return fmt.Errorf("reader: opening PC_INGEST: %w", ctx.Err())
+		}
+		return nil
+	})
+	if err != nil || calls != 3 || !r.said {
+		t.Errorf("two timeouts, then an answer: %v after %d calls (said %v), want nil after 3", err, calls, r.said)
+	}
+
+	calls = 0
+	verdict := fmt.Errorf("%w: lobby is queued", reader.ErrSourceExists)
+	if err := r.do(ctx, func(context.Context) error { calls++; return verdict }); err != verdict || calls != 1 {
+		t.Errorf("a verdict: %v after %d calls, want it after 1", err, calls)
+	}
+
+	calls = 0
+	started := time.Now()
+	err = r.do(ctx, func(context.Context) error { calls++; return nats.ErrNoResponders })
+	if !errors.Is(err, nats.ErrNoResponders) || calls < 2 {
+		t.Errorf("no answer at all: %v after %d calls", err, calls)
+	}
+	if time.Now().Before(r.deadline.Add(-time.Second)) || time.Since(started) > 3*time.Second {
+		t.Errorf("gave up %v after starting, with the deadline %v away", time.Since(started), time.Until(r.deadline))
 	}
 }

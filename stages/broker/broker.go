@@ -245,29 +245,33 @@ const PublishAckTimeout = 10 * time.Second
 
 // WaitJetStream retries fn (typically Topology.Ensure) until it succeeds, ctx ends or wait
 // passes: a JetStream cluster answers only once its nodes have elected a meta leader, and a
-// replicated stream can be created only once enough nodes are up.
+// replicated stream can be created only once enough nodes are up. Only a refused permission
+// ends it early.
 func WaitJetStream(ctx context.Context, wait time.Duration, fn func(ctx context.Context) error) error {
-	return RetryJetStream(ctx, wait, 10*time.Second, fn)
+	deadline := time.Now().Add(wait)
+	err := RetryJetStream(ctx, deadline, 10*time.Second, fn, func(err error) bool { return !isPermanentJSError(err) })
+	if err != nil {
+		return fmt.Errorf("broker: JetStream not ready: %w", err)
+	}
+	return nil
 }
 
-// RetryJetStream is WaitJetStream with each try of fn given at most attempt: a request that
-// reached a node as it died is never answered, and is better sent again than waited for.
-func RetryJetStream(ctx context.Context, wait, attempt time.Duration, fn func(ctx context.Context) error) error {
-	deadline := time.Now().Add(wait)
+// RetryJetStream runs fn, each try given at most perTry (a request that reached a node as it
+// died is never answered, and is better sent again than waited for), again after a short
+// pause while retry says its error may pass, until deadline. It returns fn's last error as it
+// is: a verdict at once, or the last transient error when ctx ends or the deadline passes.
+func RetryJetStream(ctx context.Context, deadline time.Time, perTry time.Duration, fn func(ctx context.Context) error, retry func(error) bool) error {
 	delay := 250 * time.Millisecond
 	for {
-		attempt, cancel := context.WithTimeout(ctx, attempt)
-		err := fn(attempt)
+		tryCtx, cancel := context.WithTimeout(ctx, perTry)
+		err := fn(tryCtx)
 		cancel()
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil || time.Now().After(deadline) || isPermanentJSError(err) {
-			return fmt.Errorf("broker: JetStream not ready: %w", err)
+		if err == nil || !retry(err) || ctx.Err() != nil || time.Now().Add(delay).After(deadline) {
+			return err
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("broker: JetStream not ready: %w", err)
+			return err
 		case <-time.After(delay):
 		}
 		delay = min(2*delay, 2*time.Second)
@@ -275,26 +279,36 @@ func RetryJetStream(ctx context.Context, wait, attempt time.Duration, fn func(ct
 }
 
 // IsTransient tells whether err is one a JetStream outage gives and waiting can fix: a
-// request left unanswered (a timeout, no responders, no response from the stream), a
-// connection between servers, or JetStream saying it is unavailable for now (code 503), as it
-// does while a cluster elects the leaders of a lost node's streams. A verdict (a stream that
-// does not exist, a refused permission, a bad request) is not.
+// request left unanswered (a timeout, no responders, no response from the stream, a full
+// reconnect buffer), or JetStream saying it is unavailable for now, as it does while a cluster
+// elects the leaders of a lost node's streams and while a server starts (which it also says
+// to an account without JetStream: such a misconfiguration waits out the retries). A verdict
+// (a stream that does not exist, a refused permission, a full store, a bad request) is not.
 func IsTransient(err error) bool {
 	if err == nil || isPermanentJSError(err) {
 		return false
 	}
-	for _, t := range []error{context.DeadlineExceeded, nats.ErrTimeout, nats.ErrNoResponders, nats.ErrNoServers,
-		nats.ErrConnectionReconnecting, nats.ErrDisconnected, jetstream.ErrNoStreamResponse, jetstream.ErrJetStreamNotEnabled} {
+	for _, t := range []error{context.DeadlineExceeded, nats.ErrTimeout, nats.ErrNoResponders, nats.ErrReconnectBufExceeded,
+		jetstream.ErrNoStreamResponse, jetstream.ErrJetStreamNotEnabled, jetstream.ErrJetStreamNotEnabledForAccount} {
 		if errors.Is(err, t) {
 			return true
 		}
 	}
-	var api jetstream.JetStreamError
-	if errors.As(err, &api) && api.APIError() != nil {
-		return api.APIError().Code == 503
+	var api *jetstream.APIError
+	if errors.As(err, &api) {
+		switch api.ErrorCode {
+		case jsClusterNotAvailable, jetstream.JSErrCodeJetStreamNotEnabled, jetstream.JSErrCodeJetStreamNotEnabledForAccount, jsStreamSequenceNotReady:
+			return true
+		}
 	}
 	return false
 }
+
+// JetStream API error codes (nats-server's errors.json) that nats.go names no constant for.
+const (
+	jsClusterNotAvailable    jetstream.ErrorCode = 10008 // "JetStream system temporarily unavailable"
+	jsStreamSequenceNotReady jetstream.ErrorCode = 10163 // "expected last sequence not ready"
+)
 
 // isPermanentJSError is an error waiting cannot fix: a refused permission.
 func isPermanentJSError(err error) bool {

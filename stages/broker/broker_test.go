@@ -114,18 +114,22 @@ func TestIsTransient(t *testing.T) {
 		{fmt.Errorf("reader: opening PC_INGEST: %w", context.DeadlineExceeded), true},
 		{nats.ErrTimeout, true},
 		{nats.ErrNoResponders, true},
-		{nats.ErrNoServers, true},
-		{nats.ErrConnectionReconnecting, true},
+		{nats.ErrReconnectBufExceeded, true},
 		{jetstream.ErrNoStreamResponse, true},
 		{jetstream.ErrJetStreamNotEnabled, true},
+		{jetstream.ErrJetStreamNotEnabledForAccount, true}, // also said while a server starts
 		{&jetstream.APIError{Code: 503, ErrorCode: 10008, Description: "JetStream system temporarily unavailable"}, true},
-		{fmt.Errorf("x: %w", &jetstream.APIError{Code: 503, ErrorCode: 10008}), true},
+		{fmt.Errorf("nats: %w", &jetstream.APIError{Code: 503, ErrorCode: 10008}), true},
+		{&jetstream.APIError{Code: 503, ErrorCode: 10163, Description: "expected last sequence not ready"}, true},
+		{&jetstream.APIError{Code: 503, ErrorCode: 10023, Description: "insufficient resources"}, false},
+		{&jetstream.APIError{Code: 503, ErrorCode: 10077, Description: "message size exceeds maximum allowed"}, false},
 		{context.Canceled, false},
+		{nats.ErrConnectionClosed, false},
 		{jetstream.ErrStreamNotFound, false},
 		{jetstream.ErrBucketNotFound, false},
 		{&jetstream.APIError{Code: 400, ErrorCode: 10003, Description: "bad request"}, false},
 		{nats.ErrPermissionViolation, false},
-		{fmt.Errorf("%w: deadline too", nats.ErrAuthorization), false},
+		{fmt.Errorf("%w: %w", nats.ErrAuthorization, context.DeadlineExceeded), false}, // a refusal wins
 		{errors.New("reader: source id already in use"), false},
 	}
 	for _, c := range cases {

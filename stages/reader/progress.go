@@ -86,8 +86,10 @@ var (
 
 // Cancel asks the reader of source to stop. It works before the reader has started (the
 // request is then acknowledged without reading) and while it reads; the reader notices within
-// its ProgressEvery and ends the source with state "cancelled". It returns ErrFinished for a
-// source that has ended and ErrUnknownSource for one that was never ingested.
+// its ProgressEvery and ends the source with state "cancelled". Cancelling again is no error
+// (a command that lost the reply of its first try sends it again), whether the source is still
+// being cancelled or already cancelled. It returns ErrFinished for a source that has ended
+// otherwise and ErrUnknownSource for one that was never ingested.
 func Cancel(ctx context.Context, js jetstream.JetStream, source string) error {
 	if err := messages.ValidateSourceID(source); err != nil {
 		return fmt.Errorf("reader: cancel: %w", err)
@@ -110,6 +112,9 @@ func Cancel(ctx context.Context, js jetstream.JetStream, source string) error {
 				return fmt.Errorf("%w %s (nothing ingested under this id)", ErrUnknownSource, source)
 			}
 			p = &Progress{State: messages.StateReading}
+		}
+		if p.State == messages.StateCancelled || (p.Cancel && !p.Final()) {
+			return nil
 		}
 		if p.Final() {
 			return fmt.Errorf("%w: %s is %s", ErrFinished, source, p.State)

@@ -58,6 +58,16 @@ func (r *run) readAll(ctx context.Context) (string, *source, error) {
 		return "", src, pubErr
 	case decErr != nil:
 		return "", src, decErr
+	case ctx.Err() != nil:
+		// Stopped after the last frame was queued (another reader took the source over, or
+		// the stage is stopping): the frames still waiting for acks were abandoned, so this is
+		// not the end of the source.
+		return "", src, context.Cause(ctx)
+	}
+	if queued, stored := pl.counts(); stored != queued {
+		// Never end a source over frames that are not stored: its end of stream would count
+		// fewer frames than were read, and the clusterer would close the source early.
+		return "", src, fmt.Errorf("reader: %d of the %d frames of %s queued were not stored", queued-stored, queued, r.req.Source)
 	}
 	if (reason == "end" || reason == "truncated") && src.framesRead == 0 {
 		return "", src, sourceErrorf("reader: %s has no readable frames", r.req.URI)
@@ -168,9 +178,19 @@ type pipeline struct {
 	errMu                          sync.Mutex
 	err                            error
 
-	ackMu   sync.Mutex
-	acked   map[int64]*job
-	nextAck int64
+	ackMu    sync.Mutex
+	acked    map[int64]*job
+	firstAck int64 // nextAck at the start: the frames stored before this read
+	nextAck  int64
+	queued   int64 // frames submitted (by the decoding goroutine only)
+}
+
+// counts returns the frames this read queued and how many of them are stored (a contiguous
+// prefix); after finish.
+func (p *pipeline) counts() (queued, stored int64) {
+	p.ackMu.Lock()
+	defer p.ackMu.Unlock()
+	return p.queued, p.nextAck - p.firstAck
 }
 
 func newPipeline(ctx context.Context, r *run) *pipeline {
@@ -183,7 +203,7 @@ func newPipeline(ctx context.Context, r *run) *pipeline {
 		free:    make(chan *gocv.Mat, cfg.Encoders+2),
 		work:    make(chan *job, cfg.Encoders),
 		ordered: make(chan *job, cfg.Window),
-		acked:   map[int64]*job{}, nextAck: nextAck}
+		acked:   map[int64]*job{}, firstAck: nextAck, nextAck: nextAck}
 	for range cfg.Encoders + 2 {
 		m := gocv.NewMat()
 		p.mats = append(p.mats, &m)
@@ -226,6 +246,7 @@ func (p *pipeline) submit(j *job) error {
 		p.putMat(j.mat)
 		return context.Cause(p.ctx)
 	}
+	p.queued++
 	// The encoders never wait for the publisher, so this send cannot deadlock.
 	p.work <- j
 	return nil

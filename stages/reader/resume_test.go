@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/personcluster/personcluster/messages"
@@ -341,5 +342,87 @@ func TestShutdownHandsTheSourceOver(t *testing.T) {
 	}
 	if st := finalStatus(t, env.JS, "handover", 10*time.Second); st.State != messages.StateDone || st.FramesPublished != 275 {
 		t.Errorf("final status %+v", st)
+	}
+}
+
+// stallingJetStream never acknowledges the frames of one source from seq stallFrom on: the
+// publish reached a node that died, which no in-process server can do. Everything else is the
+// real JetStream.
+type stallingJetStream struct {
+	jetstream.JetStream
+	subject   string
+	stallFrom int64
+}
+
+func (s stallingJetStream) PublishMsgAsync(msg *nats.Msg, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error) {
+	if msg.Subject == s.subject {
+		if f, err := messages.Decode(msg.Data); err == nil {
+			if fr, ok := f.(*messages.Frame); ok && fr.Seq >= s.stallFrom {
+				return stalledAck{msg: msg}, nil
+			}
+		}
+	}
+	return s.JetStream.PublishMsgAsync(msg, opts...)
+}
+
+type stalledAck struct{ msg *nats.Msg }
+
+func (stalledAck) Ok() <-chan *jetstream.PubAck { return nil }
+func (stalledAck) Err() <-chan error            { return nil }
+func (a stalledAck) Msg() *nats.Msg             { return a.msg }
+
+// A reader that has queued its source's last frame and loses the source while some of those
+// frames wait for acks that never come must not end the source: an end of stream counting
+// only the acknowledged frames made the clusterer close the source early with a partial
+// result, and the new owner's end came too late (seen in the 3-node test when a node died).
+func TestLostOwnershipWithFramesInFlightEndsNothing(t *testing.T) {
+	path := sharedClip(t)
+	env := start(t, testTopology())
+	cfg := readerConfig(stallingJetStream{JetStream: env.JS, subject: "frames.inflight", stallFrom: 10})
+	cfg.AckTimeout = time.Minute // the stalled acks outlast the test
+	startReader(t, env.JS, cfg)
+	req := request("inflight", path)
+	req.Sampling.MaxFrames = 20 // fewer than the publish window: every frame is queued at once
+	ingest(t, env.JS, req, "")
+	ctx := context.Background()
+	kv, err := env.JS.KeyValue(ctx, stage.SourcesBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		p, rev, err := reader.LoadProgress(ctx, kv, "inflight")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p != nil && p.NextSeq == 10 {
+			p.Owner = "another-reader"
+			data, _ := json.Marshal(p)
+			if _, err := kv.Update(ctx, "inflight", data, rev); err == nil {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the reader did not stall at frame 10: progress %+v", p)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for time.Now().Before(deadline) && ingestPending(t, env.JS) != 0 {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := ingestPending(t, env.JS); n != 0 {
+		t.Fatalf("the reader did not let go of the request (%d pending)", n)
+	}
+	if ok := readStream(t, env.JS, stage.StreamFrames, "frames.inflight", 300*time.Millisecond, func(m messages.Message) bool {
+		eos, ok := m.(*messages.EndOfStream)
+		if ok {
+			t.Logf("end of stream %+v", eos)
+		}
+		return ok
+	}); ok {
+		t.Error("the old reader ended a source it no longer owns, with frames unacknowledged")
+	}
+	if p := progressOf(t, env.JS, "inflight"); p.Owner != "another-reader" || p.State != messages.StateReading {
+		t.Errorf("the old reader wrote over the new owner's progress: %+v", p)
 	}
 }

@@ -213,6 +213,9 @@ func Run(ctx context.Context, js jetstream.JetStream, cfg Config, proc Processor
 	defer stopDrain()
 
 	l := &loop{cfg: cfg, log: log, cons: cons, proc: proc, pub: pub, m: m, stopping: ctx.Done()}
+	if info := cons.CachedInfo(); info != nil {
+		l.ackWait = info.Config.AckWait
+	}
 	var wg sync.WaitGroup
 	for w := 0; w < cfg.Concurrency; w++ {
 		wg.Add(1)
@@ -251,6 +254,8 @@ type loop struct {
 	stopping <-chan struct{}
 	// backlog: the last pull returned messages, so the next one does not wait for a batch.
 	backlog atomic.Bool
+	// ackWait is the consumer's: how long an input held by a stage that died stays away.
+	ackWait time.Duration
 }
 
 func (l *loop) worker(ctx, work context.Context) {
@@ -484,6 +489,12 @@ func (l *loop) settle(ctx context.Context, in *Input, err error) {
 		l.deadLetter(ctx, in, fmt.Errorf("giving up after %d attempts: %w", in.Deliveries, err))
 	default:
 		delay := l.cfg.RetryDelay << min(in.Deliveries, 6)
+		if errors.Is(err, ErrNotYet) && in.Deliveries >= 2 {
+			// What an early input waits for may sit unacked with a stage that died (a source's
+			// last frames, when its end is here): it comes back only after the ack wait. The
+			// later retries wait twice that in all before the input is given up.
+			delay = max(delay, 2*l.ackWait/time.Duration(max(1, l.cfg.MaxDeliver-2)))
+		}
 		l.m.Retried.Add(1)
 		level := slog.LevelWarn
 		if errors.Is(err, ErrNotYet) {

@@ -306,6 +306,33 @@ func TestRunRetriesNotYetQuietly(t *testing.T) {
 	}
 }
 
+// An input that came too early waits, before it is given up, for longer than the ack wait
+// after which what it waits for comes back from a stage that died holding it: the clusterer's
+// end of a source whose last frames an encoder had when it was killed.
+func TestRunWaitsOutTheAckWaitForNotYet(t *testing.T) {
+	env := stagetest.Start(t, stage.Topology{AckWait: time.Second})
+	var first time.Time
+	proc := &scripted{calls: map[int64]int{}, behave: func(index int64, call int) error {
+		if call == 1 {
+			first = time.Now()
+		}
+		if time.Since(first) < 1500*time.Millisecond {
+			return fmt.Errorf("frame %d: its other half is with a stage that died: %w", index, stage.ErrNotYet)
+		}
+		return nil
+	}}
+	publish(t, env.JS, "frames.src1", encode(t, frame(0)), "")
+	cfg := testConfig(env) // 3 deliveries, 20 ms retry delay: about 60 ms in all without the wait
+	stop := stagetest.Run(t, env.JS, cfg, proc)
+	stagetest.Collect(t, env.JS, stage.StreamFaces, "faces.src1", 1)
+	stop()
+	proc.mu.Lock()
+	defer proc.mu.Unlock()
+	if proc.calls[0] != 3 {
+		t.Errorf("%d calls, want 3 (the last after the ack wait)", proc.calls[0])
+	}
+}
+
 func TestConfigValidate(t *testing.T) {
 	for _, tc := range []struct {
 		name string

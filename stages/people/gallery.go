@@ -1,6 +1,7 @@
 package people
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -55,6 +56,30 @@ func Open(ctx context.Context, js jetstream.JetStream) (*Gallery, error) {
 		g.markerTTL = purgeMarkerTTL
 	}
 	return g, nil
+}
+
+// holds tells whether the stored index is x: a commit whose reply was lost may have landed.
+func (g *Gallery) holds(ctx context.Context, x *index) bool {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	cur, _, err := g.readIndex(ctx)
+	if err != nil {
+		return false
+	}
+	a, errA := canonicalIndex(cur)
+	b, errB := canonicalIndex(x)
+	return errA == nil && errB == nil && bytes.Equal(a, b)
+}
+
+// canonicalIndex encodes x with its map keys sorted, so equal indexes give equal bytes.
+func canonicalIndex(x *index) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := msgpack.NewEncoder(&buf)
+	enc.SetSortMapKeys(true)
+	if err := enc.Encode(x); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 // errStale: a record the index named is gone (a newer transaction replaced it); read again.
@@ -286,8 +311,10 @@ func (g *Gallery) commit(ctx context.Context, before *index, rev uint64, t *txn)
 		undo()
 		return false, nil
 	}
-	if err != nil {
-		undo()
+	if err != nil && !g.holds(ctx, x) {
+		// The index may yet be stored although its reply was lost (a leader that died after
+		// replicating it, a context that ended): the records it would name stay. Unnamed
+		// ones cost a little space; deleting named ones would break the gallery for good.
 		return false, fmt.Errorf("people: committing: %w", err)
 	}
 	g.mu.Lock()

@@ -542,3 +542,79 @@ func TestGalleryStoreStaysBounded(t *testing.T) {
 	}
 	t.Errorf("%d messages in the gallery's stream after 40 windows of 3 people; want the 3 records and the index", msgs)
 }
+
+// lostReplies makes the gallery's index updates fail after the fact: the first `stored` of them
+// are written and then reported as timed out (the reply lost with a leader that died after
+// replicating it), the next `refused` are not written and time out. No in-process server
+// loses a reply; the writes are the real bucket's.
+type lostReplies struct {
+	jetstream.JetStream
+	stored, refused *int
+}
+
+func (l lostReplies) KeyValue(ctx context.Context, bucket string) (jetstream.KeyValue, error) {
+	kv, err := l.JetStream.KeyValue(ctx, bucket)
+	if err != nil {
+		return nil, err
+	}
+	return lostReplyKV{KeyValue: kv, stored: l.stored, refused: l.refused}, nil
+}
+
+type lostReplyKV struct {
+	jetstream.KeyValue
+	stored, refused *int
+}
+
+func (kv lostReplyKV) lose(key string, write func() (uint64, error)) (uint64, error) {
+	if key == "index" && *kv.stored > 0 {
+		*kv.stored--
+		if _, err := write(); err != nil {
+			return 0, err
+		}
+		return 0, fmt.Errorf("nats: %w", context.DeadlineExceeded)
+	}
+	if key == "index" && *kv.refused > 0 {
+		*kv.refused--
+		return 0, fmt.Errorf("nats: %w", context.DeadlineExceeded)
+	}
+	return write()
+}
+
+func (kv lostReplyKV) Create(ctx context.Context, key string, value []byte, opts ...jetstream.KVCreateOpt) (uint64, error) {
+	return kv.lose(key, func() (uint64, error) { return kv.KeyValue.Create(ctx, key, value, opts...) })
+}
+
+func (kv lostReplyKV) Update(ctx context.Context, key string, value []byte, revision uint64) (uint64, error) {
+	return kv.lose(key, func() (uint64, error) { return kv.KeyValue.Update(ctx, key, value, revision) })
+}
+
+// A commit whose index was stored but whose reply was lost is a commit: the records the index
+// names stay (deleting them made every later read of the gallery fail for good). One that was
+// not stored fails and leaves the gallery as it was.
+func TestCommitWithALostReply(t *testing.T) {
+	env := stagetest.Start(t, stage.Topology{Memory: true})
+	stored, refused := 2, 0
+	g, err := people.Open(context.Background(), lostReplies{JetStream: env.JS, stored: &stored, refused: &refused})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newCast(3, 9)
+	first := link(t, g, window("a.final", "a", c.cluster(6, 0), c.cluster(6, 1))) // the index's Create
+	second := link(t, g, window("b.final", "b", c.cluster(5, 1)))                 // an Update
+	if second[0].Person != first[1].Person {
+		t.Errorf("b's cluster linked to %s, want %s", second[0].Person, first[1].Person)
+	}
+	refused = 1
+	if _, err := g.Link(context.Background(), window("c.final", "c", c.cluster(4, 2))); err == nil {
+		t.Error("a commit that was not stored succeeded")
+	}
+	// A fresh reader sees a whole gallery, and it takes new links.
+	fresh := open(t, env)
+	if ps := list(t, fresh); len(ps) != 2 {
+		t.Fatalf("%d people, want 2", len(ps))
+	}
+	link(t, fresh, window("c.final", "c", c.cluster(4, 2)))
+	if ps := list(t, fresh); len(ps) != 3 {
+		t.Errorf("%d people after a new link, want 3", len(ps))
+	}
+}

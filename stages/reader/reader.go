@@ -209,13 +209,20 @@ func (s *Stage) read(ctx context.Context, in *stage.Input, req *messages.IngestR
 		return r.finish(ctx, "cancelled", nil, nil, stopHB)
 	}
 	reason, src, readErr := r.readAll(readCtx)
+	if cause := context.Cause(readCtx); errors.Is(cause, errLostOwnership) && !errors.Is(readErr, errLostOwnership) {
+		// Whatever the read was doing when the heartbeat stopped it (a reconnect wait, a
+		// status event) gave only "cancelled": the cause is what counts.
+		readErr = cause
+	}
 
 	switch {
+	case errors.Is(readErr, errLostOwnership):
+		// The request is the new owner's delivery now: acking or naking it here would settle
+		// that one (stage.ErrHandedOver leaves it alone).
+		r.log.Warn("another reader has taken this source over; stopping", "err", readErr)
+		return fmt.Errorf("%w: %w", readErr, stage.ErrHandedOver)
 	case readErr == nil || isSourceError(readErr):
 		return r.finish(ctx, reason, src, readErr, stopHB)
-	case errors.Is(readErr, errLostOwnership):
-		r.log.Warn("another reader has taken this source over; stopping", "err", readErr)
-		return nil
 	default:
 		stopHB()
 		// Shutting down, or NATS trouble: save what is stored, leave the request unacked
@@ -264,7 +271,7 @@ func (r *run) finish(ctx context.Context, reason string, src *source, readErr er
 	if err := r.checkpoint(ctx); err != nil {
 		if errors.Is(err, errLostOwnership) {
 			r.log.Warn("another reader has taken this source over at its end", "err", err)
-			return nil
+			return fmt.Errorf("%w: %w", err, stage.ErrHandedOver)
 		}
 		return err
 	}

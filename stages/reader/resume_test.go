@@ -265,22 +265,35 @@ func TestLostOwnershipStops(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	for time.Now().Before(deadline) && ingestPending(t, env.JS) != 0 {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if n := ingestPending(t, env.JS); n != 0 {
-		t.Fatalf("the reader did not let go of the request (%d pending)", n)
-	}
-	p := progressOf(t, env.JS, "stolen")
-	if p.Owner != "another-reader" || p.State != messages.StateReading {
-		t.Errorf("the old reader wrote over the new owner's progress: %+v", p)
-	}
+	handedOver(t, env.JS, "stolen")
 	if ok := readStream(t, env.JS, stage.StreamFrames, "frames.stolen", 300*time.Millisecond, func(m messages.Message) bool {
 		_, eos := m.(*messages.EndOfStream)
 		return eos
 	}); ok {
 		t.Error("the old reader ended a source it no longer owns")
 	}
+}
+
+// handedOver checks what a reader that lost source to "another-reader" leaves behind: it never
+// writes over the new owner's progress, and it neither acks nor naks the request, which is the
+// new owner's delivery now (an ack would take it from the work queue while the new owner
+// reads). This test's "another-reader" holds no delivery, so once the ack wait runs out the
+// request comes to the stage again and a reader takes the source back.
+func handedOver(t *testing.T, js jetstream.JetStream, source string) {
+	t.Helper()
+	time.Sleep(500 * time.Millisecond) // ten progress periods: the old reader has stopped
+	if p := progressOf(t, js, source); p.Owner != "another-reader" || p.State != messages.StateReading {
+		t.Fatalf("the old reader wrote over the new owner's progress: %+v", p)
+	}
+	if n := ingestPending(t, js); n != 1 {
+		t.Fatalf("%d requests in the work queue after the handover, want 1: the old reader settled the new owner's delivery", n)
+	}
+	for deadline := time.Now().Add(3 * testTopology().AckWait); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if p := progressOf(t, js, source); p.Owner != "another-reader" {
+			return
+		}
+	}
+	t.Errorf("the request did not come back after the ack wait: progress %+v", progressOf(t, js, source))
 }
 
 // A reader told to stop (SIGTERM) stops reading at once rather than after its drain timeout,
@@ -407,12 +420,6 @@ func TestLostOwnershipWithFramesInFlightEndsNothing(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	for time.Now().Before(deadline) && ingestPending(t, env.JS) != 0 {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if n := ingestPending(t, env.JS); n != 0 {
-		t.Fatalf("the reader did not let go of the request (%d pending)", n)
-	}
 	if ok := readStream(t, env.JS, stage.StreamFrames, "frames.inflight", 300*time.Millisecond, func(m messages.Message) bool {
 		eos, ok := m.(*messages.EndOfStream)
 		if ok {
@@ -422,7 +429,5 @@ func TestLostOwnershipWithFramesInFlightEndsNothing(t *testing.T) {
 	}); ok {
 		t.Error("the old reader ended a source it no longer owns, with frames unacknowledged")
 	}
-	if p := progressOf(t, env.JS, "inflight"); p.Owner != "another-reader" || p.State != messages.StateReading {
-		t.Errorf("the old reader wrote over the new owner's progress: %+v", p)
-	}
+	handedOver(t, env.JS, "inflight")
 }

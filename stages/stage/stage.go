@@ -92,6 +92,12 @@ var ErrPermanent = errors.New("permanent")
 // debug level, not as a warning. Wrap it: fmt.Errorf("...: %w", stage.ErrNotYet).
 var ErrNotYet = errors.New("not yet")
 
+// ErrHandedOver marks an input that another worker holds now (its lease ran out and it was
+// delivered again): the loop neither acks nor naks it, because JetStream matches an ack to the
+// message, not to the delivery, and either would settle the other worker's delivery. Wrap it:
+// fmt.Errorf("...: %w", stage.ErrHandedOver).
+var ErrHandedOver = errors.New("handed over")
+
 // ErrTooLarge is the reason of an input refused for its size before decoding.
 var ErrTooLarge = errors.New("stage: message too large")
 
@@ -477,6 +483,8 @@ func firstErr(errs []error) error {
 func (l *loop) settle(ctx context.Context, in *Input, err error) {
 	defer func() { l.m.Observe(time.Since(in.Received)) }()
 	switch {
+	case errors.Is(err, ErrHandedOver):
+		l.log.Debug("input handed over to another worker; leaving it to that one", "subject", in.Subject, "err", err)
 	case err == nil:
 		if ackErr := in.msg.Ack(); ackErr != nil {
 			l.log.Warn("ack failed; the input will be redelivered and its outputs deduplicated", "subject", in.Subject, "err", ackErr)

@@ -333,6 +333,30 @@ func TestRunWaitsOutTheAckWaitForNotYet(t *testing.T) {
 	}
 }
 
+// An input handed over to another worker is neither acked nor naked: it comes again only when
+// its ack wait runs out (here nobody else holds it).
+func TestRunLeavesHandedOverInput(t *testing.T) {
+	env := stagetest.Start(t, stage.Topology{AckWait: time.Second})
+	var first, second time.Time
+	proc := &scripted{calls: map[int64]int{}, behave: func(index int64, call int) error {
+		if call == 1 {
+			first = time.Now()
+			return fmt.Errorf("frame %d: another worker reads it now: %w", index, stage.ErrHandedOver)
+		}
+		second = time.Now()
+		return nil
+	}}
+	publish(t, env.JS, "frames.src1", encode(t, frame(0)), "")
+	stop := stagetest.Run(t, env.JS, testConfig(env), proc)
+	stagetest.Collect(t, env.JS, stage.StreamFaces, "faces.src1", 1)
+	stop()
+	proc.mu.Lock()
+	defer proc.mu.Unlock()
+	if proc.calls[0] != 2 || second.Sub(first) < 900*time.Millisecond {
+		t.Errorf("%d calls, the second %v after the first; want 2, the second after the 1 s ack wait (a nak comes back in 40 ms)", proc.calls[0], second.Sub(first))
+	}
+}
+
 func TestConfigValidate(t *testing.T) {
 	for _, tc := range []struct {
 		name string

@@ -4,10 +4,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base32"
+	"errors"
 	"fmt"
 	"math"
 	"sort"
 	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/personcluster/personcluster/stages/internal/vec"
 )
@@ -109,14 +112,21 @@ func (g *Gallery) Link(ctx context.Context, w Window) ([]Link, error) {
 		}
 	}
 	var links []Link
+	var thumbs map[string][]byte // thumbnails a window linked before may have left unstored
 	err := g.update(ctx, func(t *txn) error {
-		links = nil
+		links, thumbs = nil, nil
 		if done := t.idx.recent(w.ID); done != nil && len(done.People) == len(w.Clusters) {
-			for _, id := range done.People {
+			for i, id := range done.People {
 				id = t.idx.resolve(id)
 				l := Link{Person: id}
 				if p := t.person(id); p != nil {
 					l.Name = p.Name
+					if p.Thumbnail == thumbnailKey(done.People[i]) && len(w.Clusters[i].Thumbnail) > 0 && g.thumbs != nil {
+						if thumbs == nil {
+							thumbs = map[string][]byte{}
+						}
+						thumbs[p.Thumbnail] = w.Clusters[i].Thumbnail
+					}
 				}
 				links = append(links, l)
 			}
@@ -136,8 +146,22 @@ func (g *Gallery) Link(ctx context.Context, w Window) ([]Link, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Linked before: the thumbnails of the people it made are stored after their commit, so a
+	// link whose storing failed (and is tried again, as this one) may have left them out.
+	for key, jpeg := range thumbs {
+		if _, err := g.thumbs.GetInfo(ctx, key); errors.Is(err, jetstream.ErrObjectNotFound) {
+			if _, err := g.thumbs.PutBytes(ctx, key, jpeg); err != nil {
+				return nil, fmt.Errorf("people: storing the thumbnail %s: %w", key, err)
+			}
+		} else if err != nil {
+			return nil, fmt.Errorf("people: looking up the thumbnail %s: %w", key, err)
+		}
+	}
 	return links, nil
 }
+
+// thumbnailKey is where the thumbnail of a person made by a link is stored.
+func thumbnailKey(id string) string { return "people/" + id + ".jpg" }
 
 type candidate struct {
 	cluster int
@@ -242,7 +266,7 @@ func newPerson(t *txn, w Window, ci int) *Person {
 	}
 	p := &Person{ID: id, Created: w.AtMillis, Sources: map[string]int64{}}
 	if len(w.Clusters[ci].Thumbnail) > 0 && t.g.thumbs != nil {
-		p.Thumbnail = "people/" + id + ".jpg"
+		p.Thumbnail = thumbnailKey(id)
 		jpeg := w.Clusters[ci].Thumbnail
 		t.after = append(t.after, func(ctx context.Context) error {
 			if _, err := t.g.thumbs.PutBytes(ctx, p.Thumbnail, jpeg); err != nil {

@@ -618,3 +618,56 @@ func TestCommitWithALostReply(t *testing.T) {
 		t.Errorf("%d people after a new link, want 3", len(ps))
 	}
 }
+
+// failingThumbs fails the first `fails` thumbnail writes (a store without a leader for a
+// while); the rest go to the real object store.
+type failingThumbs struct {
+	jetstream.JetStream
+	fails *int
+}
+
+func (f failingThumbs) ObjectStore(ctx context.Context, bucket string) (jetstream.ObjectStore, error) {
+	os, err := f.JetStream.ObjectStore(ctx, bucket)
+	if err != nil {
+		return nil, err
+	}
+	return failingPut{ObjectStore: os, fails: f.fails}, nil
+}
+
+type failingPut struct {
+	jetstream.ObjectStore
+	fails *int
+}
+
+func (f failingPut) PutBytes(ctx context.Context, name string, data []byte) (*jetstream.ObjectInfo, error) {
+	if *f.fails > 0 {
+		*f.fails--
+		return nil, fmt.Errorf("nats: %w", context.DeadlineExceeded)
+	}
+	return f.ObjectStore.PutBytes(ctx, name, data)
+}
+
+// A link whose thumbnail could not be stored fails; tried again (the window is linked by
+// then), it stores the thumbnail the new person names.
+func TestRelinkStoresAMissingThumbnail(t *testing.T) {
+	env := stagetest.Start(t, stage.Topology{Memory: true})
+	fails := 1
+	g, err := people.Open(context.Background(), failingThumbs{JetStream: env.JS, fails: &fails})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newCast(1, 4)
+	w := window("a.final", "a", c.cluster(5, 0))
+	w.Clusters[0].Thumbnail = []byte{0xff, 0xd8, 0xff, 0xd9}
+	if _, err := g.Link(context.Background(), w); err == nil {
+		t.Fatal("a link whose thumbnail was not stored succeeded")
+	}
+	links := link(t, g, w)
+	p, _, err := g.Get(context.Background(), links[0].Person)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if data, err := g.Thumbnail(context.Background(), p); err != nil || len(data) != 4 {
+		t.Errorf("thumbnail of %s after the link was tried again: %d bytes, %v", p.ID, len(data), err)
+	}
+}

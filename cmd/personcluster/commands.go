@@ -283,7 +283,9 @@ func cmdStage(ctx context.Context, name string, args []string) error {
 	if err != nil {
 		return err
 	}
-	spec.Config.MaxDeliver = topo.MaxDeliver
+	if spec.Config.MaxDeliver != stage.NoDeliveryLimit {
+		spec.Config.MaxDeliver = topo.MaxDeliver
+	}
 	return stage.Run(ctx, js, spec.Config, spec.Processor)
 }
 

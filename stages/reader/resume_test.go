@@ -431,3 +431,54 @@ func TestLostOwnershipWithFramesInFlightEndsNothing(t *testing.T) {
 	}
 	handedOver(t, env.JS, "inflight")
 }
+
+// A source outlives any number of reader restarts: every stop hands the request back (one
+// more delivery of it), so a limit on its deliveries would, after a few rolling restarts of
+// the readers, leave a live camera unread for good with nothing said.
+func TestManyHandoversKeepTheSource(t *testing.T) {
+	path := sharedClip(t)
+	topo := testTopology() // 3 deliveries before an input is given up
+	topo.MaxBytes = 1 << 20
+	env := start(t, topo)
+	det := startDetector(t, env.JS, 4*time.Millisecond)
+	kv, err := env.JS.KeyValue(context.Background(), stage.SourcesBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ingest(t, env.JS, request("restarted", path), "")
+	cfg := loopConfig()
+	cfg.DrainTimeout = 10 * time.Minute
+	for i := 1; i <= 5; i++ {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- stage.Run(ctx, env.JS, cfg, reader.New(readerConfig(env.JS), kv)) }()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			if p := progressOf(t, env.JS, "restarted"); p != nil && p.NextSeq >= int64(30*i) {
+				break
+			}
+			if time.Now().After(deadline) {
+				cancel()
+				t.Fatalf("reader %d made no progress: %+v", i, progressOf(t, env.JS, "restarted"))
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("reader %d: %v", i, err)
+		}
+	}
+	startReader(t, env.JS, readerConfig(env.JS))
+	select {
+	case <-det.done:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("no end of stream after 5 handovers: progress %+v", progressOf(t, env.JS, "restarted"))
+	}
+	det.mu.Lock()
+	defer det.mu.Unlock()
+	for seq := int64(0); seq < 275; seq++ {
+		if n := det.seqs[seq]; n != 1 {
+			t.Errorf("frame %d delivered %d times", seq, n)
+		}
+	}
+}

@@ -92,6 +92,12 @@ var ErrPermanent = errors.New("permanent")
 // debug level, not as a warning. Wrap it: fmt.Errorf("...: %w", stage.ErrNotYet).
 var ErrNotYet = errors.New("not yet")
 
+// NoDeliveryLimit as Config.MaxDeliver never gives an input up for its number of deliveries:
+// for a stage whose redeliveries are not failures, as the reader's sources, handed from reader
+// to reader whenever one stops. Its consumer must have no limit either (Topology gives the
+// reader's none).
+const NoDeliveryLimit = -1
+
 // ErrHandedOver marks an input that another worker holds now (its lease ran out and it was
 // delivered again): the loop neither acks nor naks it, because JetStream matches an ack to the
 // message, not to the delivery, and either would settle the other worker's delivery. Wrap it:
@@ -128,7 +134,7 @@ type Config struct {
 	// handles its inputs one by one): a last message is not held up to BatchWait for a batch
 	// that never fills.
 	Eager        bool
-	MaxDeliver   int           // attempts before a failing input is dead-lettered
+	MaxDeliver   int           // attempts before a failing input is dead-lettered (NoDeliveryLimit: never)
 	RetryDelay   time.Duration // after the n-th failed attempt an input waits RetryDelay·2ⁿ (n ≤ 6)
 	DrainTimeout time.Duration
 	// MaxMessageBytes bounds an input's size; a larger one is dead-lettered before decoding
@@ -182,7 +188,7 @@ func (c Config) Validate() error {
 	if c.Stream == "" || c.Consumer == "" {
 		errs = append(errs, errors.New("stream and consumer are required"))
 	}
-	if c.Concurrency < 0 || c.BatchSize < 0 || c.MaxDeliver < 0 {
+	if c.Concurrency < 0 || c.BatchSize < 0 || c.MaxDeliver < NoDeliveryLimit {
 		errs = append(errs, errors.New("concurrency, batch size and max deliver must not be negative"))
 	}
 	if c.BatchSize > 4096 {
@@ -493,7 +499,7 @@ func (l *loop) settle(ctx context.Context, in *Input, err error) {
 		l.m.Acked.Add(1)
 	case errors.Is(err, ErrPermanent):
 		l.deadLetter(ctx, in, err)
-	case in.Deliveries >= uint64(l.cfg.MaxDeliver):
+	case l.cfg.MaxDeliver > 0 && in.Deliveries >= uint64(l.cfg.MaxDeliver):
 		l.deadLetter(ctx, in, fmt.Errorf("giving up after %d attempts: %w", in.Deliveries, err))
 	default:
 		delay := l.cfg.RetryDelay << min(in.Deliveries, 6)

@@ -141,12 +141,21 @@ type StreamConsumer struct {
 // Consumers lists every stage's durable consumer.
 func (t Topology) Consumers() []StreamConsumer {
 	return []StreamConsumer{
-		{StreamIngest, t.ConsumerConfig(ConsumerReader, messages.SubjectIngest+".>", 64)},
+		{StreamIngest, t.readerConsumer()},
 		{StreamFrames, t.ConsumerConfig(ConsumerDetector, messages.SubjectFrames+".>", 1024)},
 		{StreamFaces, t.ConsumerConfig(ConsumerEncoder, messages.SubjectFaces+".>", 1024)},
 		{StreamFaces, t.ConsumerConfig(ConsumerEmbedder, messages.SubjectFaces+".>", 1024)},
 		{StreamVectors, t.consumerAll(ConsumerClusterer)},
 	}
+}
+
+// readerConsumer has no delivery limit: a source's request comes again each time its reader
+// stops (a restart, a node's death), however long the source lives; the reader's loop runs
+// with NoDeliveryLimit.
+func (t Topology) readerConsumer() jetstream.ConsumerConfig {
+	c := t.ConsumerConfig(ConsumerReader, messages.SubjectIngest+".>", 64)
+	c.MaxDeliver = -1
+	return c
 }
 
 func (t Topology) consumerAll(name string) jetstream.ConsumerConfig {

@@ -283,9 +283,7 @@ func cmdStage(ctx context.Context, name string, args []string) error {
 	if err != nil {
 		return err
 	}
-	if spec.Config.MaxDeliver != stage.NoDeliveryLimit {
-		spec.Config.MaxDeliver = topo.MaxDeliver
-	}
+	spec.Config.MaxDeliver = topo.MaxDeliver
 	return stage.Run(ctx, js, spec.Config, spec.Processor)
 }
 

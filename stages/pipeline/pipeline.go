@@ -217,10 +217,8 @@ func Build(ctx context.Context, name string, js jetstream.JetStream, o Options) 
 		if err != nil {
 			return nil, fmt.Errorf("%w: opening %s: %w", ErrSetup, stage.SourcesBucket, err)
 		}
-		loop := o.loop(name, stage.StreamIngest, stage.ConsumerReader, Tuning{Concurrency: 4, BatchWait: time.Second})
-		// A source's request comes again whenever its reader stops: never given up for that.
-		loop.MaxDeliver = stage.NoDeliveryLimit
-		return &Spec{loop, reader.New(reader.Config{Logger: o.Logger, JetStream: js}, kv)}, nil
+		return &Spec{o.loop(name, stage.StreamIngest, stage.ConsumerReader, Tuning{Concurrency: 4, BatchWait: time.Second}),
+			reader.New(reader.Config{Logger: o.Logger, JetStream: js}, kv)}, nil
 	case Detector:
 		det, err := o.Models.OpenDetector()
 		if err != nil {

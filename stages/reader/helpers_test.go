@@ -50,8 +50,7 @@ func testTopology() stage.Topology {
 
 func loopConfig() stage.Config {
 	return stage.Config{Name: reader.StageName, Stream: stage.StreamIngest, Consumer: stage.ConsumerReader,
-		BatchWait: 100 * time.Millisecond, RetryDelay: 100 * time.Millisecond, DrainTimeout: 2 * time.Second,
-		MaxDeliver: stage.NoDeliveryLimit, Logger: quietLogger()} // as pipeline.Build runs the reader
+		BatchWait: 100 * time.Millisecond, RetryDelay: 100 * time.Millisecond, DrainTimeout: 2 * time.Second, Logger: quietLogger()}
 }
 
 func readerConfig(js jetstream.JetStream) reader.Config {

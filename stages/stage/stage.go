@@ -92,12 +92,6 @@ var ErrPermanent = errors.New("permanent")
 // debug level, not as a warning. Wrap it: fmt.Errorf("...: %w", stage.ErrNotYet).
 var ErrNotYet = errors.New("not yet")
 
-// NoDeliveryLimit as Config.MaxDeliver never gives an input up for its number of deliveries:
-// for a stage whose redeliveries are not failures, as the reader's sources, handed from reader
-// to reader whenever one stops. Its consumer must have no limit either (Topology gives the
-// reader's none).
-const NoDeliveryLimit = -1
-
 // ErrHandedOver marks an input that another worker holds now (its lease ran out and it was
 // delivered again): the loop neither acks nor naks it, because JetStream matches an ack to the
 // message, not to the delivery, and either would settle the other worker's delivery. Wrap it:
@@ -134,7 +128,7 @@ type Config struct {
 	// handles its inputs one by one): a last message is not held up to BatchWait for a batch
 	// that never fills.
 	Eager        bool
-	MaxDeliver   int           // attempts before a failing input is dead-lettered (NoDeliveryLimit: never)
+	MaxDeliver   int           // attempts before a failing input is dead-lettered (none where the consumer has no limit)
 	RetryDelay   time.Duration // after the n-th failed attempt an input waits RetryDelay·2ⁿ (n ≤ 6)
 	DrainTimeout time.Duration
 	// MaxMessageBytes bounds an input's size; a larger one is dead-lettered before decoding
@@ -188,7 +182,7 @@ func (c Config) Validate() error {
 	if c.Stream == "" || c.Consumer == "" {
 		errs = append(errs, errors.New("stream and consumer are required"))
 	}
-	if c.Concurrency < 0 || c.BatchSize < 0 || c.MaxDeliver < NoDeliveryLimit {
+	if c.Concurrency < 0 || c.BatchSize < 0 || c.MaxDeliver < 0 {
 		errs = append(errs, errors.New("concurrency, batch size and max deliver must not be negative"))
 	}
 	if c.BatchSize > 4096 {
@@ -224,9 +218,14 @@ func Run(ctx context.Context, js jetstream.JetStream, cfg Config, proc Processor
 	})
 	defer stopDrain()
 
-	l := &loop{cfg: cfg, log: log, cons: cons, proc: proc, pub: pub, m: m, stopping: ctx.Done()}
+	l := &loop{cfg: cfg, log: log, cons: cons, proc: proc, pub: pub, m: m, stopping: ctx.Done(), maxDeliver: cfg.MaxDeliver}
 	if info := cons.CachedInfo(); info != nil {
 		l.ackWait = info.Config.AckWait
+		if info.Config.MaxDeliver < 0 {
+			// A consumer without a delivery limit (the reader's: a source's request comes again
+			// whenever its reader stops) has inputs whose redeliveries are not failures.
+			l.maxDeliver = 0
+		}
 	}
 	var wg sync.WaitGroup
 	for w := 0; w < cfg.Concurrency; w++ {
@@ -268,6 +267,8 @@ type loop struct {
 	backlog atomic.Bool
 	// ackWait is the consumer's: how long an input held by a stage that died stays away.
 	ackWait time.Duration
+	// maxDeliver is cfg.MaxDeliver, or 0 (no limit) where the consumer has none.
+	maxDeliver int
 }
 
 func (l *loop) worker(ctx, work context.Context) {
@@ -499,7 +500,7 @@ func (l *loop) settle(ctx context.Context, in *Input, err error) {
 		l.m.Acked.Add(1)
 	case errors.Is(err, ErrPermanent):
 		l.deadLetter(ctx, in, err)
-	case l.cfg.MaxDeliver > 0 && in.Deliveries >= uint64(l.cfg.MaxDeliver):
+	case l.maxDeliver > 0 && in.Deliveries >= uint64(l.maxDeliver):
 		l.deadLetter(ctx, in, fmt.Errorf("giving up after %d attempts: %w", in.Deliveries, err))
 	default:
 		delay := l.cfg.RetryDelay << min(in.Deliveries, 6)
@@ -507,7 +508,7 @@ func (l *loop) settle(ctx context.Context, in *Input, err error) {
 			// What an early input waits for may sit unacked with a stage that died (a source's
 			// last frames, when its end is here): it comes back only after the ack wait. The
 			// later retries wait twice that in all before the input is given up.
-			delay = max(delay, 2*l.ackWait/time.Duration(max(1, l.cfg.MaxDeliver-2)))
+			delay = max(delay, 2*l.ackWait/time.Duration(max(1, l.maxDeliver-2)))
 		}
 		l.m.Retried.Add(1)
 		level := slog.LevelWarn

@@ -150,8 +150,8 @@ func (t Topology) Consumers() []StreamConsumer {
 }
 
 // readerConsumer has no delivery limit: a source's request comes again each time its reader
-// stops (a restart, a node's death), however long the source lives; the reader's loop runs
-// with NoDeliveryLimit.
+// stops (a restart, a node's death), however long the source lives; the stage loop then sets
+// none either.
 func (t Topology) readerConsumer() jetstream.ConsumerConfig {
 	c := t.ConsumerConfig(ConsumerReader, messages.SubjectIngest+".>", 64)
 	c.MaxDeliver = -1

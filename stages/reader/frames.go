@@ -58,11 +58,6 @@ func (r *run) readAll(ctx context.Context) (string, *source, error) {
 		return "", src, pubErr
 	case decErr != nil:
 		return "", src, decErr
-	case ctx.Err() != nil:
-		// Stopped after the last frame was queued (another reader took the source over, or
-		// the stage is stopping): the frames still waiting for acks were abandoned, so this is
-		// not the end of the source.
-		return "", src, context.Cause(ctx)
 	}
 	if queued, stored := pl.counts(); stored != queued {
 		// Never end a source over frames that are not stored: its end of stream would count

@@ -209,9 +209,11 @@ func (s *Stage) read(ctx context.Context, in *stage.Input, req *messages.IngestR
 		return r.finish(ctx, "cancelled", nil, nil, stopHB)
 	}
 	reason, src, readErr := r.readAll(readCtx)
-	if cause := context.Cause(readCtx); errors.Is(cause, errLostOwnership) && !errors.Is(readErr, errLostOwnership) {
-		// Whatever the read was doing when the heartbeat stopped it (a reconnect wait, a
-		// status event) gave only "cancelled": the cause is what counts.
+	if cause := context.Cause(readCtx); cause != nil && !errors.Is(readErr, cause) {
+		// A stopped read (the heartbeat found the source taken over, or the stage is stopping)
+		// ends with whatever it was doing then: "cancelled" from a reconnect wait, or nothing
+		// after its last frame was queued, its frames still waiting for acks abandoned. It is
+		// no end of the source: the cause is what counts.
 		readErr = cause
 	}
 

@@ -97,21 +97,12 @@ func TestIngestCommand(t *testing.T) {
 	if err := os.WriteFile(video, []byte("not really"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
 
 	out, err := runIngest(t, "--nats", url, "--source", "lobby", "--every", "3", "--skip", "1.5", "--quota", "10", "--sim", "0.3", video)
 	if err != nil || out != "lobby" {
 		t.Fatalf("ingest: %q, %v", out, err)
 	}
-	st, err := env.JS.Stream(ctx, stage.StreamIngest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := st.GetLastMsgForSubject(ctx, "ingest.lobby")
-	if err != nil {
-		t.Fatal(err)
-	}
-	req, err := messages.DecodeAs[*messages.IngestRequest](raw.Data)
+	req, err := messages.DecodeAs[*messages.IngestRequest](lastIngest(t, env, "lobby"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,13 +134,7 @@ func TestIngestCommand(t *testing.T) {
 	if _, err := runIngest(t, "--nats", url, "--cancel", "lobby"); err != nil {
 		t.Fatal(err)
 	}
-	kv, err := env.JS.KeyValue(ctx, stage.SourcesBucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p, _, err := reader.LoadProgress(ctx, kv, "lobby"); err != nil || p == nil || !p.Cancel {
-		t.Errorf("progress after cancel: %+v, %v", p, err)
-	}
+	cancelFlagged(t, env, "lobby")
 	if _, err := runIngest(t, "--nats", url, "--cancel", "nobody"); !errors.Is(err, reader.ErrUnknownSource) {
 		t.Errorf("cancelling an unknown source: %v", err)
 	}
@@ -257,13 +242,7 @@ func TestIngestWaitsForJetStream(t *testing.T) {
 	if err := <-back; err != nil {
 		t.Fatal(err)
 	}
-	kv, err := env.JS.KeyValue(ctx, stage.SourcesBucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p, _, err := reader.LoadProgress(ctx, kv, "late"); err != nil || p == nil || !p.Cancel {
-		t.Errorf("progress of late after cancel: %+v, %v", p, err)
-	}
+	cancelFlagged(t, env, "late")
 	if _, err := runIngest(t, "--nats", url, "--cancel", "late"); err != nil {
 		t.Errorf("cancelling again: %v, want nil", err)
 	}
@@ -273,6 +252,19 @@ func TestIngestWaitsForJetStream(t *testing.T) {
 	_, err = runIngest(t, "--nats", url, "--source", "never", video)
 	if err == nil || !strings.HasPrefix(err.Error(), "ingest: ") || !broker.IsTransient(err) {
 		t.Errorf("ingest with JetStream gone: %v, want an ingest error wrapping the outage's", err)
+	}
+}
+
+// cancelFlagged checks that source's progress carries the cancel flag.
+func cancelFlagged(t *testing.T, env *stagetest.Env, source string) {
+	t.Helper()
+	ctx := context.Background()
+	kv, err := env.JS.KeyValue(ctx, stage.SourcesBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, _, err := reader.LoadProgress(ctx, kv, source); err != nil || p == nil || !p.Cancel {
+		t.Errorf("progress of %s after cancel: %+v, %v", source, p, err)
 	}
 }
 

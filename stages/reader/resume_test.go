@@ -242,35 +242,40 @@ func TestLostOwnershipStops(t *testing.T) {
 	env := start(t, topo)
 	startReader(t, env.JS, readerConfig(env.JS))
 	ingest(t, env.JS, request("stolen", path), "")
-	ctx := context.Background()
-	kv, err := env.JS.KeyValue(ctx, stage.SourcesBucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		p, rev, err := reader.LoadProgress(ctx, kv, "stolen")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if p != nil && p.NextSeq > 0 {
-			p.Owner = "another-reader"
-			data, _ := json.Marshal(p)
-			if _, err := kv.Update(ctx, "stolen", data, rev); err == nil {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the reader made no progress")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	steal(t, env.JS, "stolen", func(p *reader.Progress) bool { return p.NextSeq > 0 })
 	handedOver(t, env.JS, "stolen")
 	if ok := readStream(t, env.JS, stage.StreamFrames, "frames.stolen", 300*time.Millisecond, func(m messages.Message) bool {
 		_, eos := m.(*messages.EndOfStream)
 		return eos
 	}); ok {
 		t.Error("the old reader ended a source it no longer owns")
+	}
+}
+
+// steal makes "another-reader" the owner of source's progress once ready says it is time, as a
+// reader that took the source over would: the reader holding it loses it at its next checkpoint.
+func steal(t *testing.T, js jetstream.JetStream, source string, ready func(*reader.Progress) bool) {
+	t.Helper()
+	ctx := context.Background()
+	kv, err := js.KeyValue(ctx, stage.SourcesBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		p, rev, err := reader.LoadProgress(ctx, kv, source)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p != nil && ready(p) {
+			p.Owner = "another-reader"
+			data, _ := json.Marshal(p)
+			if _, err := kv.Update(ctx, source, data, rev); err == nil {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never got ready to be taken over: progress %+v", source, p)
+		}
 	}
 }
 
@@ -397,29 +402,7 @@ func TestLostOwnershipWithFramesInFlightEndsNothing(t *testing.T) {
 	req := request("inflight", path)
 	req.Sampling.MaxFrames = 20 // fewer than the publish window: every frame is queued at once
 	ingest(t, env.JS, req, "")
-	ctx := context.Background()
-	kv, err := env.JS.KeyValue(ctx, stage.SourcesBucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		p, rev, err := reader.LoadProgress(ctx, kv, "inflight")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if p != nil && p.NextSeq == 10 {
-			p.Owner = "another-reader"
-			data, _ := json.Marshal(p)
-			if _, err := kv.Update(ctx, "inflight", data, rev); err == nil {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the reader did not stall at frame 10: progress %+v", p)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	steal(t, env.JS, "inflight", func(p *reader.Progress) bool { return p.NextSeq == 10 })
 	if ok := readStream(t, env.JS, stage.StreamFrames, "frames.inflight", 300*time.Millisecond, func(m messages.Message) bool {
 		eos, ok := m.(*messages.EndOfStream)
 		if ok {
